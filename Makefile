@@ -1,0 +1,91 @@
+# mvdp developer entry points. CI runs `.ci/run`, which runs `make test`.
+#
+#   make deps    install the Debian packages and Rust components the build needs
+#   make build   release build of the mvdp binary
+#   make test    deps, rustfmt check, clippy (warnings are errors), all tests
+#   make demo    deps, build, then `mvdp demo` (needs root)
+#   make bench   criterion benchmarks of the hot path
+#   make clean   cargo clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# Privileged end-to-end tests build whole namespace rigs and run the daemon;
+# two at a time is what a 2-core machine takes without timeouts.
+TEST_THREADS ?= 2
+
+DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
+	zlib1g-dev make ethtool netsniff-ng iputils-ping
+RUST_COMPONENTS := rustfmt clippy
+
+# apt-get needs root; CI is root, a developer's shell may not be.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: help deps deps-debian deps-rust build test fmt-check clippy cargo-test demo bench clean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+deps: deps-debian deps-rust
+
+deps-debian:
+	@echo "==> deps: checking Debian packages: $(DEB_PACKAGES)"
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "==> deps: all Debian packages present"; \
+	else \
+		echo "==> deps: installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get update -q; \
+		$(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+deps-rust:
+	@echo "==> deps: checking Rust components: $(RUST_COMPONENTS)"
+	@for c in $(RUST_COMPONENTS); do \
+		if $(CARGO) "$$( [ "$$c" = rustfmt ] && echo fmt || echo "$$c" )" --version >/dev/null 2>&1; then \
+			echo "==> deps: $$c present"; \
+		elif command -v rustup >/dev/null 2>&1; then \
+			echo "==> deps: rustup component add $$c"; \
+			rustup component add "$$c"; \
+		else \
+			echo "error: $$c is missing and rustup is not installed" >&2; exit 1; \
+		fi; \
+	done
+
+build:
+	@echo "==> build: $(CARGO) build --release --locked"
+	$(CARGO) build --release --locked
+
+test: deps fmt-check clippy cargo-test
+	@echo "==> test: all passed"
+
+fmt-check:
+	@echo "==> test: $(CARGO) fmt --check"
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	@echo "==> test: $(CARGO) clippy (warnings are errors)"
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+cargo-test:
+	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"
+	$(CARGO) test --locked -- --test-threads=$(TEST_THREADS)
+
+demo: deps build
+	@echo "==> demo: ./target/release/mvdp demo"
+	./target/release/mvdp demo
+
+bench:
+	@echo "==> bench: $(CARGO) bench --bench classify"
+	$(CARGO) bench --locked --bench classify
+
+clean:
+	@echo "==> clean: $(CARGO) clean"
+	$(CARGO) clean

@@ -1,0 +1,453 @@
+//! Configuration: serde structs, validated newtypes and `ConfigError`.
+//!
+//! [`Config::parse`] checks the TOML shape (unknown keys are errors), then every
+//! value and every cross-reference, and resolves endpoint addressing the way
+//! Docker does. What comes out is trusted by the rest of mvdp: nothing is opened
+//! or attached before the whole config has passed.
+
+mod addressing;
+mod error;
+mod net;
+mod raw;
+mod validate;
+
+use std::fmt::{self, Write as _};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use error::{ConfigError, Key, Location};
+pub use net::{Ipv4Net, Ipv4Range, NetParseError};
+
+use crate::wire::MacAddr;
+
+/// Default `parent.frame_size`: bytes per UMEM frame.
+pub const DEFAULT_FRAME_SIZE: u32 = 2048;
+/// Default `parent.umem_frames`: frames in the UMEM.
+pub const DEFAULT_UMEM_FRAMES: u32 = 8192;
+/// Default `workers.batch`: frames moved per ring operation.
+pub const DEFAULT_BATCH: usize = 64;
+/// Default `metrics.listen`.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9469";
+/// Default `control.socket`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/mvdp/mvdp.sock";
+/// Default `network.bcast_queue_len`: frames the flood queue holds.
+pub const DEFAULT_BCAST_QUEUE_LEN: usize = 1000;
+/// Default `endpoint.ifname`: the interface name inside the container.
+pub const DEFAULT_IFNAME: &str = "eth0";
+/// Where `ip netns` keeps named network namespaces.
+pub const NETNS_DIR: &str = "/var/run/netns";
+
+/// A validated mvdp configuration, addressing resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The NIC mvdp attaches to, and how.
+    pub parent: ParentConfig,
+    /// The per-queue worker threads.
+    pub workers: WorkersConfig,
+    /// The Prometheus exporter.
+    pub metrics: MetricsConfig,
+    /// The control socket.
+    pub control: ControlConfig,
+    /// The networks (`[[network]]`), in file order; at least one.
+    pub networks: Vec<NetworkConfig>,
+    /// The endpoints (`[[endpoint]]`), in file order; each names a network above.
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// How the XDP program is attached to the parent NIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// Native if the driver supports it, else generic (SKB) mode.
+    #[default]
+    Auto,
+    /// Driver (native) mode only.
+    Native,
+    /// Generic (SKB) mode only.
+    Skb,
+}
+
+/// How the AF_XDP sockets bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BindMode {
+    /// Zero-copy if the driver supports it, else copy.
+    #[default]
+    Auto,
+    /// Zero-copy only.
+    ZeroCopy,
+    /// Copy mode only.
+    Copy,
+}
+
+/// Which RX queues of the parent get a socket and a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Queues {
+    /// Every RX queue the NIC has.
+    #[default]
+    All,
+    /// These queue ids (non-empty, no repeats).
+    List(Vec<u32>),
+}
+
+/// Which cores the workers are pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Cores {
+    /// mvdp picks.
+    #[default]
+    Auto,
+    /// These core ids, one worker per queue (non-empty, no repeats).
+    List(Vec<usize>),
+}
+
+/// `[parent]`: the NIC and its AF_XDP setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentConfig {
+    /// Interface name of the NIC (a valid Linux interface name).
+    pub interface: String,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// AF_XDP bind mode.
+    pub bind: BindMode,
+    /// RX queues to serve.
+    pub queues: Queues,
+    /// Bytes per UMEM frame: a power of two in 2048..=4096.
+    pub frame_size: u32,
+    /// Frames in the UMEM: a power of two in 64..=1048576.
+    pub umem_frames: u32,
+}
+
+/// `[workers]`: the data plane threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkersConfig {
+    /// Core pinning.
+    pub cores: Cores,
+    /// Frames per batch: 1..=1024.
+    pub batch: usize,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            cores: Cores::Auto,
+            batch: DEFAULT_BATCH,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus exporter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Address the `/metrics` endpoint listens on.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: DEFAULT_METRICS_LISTEN.parse().expect("valid default"),
+        }
+    }
+}
+
+/// `[control]`: the daemon's control socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Path of the Unix socket.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        }
+    }
+}
+
+/// A network's macvlan mode, with the kernel's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Endpoints reach each other directly inside mvdp.
+    #[default]
+    Bridge,
+    /// Endpoints never reach each other.
+    Private,
+    /// Endpoint-to-endpoint traffic goes out to the wire and back (hairpin switch).
+    Vepa,
+    /// One endpoint takes over the parent.
+    Passthru,
+    /// Endpoints receive only from their `allowed_sources` MACs.
+    Source,
+}
+
+/// `[[network]]`: one macvlan network on the parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkConfig {
+    /// Unique name, referred to by endpoints and metrics.
+    pub name: String,
+    /// Switching mode.
+    pub mode: Mode,
+    /// 802.1Q VLAN id on the wire (1..=4094), or `None` for untagged.
+    pub vlan: Option<u16>,
+    /// The subnet, host bits clear, prefix /30 or shorter.
+    pub subnet: Ipv4Net,
+    /// The gateway (default: the subnet's first host address).
+    pub gateway: Ipv4Addr,
+    /// The pool for endpoints without `ip`, inside `subnet`.
+    pub ip_range: Option<Ipv4Net>,
+    /// Addresses never given to an endpoint.
+    pub aux_addresses: Vec<Ipv4Addr>,
+    /// Address of a host-side interface that lets the host reach its containers.
+    pub host_shim: Option<Ipv4Addr>,
+    /// Capacity of this network's broadcast/multicast flood queue, in frames.
+    pub bcast_queue_len: usize,
+}
+
+impl NetworkConfig {
+    /// The pool addresses are allocated from: `ip_range`, else `subnet`.
+    pub fn pool(&self) -> Ipv4Net {
+        self.ip_range.unwrap_or(self.subnet)
+    }
+}
+
+/// How an endpoint reaches its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointKind {
+    /// A veth pair, one end moved into the container.
+    #[default]
+    Veth,
+    /// A TAP device moved into the container, served through its fd.
+    Tap,
+}
+
+/// The network namespace of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsRef {
+    /// A namespace named by `ip netns`, at `/var/run/netns/NAME`.
+    Named(String),
+    /// A namespace file such as `/proc/PID/ns/net`.
+    Path(PathBuf),
+}
+
+impl NetnsRef {
+    /// The namespace file to open.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            NetnsRef::Named(name) => Path::new(NETNS_DIR).join(name),
+            NetnsRef::Path(path) => path.clone(),
+        }
+    }
+}
+
+impl fmt::Display for NetnsRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetnsRef::Named(name) => write!(f, "netns {name}"),
+            NetnsRef::Path(path) => write!(f, "netns {}", path.display()),
+        }
+    }
+}
+
+/// `[[endpoint]]`: one container interface, addressing resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointConfig {
+    /// Unique name, used in metrics and the control socket.
+    pub name: String,
+    /// Name of the network it belongs to (always defined).
+    pub network: String,
+    /// veth or TAP.
+    pub kind: EndpointKind,
+    /// The container's network namespace.
+    pub netns: NetnsRef,
+    /// Interface name inside the container.
+    pub ifname: String,
+    /// Its IPv4 address: as written, or allocated.
+    pub ip: Ipv4Addr,
+    /// Its MAC address: as written, or Docker's default for `ip`.
+    pub mac: MacAddr,
+    /// Source MACs it receives from (networks in `source` mode only).
+    pub allowed_sources: Vec<MacAddr>,
+}
+
+impl Config {
+    /// Parses and fully validates a config text; no I/O.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        validate::build(raw)
+    }
+
+    /// Reads `path` and parses it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Checks the config against this machine: every endpoint's network
+    /// namespace must exist.
+    pub fn check_host(&self) -> Result<(), ConfigError> {
+        for (i, ep) in self.endpoints.iter().enumerate() {
+            let path = ep.netns.path();
+            if !path.exists() {
+                let field = match ep.netns {
+                    NetnsRef::Named(_) => "netns",
+                    NetnsRef::Path(_) => "netns_path",
+                };
+                let key = Key::entry("endpoint", i, Some(&ep.name)).field(field);
+                return Err(ConfigError::NetnsMissing { key, path });
+            }
+        }
+        Ok(())
+    }
+
+    /// The network named `name`.
+    pub fn network(&self, name: &str) -> Option<&NetworkConfig> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// The endpoint named `name`.
+    pub fn endpoint(&self, name: &str) -> Option<&EndpointConfig> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// A human description of what would be built, for `mvdp check`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let p = &self.parent;
+        let umem_mib = u64::from(p.frame_size) * u64::from(p.umem_frames) / (1024 * 1024);
+        let _ = writeln!(
+            s,
+            "parent {}: xdp {}, bind {}, queues {}, UMEM {} frames x {} B ({} MiB)",
+            p.interface, p.xdp_mode, p.bind, p.queues, p.umem_frames, p.frame_size, umem_mib
+        );
+        let _ = writeln!(
+            s,
+            "workers: cores {}, batch {}",
+            self.workers.cores, self.workers.batch
+        );
+        let _ = writeln!(s, "metrics: http://{}/metrics", self.metrics.listen);
+        let _ = writeln!(s, "control: {}", self.control.socket.display());
+        for net in &self.networks {
+            let vlan = net
+                .vlan
+                .map_or("untagged".to_string(), |v| format!("vlan {v}"));
+            let _ = write!(
+                s,
+                "network {}: {} mode, {}, subnet {}, gateway {}, pool {}",
+                net.name,
+                net.mode,
+                vlan,
+                net.subnet,
+                net.gateway,
+                net.pool()
+            );
+            if !net.aux_addresses.is_empty() {
+                let aux: Vec<String> = net.aux_addresses.iter().map(|a| a.to_string()).collect();
+                let _ = write!(s, ", aux {}", aux.join(" "));
+            }
+            if let Some(shim) = net.host_shim {
+                let _ = write!(s, ", host shim {shim}");
+            }
+            let _ = writeln!(s, ", flood queue {}", net.bcast_queue_len);
+            let eps: Vec<&EndpointConfig> = self
+                .endpoints
+                .iter()
+                .filter(|e| e.network == net.name)
+                .collect();
+            if eps.is_empty() {
+                let _ = writeln!(s, "  (no endpoints)");
+            }
+            for ep in eps {
+                let netns = match &ep.netns {
+                    NetnsRef::Named(_) => format!("{} ({})", ep.netns, ep.netns.path().display()),
+                    NetnsRef::Path(_) => ep.netns.to_string(),
+                };
+                let _ = write!(
+                    s,
+                    "  endpoint {}: {} {} in {}, {}/{}, mac {}",
+                    ep.name,
+                    ep.kind,
+                    ep.ifname,
+                    netns,
+                    ep.ip,
+                    net.subnet.prefix_len(),
+                    ep.mac
+                );
+                if !ep.allowed_sources.is_empty() {
+                    let srcs: Vec<String> =
+                        ep.allowed_sources.iter().map(|m| m.to_string()).collect();
+                    let _ = write!(s, ", sources {}", srcs.join(" "));
+                }
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+/// Implements `FromStr` and `Display` for a keyword enum.
+macro_rules! keyword_enum {
+    ($ty:ident, $expected:literal, { $($word:literal => $variant:ident),+ $(,)? }) => {
+        impl $ty {
+            /// The accepted spellings, for error messages.
+            pub const EXPECTED: &'static str = $expected;
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($word => Ok($ty::$variant),)+
+                    _ => Err(format!("{s:?} is not {}", $expected)),
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $($ty::$variant => $word,)+
+                })
+            }
+        }
+    };
+}
+
+keyword_enum!(XdpMode, "one of auto, native, skb", {
+    "auto" => Auto, "native" => Native, "skb" => Skb,
+});
+keyword_enum!(BindMode, "one of auto, zerocopy, copy", {
+    "auto" => Auto, "zerocopy" => ZeroCopy, "copy" => Copy,
+});
+keyword_enum!(Mode, "one of bridge, private, vepa, passthru, source", {
+    "bridge" => Bridge, "private" => Private, "vepa" => Vepa,
+    "passthru" => Passthru, "source" => Source,
+});
+keyword_enum!(EndpointKind, "one of veth, tap", {
+    "veth" => Veth, "tap" => Tap,
+});
+
+impl fmt::Display for Queues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Queues::All => f.write_str("all"),
+            Queues::List(ids) => write!(f, "{ids:?}"),
+        }
+    }
+}
+
+impl fmt::Display for Cores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cores::Auto => f.write_str("auto"),
+            Cores::List(ids) => write!(f, "{ids:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

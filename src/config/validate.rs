@@ -1,0 +1,573 @@
+//! From `RawConfig` to `Config`: every value checked under its own key.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::addressing::AddressBook;
+use super::raw::{RawConfig, RawEndpoint, RawNetwork, RawParent, RawWorkers, WordOrList};
+use super::*;
+
+pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
+    let parent = parent(raw.parent)?;
+    let workers = workers(raw.workers)?;
+    let metrics = MetricsConfig {
+        listen: match raw.metrics.listen {
+            Some(s) => parse(
+                &Key::root("metrics").field("listen"),
+                &s,
+                "a socket address like 127.0.0.1:9469",
+            )?,
+            None => MetricsConfig::default().listen,
+        },
+    };
+    let control = ControlConfig {
+        socket: match raw.control.socket {
+            Some(s) if s.is_empty() => {
+                return Err(ConfigError::Invalid {
+                    key: Key::root("control").field("socket"),
+                    reason: "the socket path is empty".to_string(),
+                })
+            }
+            Some(s) => PathBuf::from(s),
+            None => ControlConfig::default().socket,
+        },
+    };
+
+    if raw.network.is_empty() {
+        return Err(ConfigError::MissingKey {
+            key: Key::root("network"),
+        });
+    }
+    let mut networks: Vec<NetworkConfig> = Vec::with_capacity(raw.network.len());
+    for (i, rn) in raw.network.into_iter().enumerate() {
+        let key = Key::entry("network", i, Some(&rn.name));
+        let net = network(rn, &key)?;
+        if let Some(first) = networks.iter().position(|n| n.name == net.name) {
+            return Err(ConfigError::DuplicateNetwork {
+                key: key.field("name"),
+                name: net.name,
+                first,
+            });
+        }
+        if let Some(first) = networks.iter().position(|n| n.vlan == net.vlan) {
+            return Err(ConfigError::DuplicateVlan {
+                key: key.field("vlan"),
+                vlan: net.vlan,
+                other: format!("network[{first}] ({})", networks[first].name),
+            });
+        }
+        networks.push(net);
+    }
+
+    let endpoints = endpoints(raw.endpoint, &networks)?;
+    Ok(Config {
+        parent,
+        workers,
+        metrics,
+        control,
+        networks,
+        endpoints,
+    })
+}
+
+fn parent(raw: RawParent) -> Result<ParentConfig, ConfigError> {
+    let key = Key::root("parent");
+    check_ifname(&key.field("interface"), &raw.interface)?;
+    let queues = match raw.queues {
+        None => Queues::All,
+        Some(WordOrList::Word(w)) if w == "all" => Queues::All,
+        Some(WordOrList::Word(w)) => {
+            return Err(ConfigError::InvalidValue {
+                key: key.field("queues"),
+                value: w,
+                expected: "\"all\" or a list of RX queue ids",
+            })
+        }
+        Some(WordOrList::List(ids)) => Queues::List(id_list(
+            &key.field("queues"),
+            &ids,
+            u32::MAX.into(),
+            "a queue id (0..=4294967295)",
+        )?),
+    };
+    Ok(ParentConfig {
+        xdp_mode: keyword(&key.field("xdp_mode"), raw.xdp_mode, XdpMode::EXPECTED)?,
+        bind: keyword(&key.field("bind"), raw.bind, BindMode::EXPECTED)?,
+        queues,
+        frame_size: power_of_two(
+            &key.field("frame_size"),
+            raw.frame_size,
+            DEFAULT_FRAME_SIZE,
+            2048..=4096,
+            "a power of two from 2048 to 4096",
+        )?,
+        umem_frames: power_of_two(
+            &key.field("umem_frames"),
+            raw.umem_frames,
+            DEFAULT_UMEM_FRAMES,
+            64..=1 << 20,
+            "a power of two from 64 to 1048576",
+        )?,
+        interface: raw.interface,
+    })
+}
+
+fn workers(raw: RawWorkers) -> Result<WorkersConfig, ConfigError> {
+    let key = Key::root("workers");
+    let cores = match raw.cores {
+        None => Cores::Auto,
+        Some(WordOrList::Word(w)) if w == "auto" => Cores::Auto,
+        Some(WordOrList::Word(w)) => {
+            return Err(ConfigError::InvalidValue {
+                key: key.field("cores"),
+                value: w,
+                expected: "\"auto\" or a list of core ids",
+            })
+        }
+        Some(WordOrList::List(ids)) => {
+            let ids = id_list(&key.field("cores"), &ids, 65535, "a core id (0..=65535)")?;
+            Cores::List(ids.into_iter().map(|id| id as usize).collect())
+        }
+    };
+    let batch = ranged(
+        &key.field("batch"),
+        raw.batch,
+        DEFAULT_BATCH as i64,
+        1..=1024,
+        "1..=1024",
+    )?;
+    Ok(WorkersConfig {
+        cores,
+        batch: batch as usize,
+    })
+}
+
+fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
+    check_name(&key.field("name"), &raw.name)?;
+    let mode = keyword(&key.field("mode"), raw.mode, Mode::EXPECTED)?;
+    let vlan = match raw.vlan {
+        None => None,
+        Some(v) => Some(ranged(
+            &key.field("vlan"),
+            Some(v),
+            0,
+            1..=4094,
+            "a VLAN id in 1..=4094",
+        )? as u16),
+    };
+
+    let subnet = cidr(&key.field("subnet"), &raw.subnet)?;
+    if subnet.prefix_len() > 30 {
+        return Err(ConfigError::Invalid {
+            key: key.field("subnet"),
+            reason: format!("{subnet} is too small for endpoints (use a prefix of /30 or shorter)"),
+        });
+    }
+    let gateway = match raw.gateway {
+        Some(s) => ipv4(&key.field("gateway"), &s)?,
+        // Docker's default: the subnet's first host address.
+        None => subnet.hosts().next().expect("a /30 or larger has hosts"),
+    };
+    let ip_range = match raw.ip_range {
+        None => None,
+        Some(s) => {
+            let range = cidr(&key.field("ip_range"), &s)?;
+            if !subnet.contains_net(&range) {
+                return Err(ConfigError::RangeOutsideSubnet {
+                    key: key.field("ip_range"),
+                    range,
+                    subnet,
+                });
+            }
+            Some(range)
+        }
+    };
+    let aux_key = key.field("aux_addresses");
+    let aux_addresses = raw
+        .aux_addresses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ipv4(&aux_key.index(i), s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let host_shim = match raw.host_shim {
+        Some(s) => Some(ipv4(&key.field("host_shim"), &s)?),
+        None => None,
+    };
+    let bcast_queue_len = ranged(
+        &key.field("bcast_queue_len"),
+        raw.bcast_queue_len,
+        DEFAULT_BCAST_QUEUE_LEN as i64,
+        1..=1_000_000,
+        "1..=1000000",
+    )? as usize;
+
+    let net = NetworkConfig {
+        name: raw.name,
+        mode,
+        vlan,
+        subnet,
+        gateway,
+        ip_range,
+        aux_addresses,
+        host_shim,
+        bcast_queue_len,
+    };
+    // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
+    AddressBook::new(&net, key)?;
+    Ok(net)
+}
+
+/// An endpoint whose fields are checked, before addressing.
+struct Pending {
+    key: Key,
+    net: usize,
+    ip: Option<Ipv4Addr>,
+    mac: Option<MacAddr>,
+    config: EndpointConfig,
+}
+
+fn endpoints(
+    raw: Vec<RawEndpoint>,
+    networks: &[NetworkConfig],
+) -> Result<Vec<EndpointConfig>, ConfigError> {
+    let mut pending: Vec<Pending> = Vec::with_capacity(raw.len());
+    for (i, re) in raw.into_iter().enumerate() {
+        let key = Key::entry("endpoint", i, Some(&re.name));
+        let p = endpoint(re, &key, networks)?;
+        if let Some(first) = pending.iter().position(|q| q.config.name == p.config.name) {
+            return Err(ConfigError::DuplicateEndpoint {
+                key: key.field("name"),
+                name: p.config.name,
+                first,
+            });
+        }
+        if let Some(q) = pending.iter().find(|q| {
+            q.config.netns.path() == p.config.netns.path() && q.config.ifname == p.config.ifname
+        }) {
+            return Err(ConfigError::DuplicateIfname {
+                key: key.field("ifname"),
+                ifname: p.config.ifname,
+                netns: p.config.netns.to_string(),
+                other: q.key.to_string(),
+            });
+        }
+        let net = &networks[p.net];
+        if net.mode == Mode::Passthru {
+            if let Some(q) = pending.iter().find(|q| q.net == p.net) {
+                return Err(ConfigError::PassthruTaken {
+                    key: key.field("network"),
+                    network: net.name.clone(),
+                    first: q.config.name.clone(),
+                });
+            }
+        }
+        pending.push(p);
+    }
+
+    // Addressing: per network, statics reserved first, then the rest in file order.
+    let mut books = networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| AddressBook::new(n, &Key::entry("network", i, Some(&n.name))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in pending.iter_mut() {
+        if let Some(ip) = p.ip {
+            books[p.net].reserve(p.key.field("ip"), ip, format!("endpoint {}", p.key))?;
+            p.config.ip = ip;
+        }
+    }
+    for p in pending.iter_mut().filter(|p| p.ip.is_none()) {
+        p.config.ip = books[p.net].allocate(p.key.field("ip"), format!("endpoint {}", p.key))?;
+    }
+
+    // MACs: as written, or Docker's default for the address; unique across all networks.
+    let mut macs: HashMap<MacAddr, String> = HashMap::new();
+    for p in pending.iter_mut() {
+        let (mac, holder) = match p.mac {
+            Some(mac) => (mac, format!("endpoint {}", p.key)),
+            None => (
+                MacAddr::docker_default(p.config.ip),
+                format!("endpoint {} (default MAC for {})", p.key, p.config.ip),
+            ),
+        };
+        if let Some(other) = macs.get(&mac) {
+            return Err(ConfigError::DuplicateMac {
+                key: p.key.field("mac"),
+                mac,
+                other: other.clone(),
+            });
+        }
+        macs.insert(mac, holder);
+        p.config.mac = mac;
+    }
+    Ok(pending.into_iter().map(|p| p.config).collect())
+}
+
+fn endpoint(
+    raw: RawEndpoint,
+    key: &Key,
+    networks: &[NetworkConfig],
+) -> Result<Pending, ConfigError> {
+    check_name(&key.field("name"), &raw.name)?;
+    let net = networks
+        .iter()
+        .position(|n| n.name == raw.network)
+        .ok_or_else(|| ConfigError::UnknownNetwork {
+            key: key.field("network"),
+            network: raw.network.clone(),
+            defined: networks
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let kind = keyword(&key.field("kind"), raw.kind, EndpointKind::EXPECTED)?;
+    let netns = match (raw.netns, raw.netns_path) {
+        (Some(name), None) => {
+            let nkey = key.field("netns");
+            if name.is_empty()
+                || name == "."
+                || name == ".."
+                || name.contains('/')
+                || name.contains('\0')
+            {
+                return Err(ConfigError::InvalidValue {
+                    key: nkey,
+                    value: name,
+                    expected: "a namespace name (non-empty, no '/'); use netns_path for a path",
+                });
+            }
+            NetnsRef::Named(name)
+        }
+        (None, Some(path)) => {
+            if !path.starts_with('/') || path.contains('\0') {
+                return Err(ConfigError::InvalidValue {
+                    key: key.field("netns_path"),
+                    value: path,
+                    expected: "an absolute path such as /proc/PID/ns/net",
+                });
+            }
+            NetnsRef::Path(PathBuf::from(path))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::NetnsChoice {
+                key: key.field("netns"),
+                both: true,
+            })
+        }
+        (None, None) => {
+            return Err(ConfigError::NetnsChoice {
+                key: key.field("netns"),
+                both: false,
+            })
+        }
+    };
+    let ifname = raw.ifname.unwrap_or_else(|| DEFAULT_IFNAME.to_string());
+    check_ifname(&key.field("ifname"), &ifname)?;
+    let ip = match raw.ip {
+        Some(s) => Some(ipv4(&key.field("ip"), &s)?),
+        None => None,
+    };
+    let mac = match raw.mac {
+        Some(s) => Some(unicast_mac(&key.field("mac"), &s)?),
+        None => None,
+    };
+    let allowed_sources = match raw.allowed_sources {
+        None => Vec::new(),
+        Some(list) => {
+            let skey = key.field("allowed_sources");
+            if networks[net].mode != Mode::Source {
+                return Err(ConfigError::SourcesNotAllowed {
+                    key: skey,
+                    network: networks[net].name.clone(),
+                    mode: networks[net].mode,
+                });
+            }
+            list.iter()
+                .enumerate()
+                .map(|(i, s)| unicast_mac(&skey.index(i), s))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(Pending {
+        key: key.clone(),
+        net,
+        ip,
+        mac,
+        config: EndpointConfig {
+            name: raw.name,
+            network: raw.network,
+            kind,
+            netns,
+            ifname,
+            ip: Ipv4Addr::UNSPECIFIED,
+            mac: MacAddr::default(),
+            allowed_sources,
+        },
+    })
+}
+
+/// Parses a keyword enum, or takes its default when the key is absent.
+fn keyword<T>(key: &Key, value: Option<String>, expected: &'static str) -> Result<T, ConfigError>
+where
+    T: FromStr + Default,
+{
+    match value {
+        None => Ok(T::default()),
+        Some(s) => parse(key, &s, expected),
+    }
+}
+
+fn parse<T: FromStr>(key: &Key, value: &str, expected: &'static str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError::InvalidValue {
+        key: key.clone(),
+        value: value.to_string(),
+        expected,
+    })
+}
+
+fn ipv4(key: &Key, value: &str) -> Result<Ipv4Addr, ConfigError> {
+    parse(key, value, "an IPv4 address")
+}
+
+/// A CIDR with its host bits clear.
+fn cidr(key: &Key, value: &str) -> Result<Ipv4Net, ConfigError> {
+    let net: Ipv4Net = parse(key, value, "an IPv4 CIDR like 192.168.1.0/24")?;
+    if !net.is_normalized() {
+        return Err(ConfigError::Invalid {
+            key: key.clone(),
+            reason: format!("{net} has host bits set (did you mean {}?)", net.trunc()),
+        });
+    }
+    Ok(net)
+}
+
+/// A MAC an endpoint may own: not multicast/broadcast, not all-zero.
+fn unicast_mac(key: &Key, value: &str) -> Result<MacAddr, ConfigError> {
+    let mac: MacAddr = parse(key, value, "a MAC address like 02:42:c0:a8:01:0a")?;
+    let reason = if mac.is_multicast() {
+        "a multicast address"
+    } else if mac.is_zero() {
+        "the zero address"
+    } else {
+        return Ok(mac);
+    };
+    Err(ConfigError::BadMac {
+        key: key.clone(),
+        mac,
+        reason,
+    })
+}
+
+fn ranged(
+    key: &Key,
+    value: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    expected: &'static str,
+) -> Result<i64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::OutOfRange {
+            key: key.clone(),
+            value: v,
+            expected,
+        })
+    }
+}
+
+fn power_of_two(
+    key: &Key,
+    value: Option<i64>,
+    default: u32,
+    range: std::ops::RangeInclusive<i64>,
+    expected: &'static str,
+) -> Result<u32, ConfigError> {
+    let v = value.unwrap_or(default.into());
+    if range.contains(&v) && (v as u64).is_power_of_two() {
+        Ok(v as u32)
+    } else {
+        Err(ConfigError::OutOfRange {
+            key: key.clone(),
+            value: v,
+            expected,
+        })
+    }
+}
+
+/// A non-empty list of distinct ids in 0..=max.
+fn id_list(
+    key: &Key,
+    ids: &[i64],
+    max: i64,
+    expected: &'static str,
+) -> Result<Vec<u32>, ConfigError> {
+    if ids.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: key.clone(),
+            reason: "the list is empty".to_string(),
+        });
+    }
+    let mut out: Vec<u32> = Vec::with_capacity(ids.len());
+    for (i, &id) in ids.iter().enumerate() {
+        let id = ranged(&key.index(i), Some(id), 0, 0..=max, expected)? as u32;
+        if out.contains(&id) {
+            return Err(ConfigError::Invalid {
+                key: key.index(i),
+                reason: format!("{id} is listed twice"),
+            });
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// The kernel's rules for interface names (`dev_valid_name`).
+fn check_ifname(key: &Key, name: &str) -> Result<(), ConfigError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > 15 {
+        "longer than 15 bytes"
+    } else if name == "." || name == ".." {
+        "reserved name"
+    } else if name.contains('/') {
+        "contains '/'"
+    } else if name.contains(':') {
+        "contains ':'"
+    } else if name.chars().any(|c| c.is_whitespace() || c == '\0') {
+        "contains whitespace"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::InvalidIfname {
+        key: key.clone(),
+        name: name.to_string(),
+        reason,
+    })
+}
+
+/// Network and endpoint names: they appear in metrics labels and interface
+/// names, so keep them short and plain.
+fn check_name(key: &Key, name: &str) -> Result<(), ConfigError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > 64 {
+        "longer than 64 bytes"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        "use letters, digits, '-', '_' and '.'"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::InvalidName {
+        key: key.clone(),
+        name: name.to_string(),
+        reason,
+    })
+}

@@ -1,0 +1,551 @@
+//! The node daemon: builds the data plane from a validated config, runs it
+//! until SIGTERM/SIGINT, and tears down everything it created.
+//!
+//! Start-up order keeps the host safe: UMEMs and parent sockets first, then
+//! the XDP program (which passes everything until endpoint MACs are added),
+//! then the endpoints, and only then their MACs in the XDP map. Teardown runs
+//! in reverse from `Drop`, so a failure half-way leaves nothing behind.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::{bounded, Sender, TrySendError};
+
+use crate::config::{BindMode, Config, Cores, EndpointKind, Queues, XdpMode};
+use crate::control::netlink::{self, EndpointLinkSpec, LinkKind};
+use crate::dataplane::{Command, EndpointIo, Worker, WorkerConfig, WorkerHandle};
+use crate::io::packet::GroupListener;
+use crate::io::tap::TapPort;
+use crate::io::xdp::{AttachMode, XdpPort, XdpProgram};
+use crate::io::xsk::{create_umem, Bind, RingSizes, XskSocket};
+use crate::metrics::{Exporter, Source, WorkerStats};
+use crate::switch::{DropReason, EndpointEntry, EndpointId, Fdb, NetworkEntry, NetworkId};
+use crate::wire::FrameHeader;
+
+/// Entries in every AF_XDP ring (RX, TX, fill, completion).
+const RING: u32 = 2048;
+
+/// One endpoint mvdp created.
+struct Endpoint {
+    id: EndpointId,
+    name: String,
+    kind: EndpointKind,
+    host_ifname: String,
+    netns_path: PathBuf,
+    /// The XDP program on a veth's host end that steers container egress into our sockets.
+    port_prog: Option<XdpPort>,
+    /// The TAP fd (closing it deletes the device).
+    tap: Option<TapPort>,
+}
+
+/// A running data plane. Dropping it tears everything down.
+pub struct Daemon {
+    config: Config,
+    workers: Vec<WorkerHandle>,
+    stats: Vec<Arc<WorkerStats>>,
+    xdp: Option<XdpProgram>,
+    endpoints: Vec<Option<Endpoint>>,
+    fdb: Arc<RwLock<Arc<Fdb>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    exporter: Option<Arc<Exporter>>,
+    torn_down: bool,
+}
+
+/// How many RX queues an interface has (ETHTOOL_GCHANNELS; 1 if the driver does not say).
+fn rx_queue_count(ifname: &str) -> u32 {
+    const ETHTOOL_GCHANNELS: u32 = 0x3c;
+    // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined,
+    // rx_count, tx_count, other_count, combined_count.
+    let mut ch = [0u32; 9];
+    ch[0] = ETHTOOL_GCHANNELS;
+    let Ok(mut ifr) = crate::control::ethtool::ifreq_for(ifname) else {
+        return 1;
+    };
+    ifr.ifr_ifru.ifru_data = ch.as_mut_ptr().cast();
+    // SAFETY: socket(2) takes no pointers; the result is checked.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return 1;
+    }
+    // SAFETY: `ifr` names the interface and points at `ch`, a live
+    // ethtool_channels-sized buffer the kernel fills during the call.
+    let rc = unsafe { libc::ioctl(sock, libc::SIOCETHTOOL, &mut ifr) };
+    // SAFETY: closing the socket we opened above.
+    unsafe { libc::close(sock) };
+    if rc < 0 {
+        return 1;
+    }
+    ch[5].max(ch[8]).max(1)
+}
+
+fn networks_of(config: &Config) -> Vec<NetworkEntry> {
+    config
+        .networks
+        .iter()
+        .map(|n| NetworkEntry {
+            name: n.name.clone(),
+            vlan: n.vlan,
+            local_switch: n.mode == crate::config::Mode::Bridge,
+            members: Vec::new(),
+        })
+        .collect()
+}
+
+fn entry_of(config: &Config, i: usize) -> EndpointEntry {
+    let ep = &config.endpoints[i];
+    let net = config
+        .networks
+        .iter()
+        .position(|n| n.name == ep.network)
+        .expect("validated network");
+    EndpointEntry {
+        name: ep.name.clone(),
+        mac: ep.mac,
+        network: NetworkId(net as u16),
+    }
+}
+
+/// The host-side interface name of endpoint `id`: `mv<id>-<name>`, cut to IFNAMSIZ.
+fn host_ifname(id: usize, name: &str) -> String {
+    let mut s = format!("mv{id}-{name}");
+    s.truncate(15);
+    s
+}
+
+impl Daemon {
+    /// Builds and starts the data plane. `metrics` is the listener for `/metrics` (bound by the caller).
+    pub fn start(config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
+        if config.networks.iter().any(|n| n.vlan.is_some()) {
+            bail!("network.vlan: 802.1Q networks are not supported yet by this build");
+        }
+        let parent = config.parent.interface.clone();
+        let queues: Vec<u32> = match &config.parent.queues {
+            Queues::All => (0..rx_queue_count(&parent)).collect(),
+            Queues::List(l) => l.clone(),
+        };
+        let cores = match &config.workers.cores {
+            Cores::Auto => core_affinity::get_core_ids().unwrap_or_default(),
+            Cores::List(l) => l.iter().map(|&id| core_affinity::CoreId { id }).collect(),
+        };
+        let bind = match config.parent.bind {
+            BindMode::Auto => Bind::Auto,
+            BindMode::ZeroCopy => Bind::ZeroCopy,
+            BindMode::Copy => Bind::Copy,
+        };
+        let n_endpoints = config.endpoints.len();
+        let fdb = Arc::new(Fdb::new(networks_of(&config), Vec::new())?);
+        let mut d = Daemon {
+            workers: Vec::new(),
+            stats: Vec::new(),
+            xdp: None,
+            endpoints: Vec::new(),
+            fdb: Arc::new(RwLock::new(fdb.clone())),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            exporter: None,
+            torn_down: false,
+            config,
+        };
+
+        // Parent sockets and workers, one per queue.
+        let frames = d.config.parent.umem_frames;
+        let rings = RingSizes { rx: RING, tx: RING };
+        let mut umems = Vec::new();
+        let mut parent_fds = Vec::new();
+        // Group frames from the wire go to the first worker through one bounded queue.
+        let qlen = d
+            .config
+            .networks
+            .iter()
+            .map(|n| n.bcast_queue_len)
+            .max()
+            .unwrap_or(1000)
+            .max(1);
+        let (flood_tx, flood_rx) = bounded(qlen);
+        for (i, &q) in queues.iter().enumerate() {
+            let umem = create_umem(frames, d.config.parent.frame_size, RING)
+                .context("creating the UMEM")?;
+            let sock = XskSocket::bind(&umem.umem, &parent, q, bind, rings)?;
+            log::info!(
+                "{parent} queue {q}: AF_XDP socket bound ({})",
+                if sock.zerocopy {
+                    "zero-copy"
+                } else {
+                    "copy mode"
+                }
+            );
+            parent_fds.push((q, sock.fd()));
+            umems.push(umem.umem.clone());
+            let stats = Arc::new(WorkerStats::new(q.to_string()));
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let per_port = (frames as usize / (4 * (n_endpoints + 1))).clamp(32, 256);
+            let cfg = WorkerConfig {
+                queue: q,
+                core: if cores.is_empty() {
+                    None
+                } else {
+                    Some(cores[i % cores.len()])
+                },
+                parent_fill: (frames as usize / 4).min(RING as usize),
+                port_fill: per_port,
+                tx_ring: RING as usize,
+                umem,
+                parent: sock,
+                fdb: fdb.clone(),
+                batch: d.config.workers.batch,
+                commands: rx,
+                floods: if i == 0 {
+                    flood_rx.clone()
+                } else {
+                    crossbeam_channel::never()
+                },
+                stats: stats.clone(),
+            };
+            d.workers.push(Worker::spawn(cfg, tx)?);
+            d.stats.push(stats);
+        }
+
+        // The parent's XDP program: passes everything until endpoint MACs are added.
+        let mode = match d.config.parent.xdp_mode {
+            XdpMode::Auto => AttachMode::Auto,
+            XdpMode::Native => AttachMode::Native,
+            XdpMode::Skb => AttachMode::Skb,
+        };
+        let mut xdp = XdpProgram::attach(&parent, mode)?;
+        for (q, fd) in parent_fds {
+            xdp.set_socket(q, fd)?;
+        }
+        d.xdp = Some(xdp);
+
+        // Endpoints.
+        let mut slots = Vec::new();
+        for i in 0..n_endpoints {
+            d.add_endpoint(i, &umems, queues.len() as u32, mode, bind)?;
+            slots.push(Some(entry_of(&d.config, i)));
+        }
+        let fdb = Arc::new(Fdb::new(networks_of(&d.config), slots)?);
+        d.publish(fdb.clone());
+        for (id, ep) in fdb.endpoints() {
+            if let Some(xdp) = d.xdp.as_mut() {
+                xdp.add_endpoint(ep.mac, 0, u32::from(id.0))?;
+            }
+        }
+
+        // Group frames from the wire.
+        let listener_stats = Arc::new(WorkerStats::new("group".into()));
+        d.stats.push(listener_stats.clone());
+        let ifindex = netlink::link_index(&parent)?
+            .with_context(|| format!("parent.interface: {parent} vanished"))?;
+        let gl = GroupListener::open(ifindex, Duration::from_millis(200))
+            .context("opening the group listener")?;
+        let wake = d.workers[0].wake.clone();
+        let stop = d.stop.clone();
+        let fdb_shared = d.fdb.clone();
+        let frame_cap = 65536;
+        d.threads.push(
+            std::thread::Builder::new()
+                .name("mvdp-group".into())
+                .spawn(move || {
+                    group_listener(
+                        gl,
+                        fdb_shared,
+                        flood_tx,
+                        wake,
+                        listener_stats,
+                        stop,
+                        frame_cap,
+                    )
+                })?,
+        );
+
+        // Metrics.
+        if let Some(listener) = metrics {
+            let exporter = Arc::new(Exporter::install(d.stats.clone(), d.fdb.clone())?);
+            d.threads.push(crate::metrics::serve(
+                listener,
+                exporter.clone(),
+                d.stop.clone(),
+            )?);
+            d.exporter = Some(exporter);
+        }
+        Ok(d)
+    }
+
+    fn add_endpoint(
+        &mut self,
+        i: usize,
+        umems: &[xsk_rs::Umem],
+        queues: u32,
+        mode: AttachMode,
+        bind: Bind,
+    ) -> Result<()> {
+        let ep = self.config.endpoints[i].clone();
+        let net = self.config.network(&ep.network).expect("validated").clone();
+        let id = EndpointId(i as u16);
+        let host = host_ifname(i, &ep.name);
+        let netns_path = ep.netns.path();
+        let link = netlink::create_endpoint(&EndpointLinkSpec {
+            kind: match ep.kind {
+                EndpointKind::Veth => LinkKind::Veth,
+                EndpointKind::Tap => LinkKind::Tap,
+            },
+            host_ifname: &host,
+            netns_path: &netns_path,
+            ifname: &ep.ifname,
+            mac: ep.mac,
+            addr: ep.ip,
+            prefix_len: net.subnet.prefix_len(),
+            gateway: Some(net.gateway),
+            queues,
+        })
+        .with_context(|| format!("endpoint {}: creating its interface", ep.name))?;
+        let mut state = Endpoint {
+            id,
+            name: ep.name.clone(),
+            kind: ep.kind,
+            host_ifname: host.clone(),
+            netns_path,
+            port_prog: None,
+            tap: link.tap.map(TapPort::new),
+        };
+        if self.endpoints.len() <= i {
+            self.endpoints.resize_with(i + 1, || None);
+        }
+        match ep.kind {
+            EndpointKind::Veth => {
+                // Recorded before anything else can fail, so teardown deletes the pair.
+                self.endpoints[i] = Some(state);
+                let mut prog = XdpPort::attach(&host, mode)
+                    .with_context(|| format!("endpoint {}", ep.name))?;
+                let mut socks = Vec::new();
+                for (w, umem) in umems.iter().enumerate() {
+                    let s = XskSocket::bind(
+                        umem,
+                        &host,
+                        w as u32,
+                        bind,
+                        RingSizes { rx: RING, tx: RING },
+                    )?;
+                    prog.set_socket(w as u32, s.fd())?;
+                    socks.push(s);
+                }
+                for (w, s) in socks.into_iter().enumerate() {
+                    self.workers[w]
+                        .commands
+                        .send(Command::AddPort(id, EndpointIo::Xsk(s)))
+                        .ok();
+                    self.workers[w].wake.wake();
+                }
+                if let Some(st) = self.endpoints[i].as_mut() {
+                    st.port_prog = Some(prog);
+                }
+            }
+            EndpointKind::Tap => {
+                let tap = state.tap.clone().expect("TAP fd");
+                let reader = i % self.workers.len();
+                for (w, worker) in self.workers.iter().enumerate() {
+                    worker
+                        .commands
+                        .send(Command::AddPort(
+                            id,
+                            EndpointIo::Tap {
+                                port: tap.clone(),
+                                read: w == reader,
+                            },
+                        ))
+                        .ok();
+                    worker.wake.wake();
+                }
+                state.port_prog = None;
+                self.endpoints[i] = Some(state);
+            }
+        }
+        log::info!(
+            "endpoint {} ({:?}) up: {} {} in {} as {}",
+            ep.name,
+            ep.kind,
+            ep.mac,
+            ep.ip,
+            ep.netns,
+            ep.ifname
+        );
+        Ok(())
+    }
+
+    fn publish(&self, fdb: Arc<Fdb>) {
+        *self.fdb.write().expect("fdb lock") = fdb.clone();
+        for w in &self.workers {
+            w.commands.send(Command::Fdb(fdb.clone())).ok();
+            w.wake.wake();
+        }
+    }
+
+    /// The counters of every worker (and of the group listener).
+    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+        &self.stats
+    }
+
+    /// The FDB in force.
+    pub fn fdb(&self) -> Arc<Fdb> {
+        self.fdb.read().expect("fdb lock").clone()
+    }
+
+    /// Removes endpoints whose container namespace or interface has vanished,
+    /// leaving the others running. Returns the names removed.
+    pub fn reap_vanished(&mut self) -> Vec<String> {
+        let mut gone = Vec::new();
+        for slot in &self.endpoints {
+            let Some(ep) = slot else { continue };
+            let netns_gone = !ep.netns_path.exists();
+            let link_gone = ep.kind == EndpointKind::Veth
+                && matches!(netlink::link_index(&ep.host_ifname), Ok(None));
+            if netns_gone || link_gone {
+                gone.push(ep.id);
+            }
+        }
+        let mut names = Vec::new();
+        for id in gone {
+            if let Some(name) = self.remove_endpoint(id) {
+                log::warn!("endpoint {name}: its container or interface vanished; removed it, the others go on");
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Removes one endpoint: out of the XDP map and FDB, out of the workers, interface deleted.
+    pub fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
+        let ep = self.endpoints.get_mut(usize::from(id.0))?.take()?;
+        let entry = entry_of(&self.config, usize::from(id.0));
+        if let Some(xdp) = self.xdp.as_mut() {
+            if let Err(e) = xdp.remove_endpoint(entry.mac, 0) {
+                log::warn!("endpoint {}: {e}", ep.name);
+            }
+        }
+        let slots: Vec<Option<EndpointEntry>> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.as_ref().map(|_| entry_of(&self.config, i)))
+            .collect();
+        match Fdb::new(networks_of(&self.config), slots) {
+            Ok(fdb) => self.publish(Arc::new(fdb)),
+            Err(e) => log::error!("rebuilding the FDB without {}: {e}", ep.name),
+        }
+        for w in &self.workers {
+            w.commands.send(Command::RemovePort(id)).ok();
+            w.wake.wake();
+        }
+        drop(ep.port_prog);
+        drop(ep.tap);
+        if ep.kind == EndpointKind::Veth {
+            if let Err(e) = netlink::delete_link(&ep.host_ifname) {
+                log::warn!("endpoint {}: {e}", ep.name);
+            }
+        }
+        Some(ep.name)
+    }
+
+    /// Stops the workers, detaches every XDP program and deletes every interface mvdp created.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let mut errors = Vec::new();
+        // The parent first: from here on every frame goes to the host stack.
+        if let Some(xdp) = self.xdp.take() {
+            if let Err(e) = xdp.detach() {
+                errors.push(format!("{e}"));
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &self.workers {
+            w.commands.send(Command::Stop).ok();
+            w.wake.wake();
+        }
+        for w in self.workers.drain(..) {
+            if w.thread.join().is_err() {
+                errors.push("a worker panicked".into());
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        for ep in self.endpoints.drain(..).flatten() {
+            drop(ep.port_prog);
+            drop(ep.tap);
+            if ep.kind == EndpointKind::Veth {
+                if let Err(e) = netlink::delete_link(&ep.host_ifname) {
+                    errors.push(format!("endpoint {}: {e}", ep.name));
+                }
+            }
+        }
+        if errors.is_empty() {
+            log::info!("shut down cleanly: XDP detached, workers stopped, interfaces deleted");
+            Ok(())
+        } else {
+            bail!("shutdown: {}", errors.join("; "))
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            log::error!("{e:#}");
+        }
+    }
+}
+
+/// Copies broadcast/multicast frames from the parent to worker 0's flood queue.
+/// Frames whose source is one of our endpoints are mvdp's own and are skipped.
+fn group_listener(
+    gl: GroupListener,
+    fdb: Arc<RwLock<Arc<Fdb>>>,
+    out: Sender<Vec<u8>>,
+    wake: Arc<crate::dataplane::EventFd>,
+    stats: Arc<WorkerStats>,
+    stop: Arc<AtomicBool>,
+    cap: usize,
+) {
+    let mut buf = vec![0u8; cap];
+    let mut snapshot = fdb.read().expect("fdb lock").clone();
+    while !stop.load(Ordering::Relaxed) {
+        let n = match gl.recv(&mut buf) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                snapshot = fdb.read().expect("fdb lock").clone();
+                continue;
+            }
+            Err(e) => {
+                log::warn!("group listener: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let frame = &buf[..n];
+        let Ok(hdr) = FrameHeader::parse(frame) else {
+            continue;
+        };
+        if snapshot.lookup(hdr.vlan, hdr.src).is_some() {
+            continue;
+        }
+        stats.received(Source::WireGroup, 1);
+        match out.try_send(frame.to_vec()) {
+            Ok(()) => wake.wake(),
+            Err(TrySendError::Full(_)) => stats.dropped(DropReason::FloodQueueFull),
+            Err(TrySendError::Disconnected(_)) => break,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The control plane: netlink, endpoint lifecycle, FDB publishing, shutdown.
+
+pub mod daemon;
+pub mod ethtool;
+pub mod netlink;
+pub mod netns;
+pub mod signals;

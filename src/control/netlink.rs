@@ -1,0 +1,716 @@
+//! Endpoint interfaces (veth, TAP) created, configured and deleted over netlink.
+//!
+//! Every call here is blocking: it builds a tokio current-thread runtime and an
+//! rtnetlink connection (bound to the calling thread's netns) for the duration
+//! of the call. Called from inside a tokio runtime, the work moves to a helper
+//! thread (which inherits the caller's netns) instead of panicking. Work inside
+//! a container's namespace runs on a short-lived thread that entered it
+//! ([`in_netns`]); mvdp's own threads never change namespace.
+//!
+//! `create_endpoint` either returns a fully configured endpoint or deletes
+//! everything it created before returning the error: no interface is leaked.
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+pub use super::ethtool::set_tx_checksum;
+pub use super::netns::in_netns;
+use crate::wire::MacAddr;
+
+/// The longest interface name the kernel accepts (`IFNAMSIZ` minus the NUL).
+pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
+
+/// How the label of mvdp's own namespace reads in error messages.
+const OWN_NETNS: &str = "mvdp's netns";
+
+/// Which kind of interface a container endpoint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// A veth pair: the host end stays with mvdp, the peer goes to the container.
+    Veth,
+    /// A TAP device: mvdp holds its fd, the device lives in the container.
+    Tap,
+}
+
+/// What to build for one container endpoint.
+#[derive(Clone, Debug)]
+pub struct EndpointLinkSpec<'a> {
+    /// Veth or TAP.
+    pub kind: LinkKind,
+    /// Host-side name in mvdp's netns: the veth host end, or for TAP the
+    /// temporary name the device has before it moves into the container.
+    pub host_ifname: &'a str,
+    /// The container's network namespace, e.g. `/var/run/netns/c1` or
+    /// `/proc/PID/ns/net`.
+    pub netns_path: &'a Path,
+    /// The interface's name inside the container, e.g. `eth0`.
+    pub ifname: &'a str,
+    /// The container interface's MAC address (unicast, non-zero).
+    pub mac: MacAddr,
+    /// The container's IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Prefix length of `addr` (0..=32).
+    pub prefix_len: u8,
+    /// Default route inside the container, if any; must be reachable through
+    /// `addr/prefix_len`.
+    pub gateway: Option<Ipv4Addr>,
+    /// veth only: RX and TX queue count of both ends (>= 1). Ignored for TAP.
+    pub queues: u32,
+}
+
+/// An endpoint interface that `create_endpoint` built and configured.
+#[derive(Debug)]
+pub struct EndpointLink {
+    /// The host-side name (veth host end; for TAP the pre-move name).
+    pub host_ifname: String,
+    /// The veth host end's ifindex in mvdp's netns; for TAP the device's
+    /// ifindex before it moved into the container (the kernel keeps it across
+    /// the move unless that index is taken there).
+    pub host_ifindex: u32,
+    /// TAP only: the non-blocking device fd. Closing it deletes the device.
+    pub tap: Option<OwnedFd>,
+}
+
+/// Why a netlink operation on an endpoint interface failed.
+#[derive(thiserror::Error, Debug)]
+pub enum NetlinkError {
+    /// An interface name the kernel would refuse.
+    #[error("interface name {name:?} ({role}) is invalid: {reason}")]
+    InvalidName {
+        /// The offending name.
+        name: String,
+        /// Which name of the spec it is (`host_ifname`, `ifname`).
+        role: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A spec value other than a name that cannot be built.
+    #[error("endpoint {ifname:?}: {reason}")]
+    InvalidSpec {
+        /// The endpoint's interface name inside the container.
+        ifname: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The container's network namespace could not be opened or entered.
+    #[error("cannot {op} network namespace {}: {source}", path.display())]
+    Netns {
+        /// What was attempted (open, enter).
+        op: &'static str,
+        /// The namespace path from the spec.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No rtnetlink socket could be opened.
+    #[error("cannot open a netlink socket in {netns}: {source}")]
+    Socket {
+        /// Which namespace the socket was for.
+        netns: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The interface already exists, so creating it would clash.
+    #[error("interface {ifname:?} already exists in {netns}")]
+    Exists {
+        /// The clashing name.
+        ifname: String,
+        /// Where it exists.
+        netns: String,
+    },
+    /// An interface mvdp just created or moved is not where it should be.
+    #[error("interface {ifname:?} not found in {netns} (needed to {op})")]
+    NotFound {
+        /// What was about to be done.
+        op: &'static str,
+        /// The missing interface.
+        ifname: String,
+        /// Where it was looked for.
+        netns: String,
+    },
+    /// A netlink request or ioctl on an interface failed.
+    #[error("{op} failed for {ifname:?} in {netns}: {source}")]
+    Link {
+        /// What was attempted, e.g. "add address 10.0.0.2/24".
+        op: String,
+        /// The interface.
+        ifname: String,
+        /// Where (mvdp's netns or the container's namespace path).
+        netns: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Creates and configures one container endpoint as `spec` says.
+///
+/// veth: the pair is created in the calling thread's netns (host end
+/// `host_ifname`, peer under a temporary name, `queues` RX/TX queues each);
+/// TX checksum offload is turned off on the peer; the peer moves into the
+/// container namespace where it is renamed to `ifname`, given its MAC and
+/// address, set up, and gets the default route; `lo` is set up there too. The
+/// host end gets IPv6 disabled (so it stays silent) and is set up.
+///
+/// TAP: `/dev/net/tun` is opened with `IFF_TAP | IFF_NO_PI` (no vnet header,
+/// so frames carry finished checksums), non-blocking and not persistent, as
+/// `host_ifname`; the device moves into the container and is configured
+/// there like the veth peer. It vanishes when the returned fd is closed.
+///
+/// On failure everything created so far is deleted before the error returns.
+pub fn create_endpoint(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
+    validate(spec)?;
+    off_runtime(|| create_endpoint_blocking(spec))
+}
+
+fn create_endpoint_blocking(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
+    let ns = File::open(spec.netns_path).map_err(|source| NetlinkError::Netns {
+        op: "open",
+        path: spec.netns_path.to_path_buf(),
+        source,
+    })?;
+    match spec.kind {
+        LinkKind::Veth => create_veth(spec, &ns),
+        LinkKind::Tap => create_tap(spec, &ns),
+    }
+}
+
+/// Deletes `ifname` in the calling thread's netns; a missing link is `Ok`.
+///
+/// Deleting either end of a veth pair deletes both, wherever the peer lives.
+pub fn delete_link(ifname: &str) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        match nl.index(ifname)? {
+            Some(index) => nl.delete(index, ifname),
+            None => Ok(()),
+        }
+    })
+}
+
+/// The ifindex of `ifname` in the calling thread's netns, if it exists.
+pub fn link_index(ifname: &str) -> Result<Option<u32>, NetlinkError> {
+    off_runtime(|| Rtnl::new(OWN_NETNS)?.index(ifname))
+}
+
+/// The MAC address of `ifname` in the calling thread's netns, if it exists
+/// and has a 6-byte hardware address.
+pub fn link_mac(ifname: &str) -> Result<Option<MacAddr>, NetlinkError> {
+    let Some(msg) = off_runtime(|| Rtnl::new(OWN_NETNS)?.get(ifname))? else {
+        return Ok(None);
+    };
+    Ok(msg.attributes.iter().find_map(|attr| match attr {
+        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr),
+        _ => None,
+    }))
+}
+
+/// Runs `f` here, or on a helper thread if this thread is inside a tokio
+/// runtime (where `block_on` would panic). A new thread starts in the netns
+/// of the thread that spawned it, so the netns is the caller's either way.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// Checks names and values up front, so nothing is created for a bad spec.
+fn validate(spec: &EndpointLinkSpec) -> Result<(), NetlinkError> {
+    check_ifname(spec.host_ifname, "host_ifname")?;
+    check_ifname(spec.ifname, "ifname")?;
+    let invalid = |reason: String| NetlinkError::InvalidSpec {
+        ifname: spec.ifname.to_string(),
+        reason,
+    };
+    if spec.prefix_len > 32 {
+        return Err(invalid(format!(
+            "prefix length {} is longer than 32",
+            spec.prefix_len
+        )));
+    }
+    if spec.mac.is_multicast() || spec.mac.is_zero() {
+        return Err(invalid(format!(
+            "MAC {} is not a unicast address",
+            spec.mac
+        )));
+    }
+    if spec.kind == LinkKind::Veth && spec.queues == 0 {
+        return Err(invalid("a veth needs at least one queue".into()));
+    }
+    Ok(())
+}
+
+/// The kernel's `dev_valid_name`, plus no `%` (a name template for TUNSETIFF).
+fn check_ifname(name: &str, role: &'static str) -> Result<(), NetlinkError> {
+    let reason = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if name.len() > MAX_IFNAME_LEN {
+        Some(format!(
+            "it is {} bytes long, the kernel allows at most {MAX_IFNAME_LEN} (IFNAMSIZ)",
+            name.len()
+        ))
+    } else if name == "." || name == ".." {
+        Some("it is . or ..".to_string())
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c == '%' || c == '\0' || c.is_whitespace())
+    {
+        Some("it contains '/', ':', '%', NUL or whitespace".to_string())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(NetlinkError::InvalidName {
+            name: name.to_string(),
+            role,
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A peer name unique within this process and unlikely to clash elsewhere:
+/// `mvp<pid>-<n>` in hex, at most 14 bytes.
+fn temporary_ifname() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    format!("mvp{:x}-{n:x}", std::process::id() & 0xff_ffff)
+}
+
+fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
+    let nl = Rtnl::new(OWN_NETNS)?;
+    let host = spec.host_ifname;
+    if nl.index(host)?.is_some() {
+        return Err(NetlinkError::Exists {
+            ifname: host.to_string(),
+            netns: OWN_NETNS.to_string(),
+        });
+    }
+    let peer = temporary_ifname();
+    nl.add_veth(host, &peer, spec.queues)?;
+    // From here on the pair exists: the guard deletes it (both ends, wherever
+    // the peer is by then) unless disarmed at the end.
+    let mut guard = DeleteOnDrop {
+        nl: &nl,
+        ifname: host,
+        armed: true,
+    };
+
+    let host_ifindex = nl.require(host, "configure the veth host end")?;
+    let peer_index = nl.require(&peer, "move the veth peer")?;
+    // Features survive the move into another namespace, so this is done here.
+    set_tx_checksum(&peer, false).map_err(|source| NetlinkError::Link {
+        op: "turn off TX checksum offload".into(),
+        ifname: peer.clone(),
+        netns: OWN_NETNS.into(),
+        source,
+    })?;
+    disable_ipv6(host);
+    nl.set_up(host_ifindex, host)?;
+    nl.move_to_netns(peer_index, &peer, ns, spec.netns_path)?;
+    configure_in_container(spec, &peer)?;
+
+    guard.armed = false;
+    Ok(EndpointLink {
+        host_ifname: host.to_string(),
+        host_ifindex,
+        tap: None,
+    })
+}
+
+fn create_tap(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
+    let nl = Rtnl::new(OWN_NETNS)?;
+    let host = spec.host_ifname;
+    // IFF_TUN_EXCL makes TUNSETIFF fail rather than attach to an existing
+    // persistent TAP of that name; this check gives the clearer message.
+    if nl.index(host)?.is_some() {
+        return Err(NetlinkError::Exists {
+            ifname: host.to_string(),
+            netns: OWN_NETNS.to_string(),
+        });
+    }
+    // Dropping `tap` on any error below deletes the device.
+    let tap = open_tap(host).map_err(|source| NetlinkError::Link {
+        op: "create TAP device".into(),
+        ifname: host.to_string(),
+        netns: OWN_NETNS.into(),
+        source,
+    })?;
+    let host_ifindex = nl.require(host, "move the TAP device")?;
+    nl.move_to_netns(host_ifindex, host, ns, spec.netns_path)?;
+    configure_in_container(spec, host)?;
+    Ok(EndpointLink {
+        host_ifname: host.to_string(),
+        host_ifindex,
+        tap: Some(tap),
+    })
+}
+
+/// Inside the container namespace: rename `current` to `spec.ifname`, set its
+/// MAC, add the address, set it and `lo` up, add the default route.
+fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), NetlinkError> {
+    let label = spec.netns_path.display().to_string();
+    let path = spec.netns_path;
+    in_netns(path, || {
+        let nl = Rtnl::new(&label)?;
+        if let Some(lo) = nl.index("lo")? {
+            nl.set_up(lo, "lo")?;
+        }
+        let index = nl.require(current, "configure it")?;
+        if current != spec.ifname && nl.index(spec.ifname)?.is_some() {
+            return Err(NetlinkError::Exists {
+                ifname: spec.ifname.to_string(),
+                netns: label.clone(),
+            });
+        }
+        // The device is down after the move, so renaming it is allowed.
+        nl.rename_and_set_mac(index, current, spec.ifname, spec.mac)?;
+        let ifname = spec.ifname;
+        nl.add_address(index, ifname, spec.addr, spec.prefix_len)?;
+        nl.set_up(index, ifname)?;
+        if let Some(gateway) = spec.gateway {
+            nl.add_default_route(index, ifname, gateway)?;
+        }
+        Ok(())
+    })
+    .map_err(|source| NetlinkError::Netns {
+        op: "enter",
+        path: path.to_path_buf(),
+        source,
+    })?
+}
+
+/// Writes 1 to `disable_ipv6` of `ifname` in the calling thread's netns, so the
+/// host end sends no router solicitations or DAD probes. Best effort: a kernel
+/// without IPv6 has no such file.
+fn disable_ipv6(ifname: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::write(&path, b"1") {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("cannot disable IPv6 on {ifname} ({path}): {e}"),
+    }
+}
+
+/// Opens `/dev/net/tun` as a non-persistent, non-blocking TAP named `name`.
+fn open_tap(name: &str) -> io::Result<OwnedFd> {
+    // SAFETY: the path is a NUL-terminated literal; the return value is checked.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let tun = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut ifr = super::ethtool::ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_flags =
+        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL) as libc::c_short;
+    // SAFETY: `ifr` is a valid `ifreq` that lives across the call; TUNSETIFF
+    // reads the name and flags and writes back the name.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(tun)
+}
+
+/// Deletes `ifname` when dropped while armed: the undo of a half-built endpoint.
+struct DeleteOnDrop<'a> {
+    nl: &'a Rtnl,
+    ifname: &'a str,
+    armed: bool,
+}
+
+impl Drop for DeleteOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let result = match self.nl.index(self.ifname) {
+            Ok(Some(index)) => self.nl.delete(index, self.ifname),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            log::error!(
+                "cleanup after a failed endpoint creation: {e}; delete {:?} by hand",
+                self.ifname
+            );
+        }
+    }
+}
+
+/// An rtnetlink connection bound to the namespace of the thread that opened it,
+/// driven by its own current-thread runtime.
+struct Rtnl {
+    rt: tokio::runtime::Runtime,
+    handle: rtnetlink::Handle,
+    /// The namespace's label for error messages.
+    netns: String,
+}
+
+impl Rtnl {
+    fn new(netns: &str) -> Result<Self, NetlinkError> {
+        let socket_err = |source| NetlinkError::Socket {
+            netns: netns.to_string(),
+            source,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(socket_err)?;
+        // The socket must be created inside the runtime (tokio registers it).
+        let (connection, handle, _) = rt
+            .block_on(async { rtnetlink::new_connection() })
+            .map_err(socket_err)?;
+        rt.spawn(connection);
+        Ok(Rtnl {
+            rt,
+            handle,
+            netns: netns.to_string(),
+        })
+    }
+
+    fn fail(&self, op: impl Into<String>, ifname: &str, e: rtnetlink::Error) -> NetlinkError {
+        NetlinkError::Link {
+            op: op.into(),
+            ifname: ifname.to_string(),
+            netns: self.netns.clone(),
+            source: to_io(e),
+        }
+    }
+
+    /// The link called `ifname`, or `None` if there is none.
+    fn get(&self, ifname: &str) -> Result<Option<LinkMessage>, NetlinkError> {
+        let request = self.handle.link().get().match_name(ifname).execute();
+        match self.rt.block_on(async move {
+            futures::pin_mut!(request);
+            request.try_next().await
+        }) {
+            Ok(msg) => Ok(msg),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(self.fail("look up", ifname, e)),
+        }
+    }
+
+    fn index(&self, ifname: &str) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.get(ifname)?.map(|msg| msg.header.index))
+    }
+
+    /// The index of a link that must exist because mvdp just made or moved it.
+    fn require(&self, ifname: &str, op: &'static str) -> Result<u32, NetlinkError> {
+        self.index(ifname)?.ok_or_else(|| NetlinkError::NotFound {
+            op,
+            ifname: ifname.to_string(),
+            netns: self.netns.clone(),
+        })
+    }
+
+    fn add_veth(&self, host: &str, peer: &str, queues: u32) -> Result<(), NetlinkError> {
+        let peer_msg = LinkUnspec::new_with_name(peer)
+            .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
+            .build();
+        let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(host)
+            .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        self.rt
+            .block_on(self.handle.link().add(msg).execute())
+            .map_err(|e| {
+                self.fail(
+                    format!("create veth pair (peer {peer:?}, {queues} queues)"),
+                    host,
+                    e,
+                )
+            })
+    }
+
+    fn set_up(&self, index: u32, ifname: &str) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.rt
+            .block_on(self.handle.link().set(msg).execute())
+            .map_err(|e| self.fail("set up", ifname, e))
+    }
+
+    fn move_to_netns(
+        &self,
+        index: u32,
+        ifname: &str,
+        ns: &File,
+        ns_path: &Path,
+    ) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        self.rt
+            .block_on(self.handle.link().set(msg).execute())
+            .map_err(|e| {
+                self.fail(
+                    format!("move to network namespace {}", ns_path.display()),
+                    ifname,
+                    e,
+                )
+            })
+    }
+
+    fn rename_and_set_mac(
+        &self,
+        index: u32,
+        current: &str,
+        ifname: &str,
+        mac: MacAddr,
+    ) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .name(ifname)
+            .address(mac.0.to_vec())
+            .build();
+        self.rt
+            .block_on(self.handle.link().set(msg).execute())
+            .map_err(|e| {
+                self.fail(
+                    format!("rename to {ifname:?} and set MAC {mac}"),
+                    current,
+                    e,
+                )
+            })
+    }
+
+    fn add_address(
+        &self,
+        index: u32,
+        ifname: &str,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        self.rt
+            .block_on(
+                self.handle
+                    .address()
+                    .add(index, IpAddr::V4(addr), prefix_len)
+                    .execute(),
+            )
+            .map_err(|e| self.fail(format!("add address {addr}/{prefix_len}"), ifname, e))
+    }
+
+    fn add_default_route(
+        &self,
+        index: u32,
+        ifname: &str,
+        gateway: Ipv4Addr,
+    ) -> Result<(), NetlinkError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build();
+        self.rt
+            .block_on(self.handle.route().add(route).execute())
+            .map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e))
+    }
+
+    fn delete(&self, index: u32, ifname: &str) -> Result<(), NetlinkError> {
+        match self.rt.block_on(self.handle.link().del(index).execute()) {
+            Ok(()) => Ok(()),
+            // Gone in the meantime (e.g. its veth peer was deleted): the goal holds.
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(self.fail("delete", ifname, e)),
+        }
+    }
+}
+
+/// The errno of a netlink NACK.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => msg.to_io().raw_os_error(),
+        _ => None,
+    }
+}
+
+/// The kernel's errno as an `io::Error`; anything else as `ErrorKind::Other`.
+fn to_io(e: rtnetlink::Error) -> io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => msg.to_io(),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_like_the_kernel_does() {
+        assert!(check_ifname("eth0", "ifname").is_ok());
+        assert!(check_ifname("a23456789012345", "ifname").is_ok());
+        let err = check_ifname("a234567890123456", "ifname").unwrap_err();
+        assert!(err.to_string().contains("at most 15"), "{err}");
+        for bad in ["", ".", "..", "a/b", "a:b", "a b", "tap%d"] {
+            assert!(check_ifname(bad, "ifname").is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn temporary_names_fit_and_differ() {
+        let a = temporary_ifname();
+        let b = temporary_ifname();
+        assert_ne!(a, b);
+        assert!(check_ifname(&a, "peer").is_ok(), "{a}");
+    }
+
+    #[test]
+    fn spec_values_are_checked() {
+        let spec = EndpointLinkSpec {
+            kind: LinkKind::Veth,
+            host_ifname: "mv-host",
+            netns_path: Path::new("/nonexistent"),
+            ifname: "eth0",
+            mac: MacAddr([0x02, 0x42, 10, 0, 0, 2]),
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            prefix_len: 24,
+            gateway: None,
+            queues: 1,
+        };
+        assert!(validate(&spec).is_ok());
+        assert!(validate(&EndpointLinkSpec {
+            prefix_len: 33,
+            ..spec.clone()
+        })
+        .is_err());
+        assert!(validate(&EndpointLinkSpec {
+            queues: 0,
+            ..spec.clone()
+        })
+        .is_err());
+        assert!(validate(&EndpointLinkSpec {
+            mac: MacAddr::BROADCAST,
+            ..spec.clone()
+        })
+        .is_err());
+        assert!(validate(&EndpointLinkSpec {
+            kind: LinkKind::Tap,
+            queues: 0,
+            ..spec
+        })
+        .is_ok());
+    }
+}

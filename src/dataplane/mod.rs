@@ -1,0 +1,5 @@
+//! The data plane: per-core worker loops, the flood path and the egress mux.
+
+mod worker;
+
+pub use worker::{Command, EndpointIo, EventFd, Worker, WorkerConfig, WorkerHandle};

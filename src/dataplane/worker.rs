@@ -1,0 +1,730 @@
+//! One worker per parent RX queue, pinned to a core.
+//!
+//! The worker owns one UMEM and every ring on it: the parent's socket on its
+//! queue and one socket per veth endpoint on the same queue number, so a frame
+//! moves from one ring to another by descriptor. TAP endpoints are read and
+//! written with one syscall per frame. Group frames from the wire arrive as
+//! copies over a bounded channel from the group listener.
+//!
+//! Per iteration: commands, parent RX, endpoint RX, flood queue, then one
+//! flush per destination, completion reaping and fill-ring refill; poll()
+//! only when an iteration found nothing to do.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use xsk_rs::{FrameDesc, Umem};
+
+use crate::io::tap::TapPort;
+use crate::io::xsk::{UmemArea, XskSocket};
+use crate::metrics::{bump, Source, WorkerStats};
+use crate::switch::{
+    classify_egress, classify_ingress, flood_members, DropReason, EndpointId, Fdb, Verdict,
+};
+
+/// How an endpoint is reached from this worker.
+pub enum EndpointIo {
+    /// The host end of a veth, through an AF_XDP socket on this worker's UMEM.
+    Xsk(XskSocket),
+    /// A TAP fd. `read` is true on the one worker that reads the container's egress.
+    Tap {
+        /// The device.
+        port: TapPort,
+        /// Whether this worker reads from it.
+        read: bool,
+    },
+}
+
+/// Messages from the control thread to a worker.
+pub enum Command {
+    /// A new FDB snapshot to classify with.
+    Fdb(Arc<Fdb>),
+    /// Start serving an endpoint.
+    AddPort(EndpointId, EndpointIo),
+    /// Stop serving an endpoint; frames still staged for it are dropped.
+    RemovePort(EndpointId),
+    /// Leave the loop.
+    Stop,
+}
+
+/// Everything a worker needs, built by the control thread.
+pub struct WorkerConfig {
+    /// Parent RX queue served.
+    pub queue: u32,
+    /// Core to pin to, if any.
+    pub core: Option<core_affinity::CoreId>,
+    /// The worker's UMEM and its frames.
+    pub umem: UmemArea,
+    /// The parent's socket on `queue`.
+    pub parent: XskSocket,
+    /// The FDB to start with.
+    pub fdb: Arc<Fdb>,
+    /// Frames per RX batch.
+    pub batch: usize,
+    /// Fill-ring entries kept posted on the parent socket.
+    pub parent_fill: usize,
+    /// Fill-ring entries kept posted on each endpoint socket.
+    pub port_fill: usize,
+    /// TX ring size of every socket (bounds frames in flight per socket).
+    pub tx_ring: usize,
+    /// Control messages.
+    pub commands: Receiver<Command>,
+    /// Group frames from the wire (bounded; the sender counts overflow).
+    pub floods: Receiver<Vec<u8>>,
+    /// Counters.
+    pub stats: Arc<WorkerStats>,
+}
+
+/// The control thread's handle on a running worker.
+pub struct WorkerHandle {
+    /// Sends commands.
+    pub commands: crossbeam_channel::Sender<Command>,
+    /// Wakes the worker from poll() after a command or a flood frame.
+    pub wake: Arc<EventFd>,
+    /// The thread.
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+/// A Linux eventfd used to wake a sleeping worker.
+#[derive(Debug)]
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// A non-blocking eventfd.
+    pub fn new() -> std::io::Result<EventFd> {
+        // SAFETY: plain eventfd(2) call; checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh fd that nothing else owns.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Wakes the waiter.
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from our own non-blocking eventfd.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Frames in flight on one AF_XDP socket, tracked so ring operations never
+/// overrun (xsk-rs reserves all-or-nothing).
+#[derive(Default)]
+struct Inflight {
+    /// Frames posted to the fill ring and not yet seen on the RX ring.
+    fill: usize,
+    /// Frames posted to the TX ring and not yet seen on the completion ring.
+    tx: usize,
+}
+
+struct Port {
+    io: EndpointIo,
+    inflight: Inflight,
+    /// Frames staged for this endpoint in the current iteration.
+    staged: Vec<FrameDesc>,
+}
+
+/// A worker's state; runs on its own thread.
+pub struct Worker {
+    umem: Umem,
+    mtu: usize,
+    free: Vec<FrameDesc>,
+    parent: XskSocket,
+    parent_inflight: Inflight,
+    to_wire: Vec<FrameDesc>,
+    ports: Vec<Option<Port>>,
+    /// Ids of ports with staged frames.
+    dirty: Vec<EndpointId>,
+    rx_buf: Vec<FrameDesc>,
+    fdb: Arc<Fdb>,
+    cfg_batch: usize,
+    parent_fill: usize,
+    port_fill: usize,
+    tx_ring: usize,
+    commands: Receiver<Command>,
+    floods: Receiver<Vec<u8>>,
+    stats: Arc<WorkerStats>,
+    wake: Arc<EventFd>,
+    pollfds: Vec<libc::pollfd>,
+}
+
+impl Worker {
+    /// Starts a worker thread.
+    pub fn spawn(
+        cfg: WorkerConfig,
+        commands_tx: crossbeam_channel::Sender<Command>,
+    ) -> std::io::Result<WorkerHandle> {
+        let wake = Arc::new(EventFd::new()?);
+        let queue = cfg.queue;
+        let core = cfg.core;
+        let mut worker = Worker::new(cfg, wake.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("mvdp-q{queue}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        log::warn!("worker q{queue}: could not pin to core {}", core.id);
+                    }
+                }
+                worker.run();
+            })?;
+        Ok(WorkerHandle {
+            commands: commands_tx,
+            wake,
+            thread,
+        })
+    }
+
+    fn new(cfg: WorkerConfig, wake: Arc<EventFd>) -> Worker {
+        cfg.stats.parent_fd.store(cfg.parent.fd(), Relaxed);
+        let batch = cfg.batch.max(1);
+        Worker {
+            umem: cfg.umem.umem,
+            mtu: cfg.umem.mtu,
+            free: cfg.umem.frames,
+            parent: cfg.parent,
+            parent_inflight: Inflight::default(),
+            to_wire: Vec::with_capacity(batch * 4),
+            ports: Vec::new(),
+            dirty: Vec::new(),
+            rx_buf: vec![FrameDesc::default(); batch],
+            fdb: cfg.fdb,
+            cfg_batch: batch,
+            parent_fill: cfg.parent_fill,
+            port_fill: cfg.port_fill,
+            tx_ring: cfg.tx_ring,
+            commands: cfg.commands,
+            floods: cfg.floods,
+            stats: cfg.stats,
+            wake,
+            pollfds: Vec::new(),
+        }
+    }
+
+    fn run(&mut self) {
+        self.refill();
+        loop {
+            match self.handle_commands() {
+                Ok(true) => {}
+                Ok(false) | Err(()) => break,
+            }
+            let mut work = self.parent_rx();
+            work += self.endpoints_rx();
+            work += self.flood_rx();
+            self.flush();
+            work += self.reap();
+            self.refill();
+            if work == 0 {
+                self.sleep();
+            }
+        }
+        self.stats.parent_fd.store(-1, Relaxed);
+    }
+
+    /// Applies pending commands. Ok(false) on Stop or a closed channel.
+    fn handle_commands(&mut self) -> Result<bool, ()> {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Fdb(fdb)) => self.fdb = fdb,
+                Ok(Command::AddPort(id, io)) => {
+                    let i = usize::from(id.0);
+                    if self.ports.len() <= i {
+                        self.ports.resize_with(i + 1, || None);
+                    }
+                    self.stats.reset_endpoint(id);
+                    self.ports[i] = Some(Port {
+                        io,
+                        inflight: Inflight::default(),
+                        staged: Vec::with_capacity(self.cfg_batch),
+                    });
+                    self.rebuild_pollfds();
+                }
+                Ok(Command::RemovePort(id)) => {
+                    if let Some(mut port) =
+                        self.ports.get_mut(usize::from(id.0)).and_then(Option::take)
+                    {
+                        for d in port.staged.drain(..) {
+                            self.stats.dropped(DropReason::EndpointGone);
+                            self.free.push(d);
+                        }
+                        // Frames posted to its rings are lost with the socket; the UMEM
+                        // is sized so that a few removed endpoints do not starve it.
+                        if let EndpointIo::Xsk(mut s) = port.io {
+                            reap_into(&mut s, &mut port.inflight, &mut self.free, self.cfg_batch);
+                        }
+                    }
+                    self.dirty.retain(|d| *d != id);
+                    self.rebuild_pollfds();
+                }
+                Ok(Command::Stop) => return Ok(false),
+                Err(TryRecvError::Empty) => return Ok(true),
+                Err(TryRecvError::Disconnected) => return Err(()),
+            }
+        }
+    }
+
+    fn rebuild_pollfds(&mut self) {
+        let mut fds = vec![self.wake.fd(), self.parent.fd()];
+        for port in self.ports.iter().flatten() {
+            match &port.io {
+                EndpointIo::Xsk(s) => fds.push(s.fd()),
+                EndpointIo::Tap { port, read: true } => fds.push(port.fd()),
+                EndpointIo::Tap { .. } => {}
+            }
+        }
+        self.pollfds = fds
+            .into_iter()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+    }
+
+    fn sleep(&mut self) {
+        if self.pollfds.is_empty() {
+            self.rebuild_pollfds();
+        }
+        // Wake soon if frames are still in flight on a TX ring (copy mode
+        // completes them on the next kick); otherwise sleep until an fd or the
+        // eventfd says there is work.
+        let tx_pending =
+            self.parent_inflight.tx > 0 || self.ports.iter().flatten().any(|p| p.inflight.tx > 0);
+        let timeout = if tx_pending { 1 } else { 500 };
+        bump(&self.stats.sleeps, 1);
+        // SAFETY: `pollfds` is a valid array of pollfd of the given length.
+        unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                timeout,
+            )
+        };
+        self.wake.drain();
+    }
+
+    /// Frames from the wire for endpoints (the XDP program redirected them).
+    fn parent_rx(&mut self) -> usize {
+        let batch = self.cfg_batch;
+        // SAFETY: rx_buf holds `batch` descriptors to be overwritten; the frames
+        // returned belong to this worker's UMEM, which every socket here shares.
+        let n = unsafe { self.parent.rx.consume(&mut self.rx_buf[..batch]) };
+        if n == 0 {
+            return 0;
+        }
+        self.parent_inflight.fill -= n;
+        self.stats.received(Source::Wire, n as u64);
+        self.stats.batch(n);
+        // A handle of our own (one refcount per batch) so frame data can be read
+        // while the worker's other fields change.
+        let umem = self.umem.clone();
+        for i in 0..n {
+            let d = self.rx_buf[i];
+            // SAFETY: `d` came off our RX ring, so user space owns the frame until we post it again.
+            let data = unsafe { umem.data(&d) }.contents();
+            match classify_ingress(&self.fdb, data) {
+                Verdict::Endpoint(id) => self.stage(id, d),
+                Verdict::Flood { group, .. } => {
+                    self.flood_copies(group, None, data);
+                    self.free.push(d);
+                }
+                Verdict::Wire => {
+                    // Not produced for wire ingress; never reflect a frame back.
+                    self.stats.dropped(DropReason::NoEndpoint);
+                    self.free.push(d);
+                }
+                Verdict::Drop(r) => {
+                    self.stats.dropped(r);
+                    self.free.push(d);
+                }
+            }
+        }
+        n
+    }
+
+    /// Frames the containers sent.
+    fn endpoints_rx(&mut self) -> usize {
+        let mut work = 0;
+        for i in 0..self.ports.len() {
+            let id = EndpointId(i as u16);
+            let Some(port) = self.ports[i].as_mut() else {
+                continue;
+            };
+            let n = match &mut port.io {
+                EndpointIo::Xsk(s) => {
+                    // SAFETY: as in parent_rx: descriptors of our own UMEM, ours until reposted.
+                    let n = unsafe { s.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
+                    port.inflight.fill -= n;
+                    n
+                }
+                EndpointIo::Tap {
+                    port: tap,
+                    read: true,
+                } => {
+                    let tap = tap.clone();
+                    self.tap_read(&tap, id)
+                }
+                EndpointIo::Tap { .. } => 0,
+            };
+            if n == 0 {
+                continue;
+            }
+            work += n;
+            self.stats.received(Source::Endpoint, n as u64);
+            self.stats.batch(n);
+            let stats = self.stats.clone();
+            let counters = &stats.endpoints[i];
+            let umem = self.umem.clone();
+            for k in 0..n {
+                let d = self.rx_buf[k];
+                // SAFETY: the frame is ours (just consumed or just read into).
+                let data = unsafe { umem.data(&d) }.contents();
+                bump(&counters.rx_packets, 1);
+                bump(&counters.rx_bytes, data.len() as u64);
+                match classify_egress(&self.fdb, id, data) {
+                    Verdict::Endpoint(to) => self.stage(to, d),
+                    Verdict::Wire => self.to_wire.push(d),
+                    Verdict::Flood { group, wire } => {
+                        self.flood_copies(group, Some(id), data);
+                        if wire {
+                            self.to_wire.push(d);
+                        } else {
+                            self.free.push(d);
+                        }
+                    }
+                    Verdict::Drop(r) => {
+                        self.stats.dropped(r);
+                        self.free.push(d);
+                    }
+                }
+            }
+        }
+        work
+    }
+
+    /// Reads up to a batch of frames from a TAP into free frames (placed in rx_buf).
+    fn tap_read(&mut self, tap: &TapPort, id: EndpointId) -> usize {
+        let mut n = 0;
+        while n < self.cfg_batch {
+            let Some(mut d) = self.free.pop() else {
+                break;
+            };
+            // SAFETY: `d` is a free frame owned by user space.
+            let mut data = unsafe { self.umem.data_mut(&mut d) };
+            let mut cur = data.cursor();
+            let cap = cur.buf_len();
+            cur.set_pos(cap);
+            let got = tap.read(data.contents_mut());
+            match got {
+                Ok(Some(len)) => {
+                    data.cursor().set_pos(len);
+                    self.rx_buf[n] = d;
+                    n += 1;
+                }
+                Ok(None) => {
+                    self.free.push(d);
+                    break;
+                }
+                Err(e) => {
+                    self.free.push(d);
+                    log::warn!("endpoint {}: TAP read failed: {e}", id.0);
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    /// Group frames from the wire, copied by the group listener.
+    fn flood_rx(&mut self) -> usize {
+        let mut n = 0;
+        while n < self.cfg_batch {
+            let frame = match self.floods.try_recv() {
+                Ok(f) => f,
+                Err(_) => break,
+            };
+            // Counted as received by the group listener, which owns the queue's input side.
+            n += 1;
+            match classify_ingress(&self.fdb, &frame) {
+                Verdict::Flood { group, .. } => self.flood_copies(group, None, &frame),
+                Verdict::Drop(r) => self.stats.dropped(r),
+                // The listener only forwards group frames; anything else is not for us.
+                Verdict::Endpoint(_) | Verdict::Wire => self.stats.dropped(DropReason::NoEndpoint),
+            }
+        }
+        n
+    }
+
+    /// Copies a group frame into fresh frames for every member except `except`,
+    /// and counts the frame delivered (or dropped when it reached nobody).
+    fn flood_copies(
+        &mut self,
+        group: crate::switch::FloodGroup,
+        except: Option<EndpointId>,
+        data: &[u8],
+    ) {
+        let fdb = self.fdb.clone();
+        let mut copies = 0usize;
+        for &to in flood_members(&fdb, group) {
+            if Some(to) == except {
+                continue;
+            }
+            let Some(mut d) = self.free.pop() else {
+                bump(&self.stats.flood_copy_drops, 1);
+                continue;
+            };
+            if data.len() > self.mtu {
+                self.free.push(d);
+                bump(&self.stats.flood_copy_drops, 1);
+                continue;
+            }
+            // SAFETY: `d` is a free frame owned by user space.
+            let mut frame = unsafe { self.umem.data_mut(&mut d) };
+            let mut cur = frame.cursor();
+            cur.set_pos(0);
+            if cur.write_all(data).is_err() {
+                self.free.push(d);
+                bump(&self.stats.flood_copy_drops, 1);
+                continue;
+            }
+            self.stage_copy(to, d);
+            copies += 1;
+        }
+        // The frame itself is accounted once: delivered if it went anywhere.
+        // Frames leaving for the wire as well are counted at the wire flush.
+        if except.is_none() {
+            if copies > 0 {
+                bump(&self.stats.delivered, 1);
+            } else {
+                self.stats.dropped(DropReason::NoEndpoint);
+            }
+        }
+    }
+
+    #[inline]
+    fn stage(&mut self, to: EndpointId, d: FrameDesc) {
+        match self
+            .ports
+            .get_mut(usize::from(to.0))
+            .and_then(Option::as_mut)
+        {
+            Some(port) => {
+                if port.staged.is_empty() {
+                    self.dirty.push(to);
+                }
+                port.staged.push(d);
+            }
+            None => {
+                self.stats.dropped(DropReason::EndpointGone);
+                self.free.push(d);
+            }
+        }
+    }
+
+    /// Stages a flood copy: like `stage`, but the copy is not a frame of its own in the accounting.
+    fn stage_copy(&mut self, to: EndpointId, d: FrameDesc) {
+        match self
+            .ports
+            .get_mut(usize::from(to.0))
+            .and_then(Option::as_mut)
+        {
+            Some(port) => {
+                if port.staged.is_empty() {
+                    self.dirty.push(to);
+                }
+                // Mark copies with a high option bit so the flush does not count them as frames.
+                let mut d = d;
+                d.set_options(COPY_MARK);
+                port.staged.push(d);
+            }
+            None => {
+                bump(&self.stats.flood_copy_drops, 1);
+                self.free.push(d);
+            }
+        }
+    }
+
+    /// Hands staged frames to their rings or fds.
+    fn flush(&mut self) {
+        // The wire.
+        if !self.to_wire.is_empty() {
+            let room = self.tx_ring - self.parent_inflight.tx;
+            let n = self.to_wire.len().min(room);
+            // SAFETY: the descriptors are frames of this UMEM owned by user space.
+            let sent = unsafe { self.parent.tx.produce(&self.to_wire[..n]) };
+            self.parent_inflight.tx += sent;
+            bump(&self.stats.wire_tx_packets, sent as u64);
+            let egress_frames = self.to_wire.len() as u64;
+            bump(&self.stats.delivered, sent as u64);
+            for d in self.to_wire.drain(sent..) {
+                self.stats.dropped(DropReason::TxFull);
+                self.free.push(d);
+            }
+            debug_assert!(egress_frames >= sent as u64);
+            if self.parent.tx.needs_wakeup() {
+                let _ = self.parent.tx.wakeup();
+            }
+        } else if self.parent_inflight.tx > 0 && self.parent.tx.needs_wakeup() {
+            let _ = self.parent.tx.wakeup();
+        }
+        // The endpoints.
+        while let Some(id) = self.dirty.pop() {
+            let i = usize::from(id.0);
+            let Some(port) = self.ports[i].as_mut() else {
+                continue;
+            };
+            let counters = &self.stats.endpoints[i];
+            match &mut port.io {
+                EndpointIo::Xsk(s) => {
+                    let room = self.tx_ring - port.inflight.tx;
+                    let n = port.staged.len().min(room);
+                    for d in &mut port.staged[..n] {
+                        let len = d.lengths().data() as u64;
+                        bump(&counters.tx_packets, 1);
+                        bump(&counters.tx_bytes, len);
+                        if d.options() != COPY_MARK {
+                            bump(&self.stats.delivered, 1);
+                        }
+                        d.set_options(0);
+                    }
+                    // SAFETY: frames of this UMEM owned by user space.
+                    let sent = unsafe { s.tx.produce(&port.staged[..n]) };
+                    debug_assert_eq!(sent, n);
+                    port.inflight.tx += sent;
+                    for d in port.staged.drain(..).skip(sent) {
+                        if d.options() == COPY_MARK {
+                            bump(&self.stats.flood_copy_drops, 1);
+                        } else {
+                            self.stats.dropped(DropReason::TxFull);
+                        }
+                        self.free.push(d);
+                    }
+                    if s.tx.needs_wakeup() {
+                        let _ = s.tx.wakeup();
+                    }
+                }
+                EndpointIo::Tap { port: tap, .. } => {
+                    for d in port.staged.drain(..) {
+                        // SAFETY: frame of this UMEM owned by user space.
+                        let data = unsafe { self.umem.data(&d) }.contents();
+                        let copy = d.options() == COPY_MARK;
+                        match tap.write(data) {
+                            Ok(true) => {
+                                bump(&counters.tx_packets, 1);
+                                bump(&counters.tx_bytes, data.len() as u64);
+                                if !copy {
+                                    bump(&self.stats.delivered, 1);
+                                }
+                            }
+                            Ok(false) | Err(_) => {
+                                if copy {
+                                    bump(&self.stats.flood_copy_drops, 1);
+                                } else {
+                                    self.stats.dropped(DropReason::TxFull);
+                                }
+                            }
+                        }
+                        let mut d = d;
+                        d.set_options(0);
+                        self.free.push(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes transmitted frames back from every completion ring.
+    fn reap(&mut self) -> usize {
+        let mut n = reap_into(
+            &mut self.parent,
+            &mut self.parent_inflight,
+            &mut self.free,
+            self.cfg_batch,
+        );
+        for port in self.ports.iter_mut().flatten() {
+            if let EndpointIo::Xsk(s) = &mut port.io {
+                n += reap_into(s, &mut port.inflight, &mut self.free, self.cfg_batch);
+                if port.inflight.tx > 0 && s.tx.needs_wakeup() {
+                    let _ = s.tx.wakeup();
+                }
+            }
+        }
+        n
+    }
+
+    /// Keeps every fill ring posted up to its target.
+    fn refill(&mut self) {
+        refill_one(
+            &mut self.parent,
+            &mut self.parent_inflight,
+            &mut self.free,
+            self.parent_fill,
+        );
+        for port in self.ports.iter_mut().flatten() {
+            if let EndpointIo::Xsk(s) = &mut port.io {
+                refill_one(s, &mut port.inflight, &mut self.free, self.port_fill);
+            }
+        }
+    }
+}
+
+/// Option bits on a staged descriptor marking a flood copy (cleared before TX).
+const COPY_MARK: u32 = 0x8000_0000;
+
+fn reap_into(
+    s: &mut XskSocket,
+    inflight: &mut Inflight,
+    free: &mut Vec<FrameDesc>,
+    batch: usize,
+) -> usize {
+    if inflight.tx == 0 {
+        return 0;
+    }
+    let start = free.len();
+    let want = inflight.tx.min(batch * 4);
+    free.resize(start + want, FrameDesc::default());
+    // SAFETY: the slice is writable scratch space for descriptors; the frames
+    // returned are ours again once the kernel hands them back.
+    let n = unsafe { s.cq.consume(&mut free[start..]) };
+    free.truncate(start + n);
+    inflight.tx -= n;
+    n
+}
+
+fn refill_one(
+    s: &mut XskSocket,
+    inflight: &mut Inflight,
+    free: &mut Vec<FrameDesc>,
+    target: usize,
+) {
+    let want = target.saturating_sub(inflight.fill).min(free.len());
+    if want == 0 {
+        return;
+    }
+    let start = free.len() - want;
+    // SAFETY: these frames are owned by user space and are not on any other
+    // ring; the fill ring has room because posted frames never exceed `target`,
+    // which is at most the ring size.
+    let n = unsafe { s.fq.produce(&free[start..]) };
+    free.truncate(free.len() - n);
+    inflight.fill += n;
+    if n > 0 && s.fq.needs_wakeup() {
+        let _ = s.rx.poll(0);
+    }
+}

@@ -1,0 +1,7 @@
+//! Ports: everything that makes a syscall to move frames lives here.
+
+pub mod memory;
+pub mod packet;
+pub mod tap;
+pub mod xdp;
+pub mod xsk;

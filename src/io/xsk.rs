@@ -1,0 +1,258 @@
+//! AF_XDP sockets (xsk-rs): one UMEM per worker, shared by the worker's parent
+//! socket and its endpoint sockets, so a frame moves between rings by descriptor.
+
+use std::ffi::CString;
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+/// How to bind a socket: zero-copy, copy, or zero-copy falling back to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    /// Try zero-copy, fall back to copy mode when the driver refuses (veth does).
+    Auto,
+    /// Zero-copy or fail.
+    ZeroCopy,
+    /// Copy mode.
+    Copy,
+}
+
+/// Why a UMEM or socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum XskError {
+    /// A ring or frame size is not acceptable to the kernel.
+    #[error("invalid AF_XDP setting: {0}")]
+    Setting(String),
+    /// UMEM registration failed.
+    #[error("cannot create a UMEM of {frames} frames of {frame_size} bytes: {source}")]
+    Umem {
+        /// Frames asked for.
+        frames: u32,
+        /// Frame size asked for.
+        frame_size: u32,
+        /// What the kernel or xsk-rs said.
+        source: xsk_rs::umem::UmemCreateError,
+    },
+    /// Socket creation or bind failed.
+    #[error("cannot bind an AF_XDP socket to {ifname} queue {queue} ({mode}): {source}")]
+    Bind {
+        /// Interface.
+        ifname: String,
+        /// Queue id.
+        queue: u32,
+        /// Bind mode tried.
+        mode: &'static str,
+        /// What the kernel or xsk-rs said.
+        source: xsk_rs::socket::SocketCreateError,
+    },
+    /// The UMEM's fill/completion rings were already taken for this device and queue.
+    #[error("{ifname} queue {queue} is already bound from this UMEM")]
+    AlreadyBound {
+        /// Interface.
+        ifname: String,
+        /// Queue id.
+        queue: u32,
+    },
+}
+
+/// Ring sizes of one socket (all powers of two).
+#[derive(Debug, Clone, Copy)]
+pub struct RingSizes {
+    /// RX ring entries.
+    pub rx: u32,
+    /// TX ring entries.
+    pub tx: u32,
+}
+
+/// A UMEM and the descriptors of all its frames, handed out once.
+pub struct UmemArea {
+    /// The shared memory region.
+    pub umem: Umem,
+    /// Every frame's descriptor; the caller owns them from here on.
+    pub frames: Vec<FrameDesc>,
+    /// Usable bytes per frame (frame size minus headroom).
+    pub mtu: usize,
+}
+
+/// Registers a UMEM of `frames` frames of `frame_size` bytes, with fill and
+/// completion rings of `ring` entries for every device/queue bound to it.
+pub fn create_umem(frames: u32, frame_size: u32, ring: u32) -> Result<UmemArea, XskError> {
+    let setting = |e: &dyn std::fmt::Display| XskError::Setting(e.to_string());
+    let config = UmemConfig::builder()
+        .frame_size(FrameSize::new(frame_size).map_err(|e| setting(&e))?)
+        .fill_queue_size(QueueSize::new(ring).map_err(|e| setting(&e))?)
+        .comp_queue_size(QueueSize::new(ring).map_err(|e| setting(&e))?)
+        .build()
+        .map_err(|e| setting(&e))?;
+    let mtu = config.mtu() as usize;
+    let count = NonZeroU32::new(frames)
+        .ok_or_else(|| XskError::Setting("umem_frames must be > 0".into()))?;
+    let (umem, frames_vec) = Umem::new(config, count, false).map_err(|source| XskError::Umem {
+        frames,
+        frame_size,
+        source,
+    })?;
+    Ok(UmemArea {
+        umem,
+        frames: frames_vec,
+        mtu,
+    })
+}
+
+/// One AF_XDP socket with its own fill and completion rings.
+pub struct XskSocket {
+    /// Frames to transmit.
+    pub tx: TxQueue,
+    /// Frames received.
+    pub rx: RxQueue,
+    /// Empty frames handed to the kernel for reception.
+    pub fq: FillQueue,
+    /// Transmitted frames handed back.
+    pub cq: CompQueue,
+    /// Whether the socket runs in zero-copy mode.
+    pub zerocopy: bool,
+    /// Interface it is bound to.
+    pub ifname: String,
+    /// Queue it is bound to.
+    pub queue: u32,
+}
+
+impl XskSocket {
+    /// Binds a socket to `ifname`/`queue` on `umem`. Never loads libxdp's default
+    /// XDP program: mvdp's own program steers frames into the socket.
+    pub fn bind(
+        umem: &Umem,
+        ifname: &str,
+        queue: u32,
+        bind: Bind,
+        rings: RingSizes,
+    ) -> Result<XskSocket, XskError> {
+        match bind {
+            Bind::ZeroCopy => Self::bind_with(umem, ifname, queue, true, rings),
+            Bind::Copy => Self::bind_with(umem, ifname, queue, false, rings),
+            Bind::Auto => match Self::bind_with(umem, ifname, queue, true, rings) {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    log::info!(
+                        "{ifname} queue {queue}: zero-copy unavailable ({e}); using copy mode"
+                    );
+                    Self::bind_with(umem, ifname, queue, false, rings)
+                }
+            },
+        }
+    }
+
+    fn bind_with(
+        umem: &Umem,
+        ifname: &str,
+        queue: u32,
+        zerocopy: bool,
+        rings: RingSizes,
+    ) -> Result<XskSocket, XskError> {
+        let setting = |e: &dyn std::fmt::Display| XskError::Setting(e.to_string());
+        let mode_flag = if zerocopy {
+            BindFlags::XDP_ZEROCOPY
+        } else {
+            BindFlags::XDP_COPY
+        };
+        let config = SocketConfig::builder()
+            .rx_queue_size(QueueSize::new(rings.rx).map_err(|e| setting(&e))?)
+            .tx_queue_size(QueueSize::new(rings.tx).map_err(|e| setting(&e))?)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(mode_flag | BindFlags::XDP_USE_NEED_WAKEUP)
+            .build();
+        let name = CString::new(ifname).map_err(|e| setting(&e))?;
+        // SAFETY: INHIBIT_PROG_LOAD is set, which is what `Socket::new` requires
+        // for sockets sharing a UMEM; mvdp binds each (device, queue) once.
+        let (tx, rx, rings) = unsafe { Socket::new(config, umem, &Interface::new(name), queue) }
+            .map_err(|source| XskError::Bind {
+                ifname: ifname.to_string(),
+                queue,
+                mode: if zerocopy { "zero-copy" } else { "copy" },
+                source,
+            })?;
+        let (fq, cq) = rings.ok_or_else(|| XskError::AlreadyBound {
+            ifname: ifname.to_string(),
+            queue,
+        })?;
+        Ok(XskSocket {
+            tx,
+            rx,
+            fq,
+            cq,
+            zerocopy,
+            ifname: ifname.to_string(),
+            queue,
+        })
+    }
+
+    /// The socket's file descriptor (for the XSKMAP and poll()).
+    pub fn fd(&self) -> RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+
+    /// Kernel-side ring statistics.
+    pub fn stats(&self) -> io::Result<XskStats> {
+        let s = self.rx.fd().xdp_statistics()?;
+        Ok(XskStats {
+            rx_dropped: s.rx_dropped(),
+            rx_invalid_descs: s.rx_invalid_descs(),
+            tx_invalid_descs: s.tx_invalid_descs(),
+            rx_ring_full: s.rx_ring_full(),
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs(),
+            tx_ring_empty_descs: s.tx_ring_empty_descs(),
+        })
+    }
+}
+
+/// The kernel's `struct xdp_statistics` for one socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Dropped for reasons other than invalid descriptors.
+    pub rx_dropped: u64,
+    /// Dropped due to invalid descriptors.
+    pub rx_invalid_descs: u64,
+    /// Invalid TX descriptors.
+    pub tx_invalid_descs: u64,
+    /// Dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the TX ring was empty when the kernel looked.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// Reads the kernel ring statistics of an AF_XDP socket by fd.
+pub fn stats_by_fd(fd: RawFd) -> io::Result<XskStats> {
+    const SOL_XDP: libc::c_int = 283;
+    const XDP_STATISTICS: libc::c_int = 7;
+    let mut raw = [0u64; 6];
+    let mut len = std::mem::size_of_val(&raw) as libc::socklen_t;
+    // SAFETY: `raw` is a writable buffer of `len` bytes that outlives the call;
+    // the kernel writes at most `len` bytes and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_STATISTICS,
+            raw.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(XskStats {
+        rx_dropped: raw[0],
+        rx_invalid_descs: raw[1],
+        tx_invalid_descs: raw[2],
+        rx_ring_full: raw[3],
+        rx_fill_ring_empty_descs: raw[4],
+        tx_ring_empty_descs: raw[5],
+    })
+}

@@ -1,0 +1,77 @@
+//! The `mvdp` binary: parse the CLI, load and validate the config, start the daemon.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use mvdp::cli::{Cli, Command};
+use mvdp::config::{Config, ConfigError};
+use mvdp::control::daemon::Daemon;
+
+/// sysexits.h EX_CONFIG: the configuration is invalid.
+const EX_CONFIG: u8 = 78;
+
+fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let config = Config::load(path)?;
+    config.check_host()?;
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => match load(&config) {
+            Ok(c) => {
+                println!("{}: OK\n{}", config.display(), c.summary());
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("mvdp: {}: {e}", config.display());
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+        Command::Run { config } => match load(&config) {
+            Ok(c) => run(c),
+            Err(e) => {
+                eprintln!("mvdp: {}: {e}", config.display());
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+        Command::Demo {
+            containers,
+            kind,
+            keep,
+        } => mvdp::demo::run(usize::from(containers), kind, keep),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mvdp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    // Block SIGTERM/SIGINT before any thread starts so every thread inherits
+    // the mask and only the main thread takes them, synchronously.
+    let signals = mvdp::control::signals::block_termination()?;
+    let listen = config.metrics.listen;
+    let listener = TcpListener::bind(listen)
+        .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
+    let mut daemon = Daemon::start(config, Some(listener))?;
+    log::info!("running; metrics on http://{listen}/metrics; SIGTERM or Ctrl-C to stop");
+    loop {
+        if let Some(sig) = signals.wait(std::time::Duration::from_secs(1))? {
+            log::info!("signal {sig}: shutting down");
+            break;
+        }
+        daemon.reap_vanished();
+    }
+    daemon.shutdown()
+}

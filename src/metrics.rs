@@ -1,0 +1,349 @@
+//! Counters and the Prometheus exporter.
+//!
+//! Workers count into their own [`WorkerStats`] (single writer, relaxed
+//! load+store, no lock prefix, no label lookup); the exporter sums the workers
+//! at scrape time and renders through `metrics-exporter-prometheus`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::switch::{DropReason, EndpointId, Fdb};
+
+/// Endpoint slots per worker; `EndpointId`s index into them.
+pub const MAX_ENDPOINTS: usize = 4096;
+
+/// Adds `n` to a counter that only the calling thread writes.
+#[inline(always)]
+pub fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// Per-endpoint counters, as seen from mvdp's side of the endpoint port.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct EndpointCounters {
+    /// Frames received from the container (its egress).
+    pub rx_packets: AtomicU64,
+    /// Bytes received from the container.
+    pub rx_bytes: AtomicU64,
+    /// Frames delivered to the container.
+    pub tx_packets: AtomicU64,
+    /// Bytes delivered to the container.
+    pub tx_bytes: AtomicU64,
+}
+
+impl EndpointCounters {
+    fn reset(&self) {
+        for c in [
+            &self.rx_packets,
+            &self.rx_bytes,
+            &self.tx_packets,
+            &self.tx_bytes,
+        ] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+/// Where a frame entered mvdp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Source {
+    /// The parent's AF_XDP socket.
+    Wire = 0,
+    /// The parent's group listener (broadcast/multicast from the wire).
+    WireGroup = 1,
+    /// A container.
+    Endpoint = 2,
+}
+
+const SOURCES: [(Source, &str); 3] = [
+    (Source::Wire, "wire"),
+    (Source::WireGroup, "wire_group"),
+    (Source::Endpoint, "endpoint"),
+];
+
+/// Upper bounds of the batch-size histogram buckets.
+pub const BATCH_BUCKETS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, usize::MAX];
+
+/// One worker's counters. Only that worker writes them.
+#[derive(Debug)]
+pub struct WorkerStats {
+    /// Label of the worker: its RX queue, or "group" for the group listener.
+    pub queue: String,
+    /// Per-endpoint counters, indexed by `EndpointId`.
+    pub endpoints: Box<[EndpointCounters]>,
+    /// Frames that entered, by [`Source`].
+    pub received: [AtomicU64; 3],
+    /// Frames delivered to at least one destination.
+    pub delivered: AtomicU64,
+    /// Frames dropped, by [`DropReason`] (indexed by its discriminant).
+    pub drops: [AtomicU64; DropReason::ALL.len()],
+    /// Copies of group frames that could not be made or sent (not frames: see `drops`).
+    pub flood_copy_drops: AtomicU64,
+    /// Frames sent out of the parent.
+    pub wire_tx_packets: AtomicU64,
+    /// Histogram of non-empty RX batch sizes (buckets: [`BATCH_BUCKETS`]).
+    pub batches: [AtomicU64; BATCH_BUCKETS.len()],
+    /// Times the worker slept in poll().
+    pub sleeps: AtomicU64,
+    /// The parent socket's fd, for kernel ring statistics (-1 before bind).
+    pub parent_fd: AtomicI32,
+}
+
+impl WorkerStats {
+    /// Zeroed counters for the worker labelled `queue`.
+    pub fn new(queue: String) -> WorkerStats {
+        WorkerStats {
+            queue,
+            endpoints: (0..MAX_ENDPOINTS)
+                .map(|_| EndpointCounters::default())
+                .collect(),
+            received: Default::default(),
+            delivered: AtomicU64::new(0),
+            drops: Default::default(),
+            flood_copy_drops: AtomicU64::new(0),
+            wire_tx_packets: AtomicU64::new(0),
+            batches: Default::default(),
+            sleeps: AtomicU64::new(0),
+            parent_fd: AtomicI32::new(-1),
+        }
+    }
+
+    /// Counts a frame that entered.
+    #[inline(always)]
+    pub fn received(&self, src: Source, n: u64) {
+        bump(&self.received[src as usize], n);
+    }
+
+    /// Counts a dropped frame.
+    #[inline(always)]
+    pub fn dropped(&self, reason: DropReason) {
+        bump(&self.drops[reason as usize], 1);
+    }
+
+    /// Counts one RX batch of `n` frames (n > 0).
+    #[inline(always)]
+    pub fn batch(&self, n: usize) {
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|&b| n <= b)
+            .unwrap_or(BATCH_BUCKETS.len() - 1);
+        bump(&self.batches[i], 1);
+    }
+
+    /// Forgets an endpoint slot's counters before the slot is reused.
+    pub fn reset_endpoint(&self, id: EndpointId) {
+        if let Some(c) = self.endpoints.get(usize::from(id.0)) {
+            c.reset();
+        }
+    }
+}
+
+/// Totals over all workers, for tests, the demo and the exporter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Frames that entered, by source (wire, wire_group, endpoint).
+    pub received: [u64; 3],
+    /// Frames delivered.
+    pub delivered: u64,
+    /// Drops by reason.
+    pub drops: [u64; DropReason::ALL.len()],
+    /// Group-frame copies lost.
+    pub flood_copy_drops: u64,
+    /// Frames sent out of the parent.
+    pub wire_tx_packets: u64,
+}
+
+impl Totals {
+    /// Frames received from every source.
+    pub fn received_all(&self) -> u64 {
+        self.received.iter().sum()
+    }
+
+    /// Frames dropped for every reason.
+    pub fn dropped_all(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+/// Sums the counters of all workers.
+pub fn totals(workers: &[Arc<WorkerStats>]) -> Totals {
+    let mut t = Totals::default();
+    for w in workers {
+        for (i, c) in w.received.iter().enumerate() {
+            t.received[i] += c.load(Relaxed);
+        }
+        t.delivered += w.delivered.load(Relaxed);
+        for (i, c) in w.drops.iter().enumerate() {
+            t.drops[i] += c.load(Relaxed);
+        }
+        t.flood_copy_drops += w.flood_copy_drops.load(Relaxed);
+        t.wire_tx_packets += w.wire_tx_packets.load(Relaxed);
+    }
+    t
+}
+
+/// One endpoint's counters summed over all workers: (rx_packets, rx_bytes, tx_packets, tx_bytes).
+pub fn endpoint_totals(workers: &[Arc<WorkerStats>], id: EndpointId) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for w in workers {
+        let c = &w.endpoints[usize::from(id.0)];
+        out[0] += c.rx_packets.load(Relaxed);
+        out[1] += c.rx_bytes.load(Relaxed);
+        out[2] += c.tx_packets.load(Relaxed);
+        out[3] += c.tx_bytes.load(Relaxed);
+    }
+    out
+}
+
+/// Something that adds its own figures at scrape time (XDP program counters, ...).
+pub type ScrapeHook = Box<dyn Fn() + Send + Sync>;
+
+/// The state the exporter reads at scrape time.
+pub struct Exporter {
+    handle: PrometheusHandle,
+    /// Every worker's counters.
+    pub workers: Vec<Arc<WorkerStats>>,
+    /// The FDB in force (names and labels of endpoints), replaced by the control thread.
+    pub fdb: Arc<std::sync::RwLock<Arc<Fdb>>>,
+    hooks: Vec<ScrapeHook>,
+}
+
+impl Exporter {
+    /// Installs the global Prometheus recorder. Call once per process.
+    pub fn install(
+        workers: Vec<Arc<WorkerStats>>,
+        fdb: Arc<std::sync::RwLock<Arc<Fdb>>>,
+    ) -> anyhow::Result<Exporter> {
+        let handle = PrometheusBuilder::new().install_recorder()?;
+        Ok(Exporter {
+            handle,
+            workers,
+            fdb,
+            hooks: Vec::new(),
+        })
+    }
+
+    /// Adds a hook run at every scrape before rendering.
+    pub fn add_hook(&mut self, hook: ScrapeHook) {
+        self.hooks.push(hook);
+    }
+
+    /// Publishes the current counters and renders the Prometheus text.
+    pub fn render(&self) -> String {
+        let fdb = self.fdb.read().expect("fdb lock").clone();
+        for (id, ep) in fdb.endpoints() {
+            let net = fdb.network(ep.network).name.clone();
+            let [rxp, rxb, txp, txb] = endpoint_totals(&self.workers, id);
+            let labels = [("endpoint", ep.name.clone()), ("network", net)];
+            metrics::counter!("mvdp_endpoint_rx_packets_total", &labels).absolute(rxp);
+            metrics::counter!("mvdp_endpoint_rx_bytes_total", &labels).absolute(rxb);
+            metrics::counter!("mvdp_endpoint_tx_packets_total", &labels).absolute(txp);
+            metrics::counter!("mvdp_endpoint_tx_bytes_total", &labels).absolute(txb);
+        }
+        metrics::gauge!("mvdp_fdb_entries").set(fdb.len() as f64);
+        let t = totals(&self.workers);
+        for (src, name) in SOURCES {
+            metrics::counter!("mvdp_frames_received_total", "source" => name)
+                .absolute(t.received[src as usize]);
+        }
+        metrics::counter!("mvdp_frames_delivered_total").absolute(t.delivered);
+        for r in DropReason::ALL {
+            metrics::counter!("mvdp_drops_total", "reason" => r.as_str())
+                .absolute(t.drops[r as usize]);
+        }
+        metrics::counter!("mvdp_flood_copy_drops_total").absolute(t.flood_copy_drops);
+        metrics::counter!("mvdp_wire_tx_packets_total").absolute(t.wire_tx_packets);
+        for w in &self.workers {
+            let queue = w.queue.clone();
+            for (i, b) in BATCH_BUCKETS.iter().enumerate() {
+                let le = if *b == usize::MAX {
+                    "+Inf".to_string()
+                } else {
+                    b.to_string()
+                };
+                metrics::counter!("mvdp_worker_rx_batches_total", "queue" => queue.clone(), "le" => le)
+                    .absolute(w.batches[i].load(Relaxed));
+            }
+            metrics::counter!("mvdp_worker_sleeps_total", "queue" => queue.clone())
+                .absolute(w.sleeps.load(Relaxed));
+            let fd = w.parent_fd.load(Relaxed);
+            if fd >= 0 {
+                if let Ok(s) = crate::io::xsk::stats_by_fd(fd) {
+                    let q = || queue.clone();
+                    metrics::counter!("mvdp_xsk_rx_dropped_total", "queue" => q())
+                        .absolute(s.rx_dropped);
+                    metrics::counter!("mvdp_xsk_rx_ring_full_total", "queue" => q())
+                        .absolute(s.rx_ring_full);
+                    metrics::counter!("mvdp_xsk_rx_invalid_descs_total", "queue" => q())
+                        .absolute(s.rx_invalid_descs);
+                    metrics::counter!("mvdp_xsk_tx_invalid_descs_total", "queue" => q())
+                        .absolute(s.tx_invalid_descs);
+                    metrics::counter!("mvdp_xsk_fill_ring_empty_total", "queue" => q())
+                        .absolute(s.rx_fill_ring_empty_descs);
+                    metrics::counter!("mvdp_xsk_tx_ring_empty_total", "queue" => q())
+                        .absolute(s.tx_ring_empty_descs);
+                }
+            }
+        }
+        for hook in &self.hooks {
+            hook();
+        }
+        self.handle.render()
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `stop` is set. Minimal HTTP/1.0, one request per connection.
+pub fn serve(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new().name("mvdp-metrics".into()).spawn(move || {
+        while !stop.load(Relaxed) {
+            let (mut conn, _) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => {
+                    log::warn!("metrics: accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut line = String::new();
+            let mut reader = BufReader::new(&conn);
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Drain the request headers.
+            let mut h = String::new();
+            while reader.read_line(&mut h).map(|n| n > 2).unwrap_or(false) {
+                h.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/metrics" || path == "/" {
+                ("200 OK", exporter.render())
+            } else {
+                ("404 Not Found", "only /metrics is served\n".to_string())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! The forwarding database: (VLAN, MAC) → endpoint, and flood groups.
+//!
+//! Built and published by the control thread; workers only read snapshots.
+
+use hashbrown::HashMap;
+
+use crate::wire::MacAddr;
+
+/// Index of an endpoint in the FDB's endpoint table (and in per-worker port tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub u16);
+
+/// Index of a network in the FDB's network table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetworkId(pub u16);
+
+/// What the switch knows about one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointEntry {
+    /// The endpoint's name, for logs and metric labels.
+    pub name: String,
+    /// The container interface's MAC: frames to it are delivered, frames from it must carry it.
+    pub mac: MacAddr,
+    /// The network the endpoint belongs to.
+    pub network: NetworkId,
+}
+
+/// What the switch knows about one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkEntry {
+    /// The network's name, for logs and metric labels.
+    pub name: String,
+    /// The 802.1Q VID the network owns on the parent, or `None` for untagged.
+    pub vlan: Option<u16>,
+    /// Whether endpoints of the network reach each other directly (macvlan `bridge` mode).
+    pub local_switch: bool,
+    /// The network's endpoints, in id order.
+    pub members: Vec<EndpointId>,
+}
+
+/// Why an FDB could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FdbError {
+    /// Two endpoints on the same VLAN share a MAC.
+    #[error("endpoints {first:?} and {second:?} share MAC {mac} on the same VLAN")]
+    DuplicateMac {
+        /// The MAC in question.
+        mac: MacAddr,
+        /// The endpoint that had it first.
+        first: String,
+        /// The endpoint that asked for it again.
+        second: String,
+    },
+    /// An endpoint names a network that is not in the table.
+    #[error("endpoint {0:?} refers to an unknown network")]
+    UnknownNetwork(String),
+    /// More endpoints than an `EndpointId` can index.
+    #[error("too many endpoints (at most {max})", max = u16::MAX)]
+    TooManyEndpoints,
+}
+
+/// Packs (VLAN, MAC) into one word: the MAC in the low 48 bits, the VID above.
+#[inline]
+fn key(vlan: Option<u16>, mac: MacAddr) -> u64 {
+    mac.to_u64() | (u64::from(vlan.unwrap_or(0)) << 48)
+}
+
+/// An immutable forwarding database.
+#[derive(Debug, Clone, Default)]
+pub struct Fdb {
+    by_mac: HashMap<u64, EndpointId>,
+    endpoints: Vec<Option<EndpointEntry>>,
+    networks: Vec<NetworkEntry>,
+    /// Receivers of group frames from the wire, per VID (0 = untagged).
+    wire_groups: HashMap<u16, Vec<EndpointId>>,
+}
+
+impl Fdb {
+    /// Builds an FDB from networks and endpoints; ids are table indices, and a
+    /// `None` slot is an id that is not in use (a removed endpoint keeps the
+    /// others' ids stable).
+    pub fn new(
+        mut networks: Vec<NetworkEntry>,
+        endpoints: Vec<Option<EndpointEntry>>,
+    ) -> Result<Fdb, FdbError> {
+        if endpoints.len() > usize::from(u16::MAX) {
+            return Err(FdbError::TooManyEndpoints);
+        }
+        let mut by_mac = HashMap::with_capacity(endpoints.len());
+        let mut wire_groups: HashMap<u16, Vec<EndpointId>> = HashMap::new();
+        for net in &mut networks {
+            net.members.clear();
+        }
+        for (i, ep) in endpoints.iter().enumerate() {
+            let Some(ep) = ep else { continue };
+            let id = EndpointId(i as u16);
+            let net = networks
+                .get_mut(usize::from(ep.network.0))
+                .ok_or_else(|| FdbError::UnknownNetwork(ep.name.clone()))?;
+            if let Some(prev) = by_mac.insert(key(net.vlan, ep.mac), id) {
+                return Err(FdbError::DuplicateMac {
+                    mac: ep.mac,
+                    first: endpoints[usize::from(prev.0)]
+                        .as_ref()
+                        .map(|e| e.name.clone())
+                        .unwrap_or_default(),
+                    second: ep.name.clone(),
+                });
+            }
+            net.members.push(id);
+            wire_groups
+                .entry(net.vlan.unwrap_or(0))
+                .or_default()
+                .push(id);
+        }
+        Ok(Fdb {
+            by_mac,
+            endpoints,
+            networks,
+            wire_groups,
+        })
+    }
+
+    /// The endpoint that owns `mac` on `vlan`, if any. One hash lookup.
+    #[inline]
+    pub fn lookup(&self, vlan: Option<u16>, mac: MacAddr) -> Option<EndpointId> {
+        self.by_mac.get(&key(vlan, mac)).copied()
+    }
+
+    /// The entry of an endpoint id, if that id is in use.
+    #[inline]
+    pub fn endpoint(&self, id: EndpointId) -> Option<&EndpointEntry> {
+        self.endpoints
+            .get(usize::from(id.0))
+            .and_then(Option::as_ref)
+    }
+
+    /// The entry of a network id handed out by this FDB.
+    #[inline]
+    pub fn network(&self, id: NetworkId) -> &NetworkEntry {
+        &self.networks[usize::from(id.0)]
+    }
+
+    /// All endpoint slots, indexed by `EndpointId`.
+    pub fn slots(&self) -> &[Option<EndpointEntry>] {
+        &self.endpoints
+    }
+
+    /// The endpoints in use, with their ids.
+    pub fn endpoints(&self) -> impl Iterator<Item = (EndpointId, &EndpointEntry)> {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (EndpointId(i as u16), e)))
+    }
+
+    /// All networks, indexed by `NetworkId`.
+    pub fn networks(&self) -> &[NetworkEntry] {
+        &self.networks
+    }
+
+    /// Number of (VLAN, MAC) entries.
+    pub fn len(&self) -> usize {
+        self.by_mac.len()
+    }
+
+    /// True when no endpoint is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_mac.is_empty()
+    }
+
+    /// Endpoints that receive group frames arriving from the wire on `vlan` (untagged: `None`).
+    #[inline]
+    pub fn wire_group(&self, vlan: Option<u16>) -> &[EndpointId] {
+        self.wire_groups
+            .get(&vlan.unwrap_or(0))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}

@@ -1,0 +1,12 @@
+//! The switch: the forwarding database and `classify(frame) -> Verdict`.
+//!
+//! Pure code: no I/O, no clock, no allocation per frame. It runs unchanged in
+//! the workers, in unit tests and in the criterion bench.
+
+mod classify;
+mod fdb;
+
+pub use classify::{
+    classify_egress, classify_ingress, flood_members, DropReason, FloodGroup, Verdict,
+};
+pub use fdb::{EndpointEntry, EndpointId, Fdb, FdbError, NetworkEntry, NetworkId};

@@ -1,0 +1,115 @@
+//! Shared rig for privileged end-to-end tests.
+//!
+//! A test builds a [`Rig`]: a "host" network namespace whose parent NIC `p0`
+//! is one end of a veth pair, the other end `w0` living in a "wire" namespace
+//! with the wire host's address, plus container namespaces `c1..cN` where
+//! mvdp puts its endpoints. It then starts the real binary with [`Daemon`],
+//! drives traffic with the helpers in [`traffic`] and [`packet`], and checks
+//! links and metrics. Every name is unique per process and per call, so
+//! tests run in parallel; every namespace and process is removed in `Drop`,
+//! even when the test fails.
+//!
+//! Each test crate uses a subset of these helpers, hence `dead_code` is
+//! allowed for the whole module, and so are unused re-exports.
+#![allow(dead_code, unused_imports)]
+
+pub mod daemon;
+pub mod links;
+pub mod netns;
+pub mod packet;
+pub mod rig;
+pub mod traffic;
+
+pub use daemon::{
+    mvdp_command, parse_prometheus, scrape_metrics, sum_samples, Daemon, Sample, TempConfig, MVDP,
+};
+pub use links::{link_exists, link_mac, list_links, xdp_attached};
+pub use netns::Netns;
+pub use packet::{capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};
+pub use rig::{Container, Rig, HOST_IP, NETWORK, PARENT_IF, SUBNET, WIRE_IF, WIRE_IP};
+pub use traffic::{ping, tcp_transfer, udp_exchange};
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// `AF_XDP` address family (`linux/socket.h`); spelled out so the probe does
+/// not depend on which libc constants exist.
+const AF_XDP: libc::c_int = 44;
+
+/// True if this process is root and can create AF_XDP sockets. Otherwise
+/// prints a loud `SKIP: <test>: ...` line to stderr and returns false, so a
+/// test can `if !require_privileges() { return; }`.
+pub fn require_privileges() -> bool {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        skip(&format!(
+            "SKIP: {test}: needs root and AF_XDP (running as uid {euid}, not root)"
+        ));
+        return false;
+    }
+    // SAFETY: socket(2) with constant arguments; the result is checked below
+    // and a valid fd is closed exactly once.
+    let fd = unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        skip(&format!(
+            "SKIP: {test}: needs root and AF_XDP (socket(AF_XDP) failed: {err})"
+        ));
+        return false;
+    }
+    // SAFETY: `fd` is a socket we just created and own; closed once.
+    unsafe { libc::close(fd) };
+    true
+}
+
+/// Writes a skip notice straight to the process's stderr: `eprintln!` would
+/// be swallowed by the test harness's output capture for a passing test.
+fn skip(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A name unique to this process and call: `prefix` + the PID in base 36 +
+/// `-` + a per-process counter in base 36, e.g. `mv1k3f-2`. With a prefix of
+/// at most 6 bytes the result fits an interface name (15 bytes); namespace
+/// names may be longer.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}-{}", base36(std::process::id()), base36(n))
+}
+
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("base36 digits are ASCII")
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns
+/// whether it held. For waiting on asynchronous effects (a link appearing, a
+/// counter reaching a value) without sleeping a fixed time.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,225 @@
+//! Raw Ethernet through AF_PACKET: send one frame, capture what arrives.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::netns::Netns;
+
+/// The broadcast MAC.
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+/// IEEE 802 "local experimental" EtherType: no stack on the rig consumes it.
+pub const ETHERTYPE_TEST: u16 = 0x88b5;
+/// Shortest Ethernet frame without FCS.
+const MIN_FRAME: usize = 60;
+/// `sll_pkttype` of frames the interface sends (`linux/if_packet.h`).
+const PACKET_OUTGOING: u8 = 4;
+
+/// An Ethernet II frame `dst src ethertype payload`, zero-padded to 60 bytes.
+pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(MIN_FRAME.max(14 + payload.len()));
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f.resize(f.len().max(MIN_FRAME), 0);
+    f
+}
+
+/// Sends `frame` (a full Ethernet frame without FCS) out of `ifname` in `ns`
+/// through an AF_PACKET socket. Panics on failure.
+pub fn send_raw(ns: &Netns, ifname: &str, frame: &[u8]) {
+    assert!(frame.len() >= 14, "an Ethernet frame has at least 14 bytes");
+    let (sock, ifindex) = ns.in_ns(|| (packet_socket(), ifindex(ifname)));
+    let mut addr = sockaddr_ll(ifindex, 0);
+    addr.sll_halen = 6;
+    addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+    // SAFETY: `frame` is a valid readable buffer of `frame.len()` bytes and
+    // `addr` a fully initialised sockaddr_ll whose size we pass.
+    let n = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert!(
+        n == frame.len() as isize,
+        "send {} bytes on {ifname} in {}: {}",
+        frame.len(),
+        ns.name(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A running capture on one interface: the AF_PACKET socket is bound before
+/// [`Capture::start`] returns, so everything sent afterwards is seen. A
+/// background thread drains it until [`Capture::finish`].
+/// Dropping it unfinished stops the reader.
+pub struct Capture {
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<Vec<Vec<u8>>>>,
+}
+
+impl Capture {
+    /// Captures frames that `ifname` in `ns` receives (frames it sends are
+    /// left out).
+    pub fn start(ns: &Netns, ifname: &str) -> Capture {
+        Capture::start_opts(ns, ifname, false)
+    }
+
+    /// Like [`Capture::start`]; with `outgoing`, frames the interface sends
+    /// are captured too.
+    pub fn start_opts(ns: &Netns, ifname: &str, outgoing: bool) -> Capture {
+        let (sock, index) = ns.in_ns(|| (packet_socket(), ifindex(ifname)));
+        // Bound to one interface and ETH_P_ALL only now: the socket was
+        // opened with protocol 0, so it queued nothing from elsewhere.
+        let addr = sockaddr_ll(index, (libc::ETH_P_ALL as u16).to_be());
+        // SAFETY: `addr` is a fully initialised sockaddr_ll whose size we pass.
+        let rc = unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert!(
+            rc == 0,
+            "bind packet socket to {ifname} in {}: {}",
+            ns.name(),
+            std::io::Error::last_os_error()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || read_frames(sock, &stop, outgoing))
+        };
+        Capture {
+            stop,
+            reader: Some(reader),
+        }
+    }
+
+    /// Keeps capturing for `linger` (for frames still in flight), then
+    /// returns every captured frame in arrival order.
+    pub fn finish(mut self, linger: Duration) -> Vec<Vec<u8>> {
+        std::thread::sleep(linger);
+        self.stop.store(true, Ordering::Relaxed);
+        self.reader
+            .take()
+            .expect("a capture is finished once")
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// [`Capture::finish`], keeping only frames for which `filter` holds.
+    pub fn finish_matching(self, linger: Duration, filter: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        let mut frames = self.finish(linger);
+        frames.retain(|f| filter(f));
+        frames
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Captures what `ifname` in `ns` receives for `duration` and returns the
+/// frames for which `filter` holds. For passive observation; to capture
+/// while sending, use [`Capture`].
+pub fn capture(
+    ns: &Netns,
+    ifname: &str,
+    duration: Duration,
+    filter: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
+    Capture::start(ns, ifname).finish_matching(duration, filter)
+}
+
+fn read_frames(sock: OwnedFd, stop: &AtomicBool, outgoing: bool) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 20) };
+        if ready <= 0 {
+            continue;
+        }
+        // Drain everything queued before polling again.
+        loop {
+            let mut from = sockaddr_ll(0, 0);
+            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: `buf` is writable for `buf.len()` bytes; `from` and
+            // `from_len` describe a writable sockaddr_ll.
+            let n = unsafe {
+                libc::recvfrom(
+                    sock.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut from_len,
+                )
+            };
+            if n < 0 {
+                break;
+            }
+            if outgoing || from.sll_pkttype != PACKET_OUTGOING {
+                frames.push(buf[..n as usize].to_vec());
+            }
+        }
+    }
+    frames
+}
+
+/// An AF_PACKET raw socket in the calling thread's namespace, protocol 0
+/// (receives nothing until bound with a protocol).
+fn packet_socket() -> OwnedFd {
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    assert!(
+        fd >= 0,
+        "socket(AF_PACKET): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `ifname`'s index in the calling thread's namespace.
+fn ifindex(ifname: &str) -> i32 {
+    let name = CString::new(ifname).expect("interface name without NUL");
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert!(
+        index != 0,
+        "no interface {ifname}: {}",
+        std::io::Error::last_os_error()
+    );
+    index as i32
+}
+
+fn sockaddr_ll(ifindex: i32, protocol_be: u16) -> libc::sockaddr_ll {
+    libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol_be,
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    }
+}

@@ -1,0 +1,471 @@
+//! Privileged: endpoint interfaces built by `control::netlink` in throwaway
+//! namespaces.
+//!
+//! Each test makes a "host" namespace standing in for mvdp's own and a
+//! "container" namespace, runs `create_endpoint` inside the host one through
+//! `in_netns`, and inspects the result with `ip`/`ethtool`. The root namespace
+//! is never touched; both namespaces are deleted in `Drop`, even on panic.
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mvdp::control::netlink::{
+    create_endpoint, delete_link, in_netns, link_index, link_mac, EndpointLink, EndpointLinkSpec,
+    LinkKind, NetlinkError,
+};
+use mvdp::wire::MacAddr;
+
+/// True when running as root; otherwise prints a loud SKIP line.
+fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        eprintln!("SKIP: {test} needs root (network namespaces, veth, TAP)");
+        return false;
+    }
+    true
+}
+
+/// A network namespace made with `ip netns add`, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// `mvtB-<pid>-<tag>`: unique per test process and test.
+    fn new(tag: &str) -> Netns {
+        let name = format!("mvtB-{}-{tag}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    fn path(&self) -> PathBuf {
+        Path::new("/var/run/netns").join(&self.name)
+    }
+
+    /// `ip -n <ns> ARGS`, which must succeed; its stdout.
+    fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// `ip netns exec <ns> CMD...`: its status and stdout, success or not.
+    fn exec(&self, cmd: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .expect("spawn ip netns exec");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Whether `ifname` exists in this namespace.
+    fn has_link(&self, ifname: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.name, "link", "show", "dev", ifname])
+            .output()
+            .expect("spawn ip")
+            .status
+            .success()
+    }
+
+    /// Names of all links in this namespace (without `@peer` suffixes).
+    fn links(&self) -> Vec<String> {
+        self.ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let ok = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!(
+                "!!! could not delete network namespace {0}; clean up by hand: ip netns del {0}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Runs a command that must succeed; its stdout.
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have_ethtool() -> bool {
+    Command::new("ethtool").arg("--version").output().is_ok()
+}
+
+fn spec<'a>(
+    kind: LinkKind,
+    host_ifname: &'a str,
+    netns_path: &'a Path,
+    mac: MacAddr,
+    addr: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
+) -> EndpointLinkSpec<'a> {
+    EndpointLinkSpec {
+        kind,
+        host_ifname,
+        netns_path,
+        ifname: "eth0",
+        mac,
+        addr,
+        prefix_len: 24,
+        gateway,
+        queues: 2,
+    }
+}
+
+/// `create_endpoint` run inside `host`, as mvdp would run it in its own netns.
+fn create_in(host: &Netns, spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
+    in_netns(&host.path(), || create_endpoint(spec)).expect("enter host netns")
+}
+
+/// The container end as the tests expect it: name, MAC, address, up, route,
+/// `lo` up, TX checksum offload off.
+fn assert_container_side(c: &Netns, mac: MacAddr, addr: &str, gateway: &str) {
+    let link = c.ip(&["-o", "link", "show", "dev", "eth0"]);
+    assert!(link.contains(&format!("link/ether {mac}")), "{link}");
+    let flags = link
+        .split('<')
+        .nth(1)
+        .and_then(|s| s.split('>').next())
+        .unwrap_or("");
+    assert!(flags.split(',').any(|f| f == "UP"), "eth0 not up: {link}");
+    let lo = c.ip(&["-o", "link", "show", "dev", "lo"]);
+    assert!(lo.contains(",UP"), "lo not up: {lo}");
+    let addrs = c.ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.contains(&format!("inet {addr}/24")), "{addrs}");
+    let route = c.ip(&["-4", "route", "show", "default"]);
+    assert!(
+        route.contains(&format!("default via {gateway} dev eth0")),
+        "{route}"
+    );
+    // The library's own lookups agree, run from inside the container netns.
+    let (index, got_mac, missing) = in_netns(&c.path(), || {
+        (
+            link_index("eth0").unwrap(),
+            link_mac("eth0").unwrap(),
+            link_index("mvtB-nope").unwrap(),
+        )
+    })
+    .unwrap();
+    assert!(index.is_some());
+    assert_eq!(got_mac, Some(mac));
+    assert_eq!(missing, None);
+}
+
+fn assert_tx_checksum_off(c: &Netns) {
+    if !have_ethtool() {
+        eprintln!("SKIP (partial): ethtool is not installed; TX checksum offload not checked");
+        return;
+    }
+    let (ok, features) = c.exec(&["ethtool", "-k", "eth0"]);
+    assert!(ok, "ethtool -k eth0 failed");
+    assert!(features.contains("tx-checksumming: off"), "{features}");
+}
+
+#[test]
+fn veth_endpoint_is_configured_pingable_and_deleted() {
+    if !root_or_skip("veth_endpoint_is_configured_pingable_and_deleted") {
+        return;
+    }
+    let host = Netns::new("veth-h");
+    let c = Netns::new("veth-c");
+    let mac: MacAddr = "02:42:0a:c8:00:02".parse().unwrap();
+    let cpath = c.path();
+    let s = spec(
+        LinkKind::Veth,
+        "mvtB-veth0",
+        &cpath,
+        mac,
+        Ipv4Addr::new(10, 200, 0, 2),
+        Some(Ipv4Addr::new(10, 200, 0, 1)),
+    );
+    let ep = create_in(&host, &s).expect("create veth endpoint");
+    assert_eq!(ep.host_ifname, "mvtB-veth0");
+    assert!(ep.tap.is_none());
+
+    assert_container_side(&c, mac, "10.200.0.2", "10.200.0.1");
+    assert_tx_checksum_off(&c);
+    let details = c.ip(&["-d", "link", "show", "dev", "eth0"]);
+    assert!(details.contains("numtxqueues 2 numrxqueues 2"), "{details}");
+    assert!(
+        !c.links().iter().any(|l| l.starts_with("mvp")),
+        "temp name left: {:?}",
+        c.links()
+    );
+
+    // Host end: present in the host netns under the right index, up, IPv6 off.
+    let hlink = host.ip(&["-o", "link", "show", "dev", "mvtB-veth0"]);
+    assert!(
+        hlink.starts_with(&format!("{}: ", ep.host_ifindex)),
+        "{hlink}"
+    );
+    assert!(hlink.contains(",UP"), "{hlink}");
+    let hdetails = host.ip(&["-d", "link", "show", "dev", "mvtB-veth0"]);
+    assert!(
+        hdetails.contains("numtxqueues 2 numrxqueues 2"),
+        "{hdetails}"
+    );
+    let (_, v6) = host.exec(&["cat", "/proc/sys/net/ipv6/conf/mvtB-veth0/disable_ipv6"]);
+    assert_eq!(v6.trim(), "1", "IPv6 still enabled on the host end");
+
+    // A second endpoint with the same host name is refused; the first survives.
+    let err = create_in(&host, &s).unwrap_err();
+    eprintln!("duplicate host end: {err}");
+    assert!(matches!(err, NetlinkError::Exists { .. }), "{err}");
+    assert!(host.has_link("mvtB-veth0") && c.has_link("eth0"));
+
+    // Sanity: the pair carries traffic (the host end gets an address only here).
+    host.ip(&["addr", "add", "10.200.0.1/24", "dev", "mvtB-veth0"]);
+    let (pinged, out) = c.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.200.0.1"]);
+    assert!(pinged, "ping through the veth endpoint failed: {out}");
+
+    // delete_link removes both ends; deleting again is fine.
+    in_netns(&host.path(), || delete_link("mvtB-veth0"))
+        .unwrap()
+        .expect("delete_link");
+    assert!(!host.has_link("mvtB-veth0"));
+    assert!(!c.has_link("eth0"));
+    in_netns(&host.path(), || delete_link("mvtB-veth0"))
+        .unwrap()
+        .expect("delete_link of a missing link is Ok");
+}
+
+#[test]
+fn tap_endpoint_is_configured_and_vanishes_with_its_fd() {
+    if !root_or_skip("tap_endpoint_is_configured_and_vanishes_with_its_fd") {
+        return;
+    }
+    let host = Netns::new("tap-h");
+    let c = Netns::new("tap-c");
+    let mac: MacAddr = "02:42:0a:c9:00:02".parse().unwrap();
+    let cpath = c.path();
+    let s = spec(
+        LinkKind::Tap,
+        "mvtB-tap0",
+        &cpath,
+        mac,
+        Ipv4Addr::new(10, 201, 0, 2),
+        Some(Ipv4Addr::new(10, 201, 0, 1)),
+    );
+    let ep = create_in(&host, &s).expect("create TAP endpoint");
+    let tap = ep.tap.expect("TAP endpoint returns its fd");
+    assert_eq!(ep.host_ifname, "mvtB-tap0");
+    assert!(ep.host_ifindex > 0);
+    assert!(
+        !host.has_link("mvtB-tap0"),
+        "TAP not moved out of the host netns"
+    );
+
+    assert_container_side(&c, mac, "10.201.0.2", "10.201.0.1");
+
+    // SAFETY: fcntl(F_GETFL) on a descriptor `tap` keeps open; no pointers.
+    let flags = unsafe { libc::fcntl(tap.as_raw_fd(), libc::F_GETFL) };
+    assert!(
+        flags >= 0 && flags & libc::O_NONBLOCK != 0,
+        "TAP fd is blocking"
+    );
+
+    // The fd is the container's interface: a ping to the gateway makes the
+    // container ARP for it, and the request comes out of the fd (no PI header).
+    let _ = c.exec(&["ping", "-c", "1", "-W", "1", "10.201.0.1"]);
+    let mut file = std::fs::File::from(tap);
+    let mut frame = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut saw_arp = false;
+    while Instant::now() < deadline && !saw_arp {
+        match file.read(&mut frame) {
+            Ok(n) if n >= 14 => saw_arp = frame[6..12] == mac.0 && frame[12..14] == [0x08, 0x06],
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("read TAP fd: {e}"),
+        }
+    }
+    assert!(saw_arp, "no ARP request from {mac} came out of the TAP fd");
+
+    drop(file);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while c.has_link("eth0") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!c.has_link("eth0"), "TAP survived its fd");
+}
+
+#[test]
+fn missing_netns_errors_with_its_path_and_leaks_nothing() {
+    if !root_or_skip("missing_netns_errors_with_its_path_and_leaks_nothing") {
+        return;
+    }
+    let host = Netns::new("nons-h");
+    let missing = PathBuf::from(format!(
+        "/var/run/netns/mvtB-{}-does-not-exist",
+        std::process::id()
+    ));
+    for kind in [LinkKind::Veth, LinkKind::Tap] {
+        let s = spec(
+            kind,
+            "mvtB-nons0",
+            &missing,
+            "02:42:0a:ca:00:02".parse().unwrap(),
+            Ipv4Addr::new(10, 202, 0, 2),
+            None,
+        );
+        let err = create_in(&host, &s).unwrap_err();
+        eprintln!("{kind:?} with a missing netns: {err}");
+        assert!(matches!(err, NetlinkError::Netns { .. }), "{kind:?}: {err}");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{kind:?}: error does not name the path: {err}"
+        );
+        assert_eq!(host.links(), ["lo"], "{kind:?} left an interface behind");
+    }
+
+    // A path that opens but is no namespace: the interface is created, the
+    // move fails, and the interface must be gone again.
+    let not_a_netns = PathBuf::from("/proc/self/ns/uts");
+    for kind in [LinkKind::Veth, LinkKind::Tap] {
+        let s = spec(
+            kind,
+            "mvtB-nons1",
+            &not_a_netns,
+            "02:42:0a:ca:00:03".parse().unwrap(),
+            Ipv4Addr::new(10, 202, 0, 3),
+            None,
+        );
+        let err = create_in(&host, &s).unwrap_err();
+        eprintln!("{kind:?} with a non-netns path: {err}");
+        assert!(
+            err.to_string().contains("/proc/self/ns/uts"),
+            "{kind:?}: {err}"
+        );
+        assert_eq!(host.links(), ["lo"], "{kind:?} left an interface behind");
+    }
+}
+
+#[test]
+fn failure_after_the_move_deletes_everything() {
+    if !root_or_skip("failure_after_the_move_deletes_everything") {
+        return;
+    }
+    let host = Netns::new("mid-h");
+    let c = Netns::new("mid-c");
+    let cpath = c.path();
+    for kind in [LinkKind::Veth, LinkKind::Tap] {
+        // The gateway lies outside 10.203.0.0/24: adding the default route,
+        // the last step inside the container, fails with ENETUNREACH.
+        let s = spec(
+            kind,
+            "mvtB-mid0",
+            &cpath,
+            "02:42:0a:cb:00:02".parse().unwrap(),
+            Ipv4Addr::new(10, 203, 0, 2),
+            Some(Ipv4Addr::new(192, 0, 2, 1)),
+        );
+        let err = create_in(&host, &s).unwrap_err();
+        let msg = err.to_string();
+        eprintln!("{kind:?} failing midway: {msg}");
+        assert!(
+            msg.contains("default route via 192.0.2.1"),
+            "{kind:?}: {msg}"
+        );
+        assert!(
+            msg.contains(&cpath.display().to_string()),
+            "{kind:?}: {msg}"
+        );
+        // Cleanup is synchronous for veth; a closed TAP goes at once too, but
+        // allow the kernel a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while c.links().len() > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(host.links(), ["lo"], "{kind:?} leaked into the host netns");
+        assert_eq!(
+            c.links(),
+            ["lo"],
+            "{kind:?} leaked into the container netns"
+        );
+    }
+}
+
+#[test]
+fn names_too_long_are_refused_before_anything_is_created() {
+    // Validation happens before any syscall, so this needs no privileges.
+    let path = Path::new("/var/run/netns/unused");
+    let mac: MacAddr = "02:42:0a:cc:00:02".parse().unwrap();
+    let mut s = spec(
+        LinkKind::Veth,
+        "mvtB-0123456789a",
+        path,
+        mac,
+        Ipv4Addr::new(10, 204, 0, 2),
+        None,
+    );
+    let err = create_endpoint(&s).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetlinkError::InvalidName {
+                role: "host_ifname",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("mvtB-0123456789a"), "{err}");
+    assert!(err.to_string().contains("at most 15"), "{err}");
+
+    s.host_ifname = "mvtB-ok";
+    s.ifname = "container-eth-00";
+    let err = create_endpoint(&s).unwrap_err();
+    assert!(
+        matches!(err, NetlinkError::InvalidName { role: "ifname", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn blocking_calls_work_from_inside_a_tokio_runtime() {
+    if !root_or_skip("blocking_calls_work_from_inside_a_tokio_runtime") {
+        return;
+    }
+    let host = Netns::new("rt-h");
+    let (lo, lo_mac) = in_netns(&host.path(), || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async { (link_index("lo").unwrap(), link_mac("lo").unwrap()) })
+    })
+    .unwrap();
+    assert_eq!(lo, Some(1), "lo of a fresh netns has ifindex 1");
+    assert_eq!(lo_mac, Some(MacAddr([0; 6])));
+}

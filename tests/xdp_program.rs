@@ -1,0 +1,543 @@
+//! Privileged tests of mvdp's XDP program: attach modes, counters, pass-through
+//! of host traffic, endpoint lookups (with and without 802.1Q tags), refusal to
+//! replace an attached program, and detaching by `detach()` and by `Drop`.
+//!
+//! Each test builds its own pair of network namespaces (`mvtC-<pid>-<test>-a`
+//! holds `mva`, where the program is attached; `-b` holds its veth peer `mvb`)
+//! and deletes them in a guard's `Drop`, even when the test fails.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output};
+use std::thread;
+use std::time::Duration;
+
+use mvdp::io::xdp::{AttachMode, AttachedMode, XdpCounters, XdpError, XdpPort, XdpProgram};
+use mvdp::wire::MacAddr;
+
+const IF_A: &str = "mva";
+const IF_B: &str = "mvb";
+const MAC_A: MacAddr = MacAddr([0x02, 0x00, 0x5e, 0x10, 0x00, 0x0a]);
+const MAC_B: MacAddr = MacAddr([0x02, 0x00, 0x5e, 0x10, 0x00, 0x0b]);
+/// A unicast MAC nobody owns: frames to it are ours alone.
+const MAC_EP: MacAddr = MacAddr([0x02, 0x42, 0x0a, 0x63, 0x00, 0x77]);
+const IP_A: &str = "10.99.0.1";
+const IP_B: &str = "10.99.0.2";
+/// IEEE 802 local experimental ethertype, which no stack answers.
+const ETHERTYPE_TEST: u16 = 0x88b5;
+
+/// True if this process may build namespaces; else says so loudly.
+fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // Straight to stderr: libtest captures eprintln!, and a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: {test} needs root (network namespaces, veth, XDP)"
+        );
+        return false;
+    }
+    true
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
+}
+
+fn must(cmd: &mut Command) {
+    let output = run(cmd);
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn ip(args: &[&str]) {
+    must(Command::new("ip").args(args));
+}
+
+/// Two namespaces joined by a veth pair; deleted on drop.
+struct Rig {
+    ns_a: String,
+    ns_b: String,
+}
+
+impl Rig {
+    fn new(test: &str) -> Rig {
+        let pid = std::process::id();
+        let rig = Rig {
+            ns_a: format!("mvtC-{pid}-{test}-a"),
+            ns_b: format!("mvtC-{pid}-{test}-b"),
+        };
+        ip(&["netns", "add", &rig.ns_a]);
+        // From here on a panic leaves the guard to clean up.
+        ip(&["netns", "add", &rig.ns_b]);
+        let (mac_a, mac_b) = (MAC_A.to_string(), MAC_B.to_string());
+        ip(&[
+            "-n", &rig.ns_a, "link", "add", IF_A, "address", &mac_a, "type", "veth", "peer",
+            "name", IF_B, "address", &mac_b, "netns", &rig.ns_b,
+        ]);
+        for (ns, ifname, addr) in [(&rig.ns_a, IF_A, IP_A), (&rig.ns_b, IF_B, IP_B)] {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                ifname,
+            ]);
+            ip(&["-n", ns, "link", "set", ifname, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        rig
+    }
+
+    /// `ip -d link show` of the XDP side.
+    fn link_a(&self) -> String {
+        let output =
+            run(Command::new("ip").args(["-n", &self.ns_a, "-d", "link", "show", "dev", IF_A]));
+        assert!(output.status.success(), "ip link show failed");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Pings A from B; true if every echo was answered.
+    fn ping_a_from_b(&self, count: u32) -> bool {
+        run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.ns_b,
+            "ping",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            IP_A,
+        ]))
+        .status
+        .success()
+    }
+
+    /// Runs `f` on a thread that has entered namespace A, where `mva` lives.
+    fn in_a<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        in_netns(&self.ns_a, f)
+    }
+
+    /// Sends raw Ethernet frames out of `mvb` (so they arrive on `mva`).
+    fn send_from_b(&self, frames: &[Vec<u8>]) {
+        in_netns(&self.ns_b, || send_raw(IF_B, frames));
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for ns in [&self.ns_a, &self.ns_b] {
+            let ok = Command::new("ip")
+                .args(["netns", "del", ns])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("could not delete netns {ns}; clean up with: ip netns del {ns}");
+            }
+        }
+    }
+}
+
+/// Runs `f` on a new thread inside the named network namespace. Interface
+/// names, netlink and packet sockets on that thread all resolve there.
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    thread::scope(|s| {
+        let handle = s.spawn(|| {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: `file` is an open netns fd for the duration of the call;
+            // setns affects only this (scoped, short-lived) thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            f()
+        });
+        handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Sends each frame verbatim on `ifname` through an AF_PACKET socket.
+fn send_raw(ifname: &str, frames: &[Vec<u8>]) {
+    let c_name = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: `c_name` is NUL-terminated and outlives the call.
+    let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    assert_ne!(ifindex, 0, "no interface {ifname}");
+    // SAFETY: plain socket(2); protocol 0 means this socket receives nothing.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    assert!(
+        fd >= 0,
+        "AF_PACKET socket: {}",
+        std::io::Error::last_os_error()
+    );
+    for frame in frames {
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: `frame` and `addr` are valid for the lengths passed.
+        let sent = unsafe {
+            libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::addr_of!(addr).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            sent,
+            frame.len() as isize,
+            "sendto {ifname}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// An Ethernet frame from B to `dst`, optionally 802.1Q-tagged, padded to 60 bytes.
+fn frame(dst: MacAddr, vlan: Option<u16>) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&MAC_B.0);
+    if let Some(vid) = vlan {
+        f.extend_from_slice(&0x8100u16.to_be_bytes());
+        f.extend_from_slice(&vid.to_be_bytes());
+    }
+    f.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+    f.resize(60, 0);
+    f
+}
+
+/// Counters once they are consistent (`rx` is the sum of the verdicts); stray
+/// frames (ND, ARP) may be mid-count at any single read.
+/// Either of mvdp's XDP programs, for reading counters.
+trait Counted {
+    fn read(&self) -> Result<XdpCounters, XdpError>;
+}
+
+impl Counted for XdpProgram {
+    fn read(&self) -> Result<XdpCounters, XdpError> {
+        self.counters()
+    }
+}
+
+impl Counted for XdpPort {
+    fn read(&self) -> Result<XdpCounters, XdpError> {
+        self.counters()
+    }
+}
+
+fn settled(prog: &impl Counted) -> XdpCounters {
+    for _ in 0..50 {
+        let c = prog.read().expect("read counters");
+        if c.rx == c.redirect + c.pass_host + c.pass_group + c.no_socket + c.short {
+            return c;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("counters never add up: {:?}", prog.read());
+}
+
+/// Counters after the kernel has had a moment to run the program on what we sent.
+fn after_frames(prog: &impl Counted) -> XdpCounters {
+    thread::sleep(Duration::from_millis(100));
+    settled(prog)
+}
+
+fn has_xdp(link: &str) -> bool {
+    link.contains("xdp")
+}
+
+#[test]
+fn auto_attach_counts_verdicts_and_passes_host_traffic() {
+    if !privileged("auto_attach_counts_verdicts_and_passes_host_traffic") {
+        return;
+    }
+    let rig = Rig::new("auto");
+    rig.in_a(|| {
+        let mut prog = XdpProgram::attach(IF_A, AttachMode::Auto).expect("attach");
+        assert_eq!(
+            prog.attached_mode(),
+            AttachedMode::Native,
+            "veth takes native XDP"
+        );
+        assert_eq!(prog.ifname(), IF_A);
+        let link = rig.link_a();
+        assert!(
+            has_xdp(&link) && !link.contains("xdpgeneric"),
+            "no native xdp in:\n{link}"
+        );
+
+        // Host traffic passes: ARP and ICMP to mva's own MAC.
+        let c0 = settled(&prog);
+        assert!(rig.ping_a_from_b(3), "ping through the XDP program failed");
+        let c1 = after_frames(&prog);
+        assert!(c1.rx >= c0.rx + 3, "{c0:?} -> {c1:?}");
+        assert!(c1.pass_host >= c0.pass_host + 3, "{c0:?} -> {c1:?}");
+        assert_eq!(c1.redirect, 0);
+
+        // Broadcast and multicast are passed for the flood path.
+        let mcast = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x42]);
+        rig.send_from_b(&[
+            frame(MacAddr::BROADCAST, None),
+            frame(MacAddr::BROADCAST, None),
+            frame(mcast, None),
+        ]);
+        let c2 = after_frames(&prog);
+        assert!(c2.pass_group >= c1.pass_group + 3, "{c1:?} -> {c2:?}");
+
+        // A frame that claims an 802.1Q tag but ends before it is short.
+        let mut runt = frame(MAC_A, None);
+        runt.truncate(12);
+        runt.extend_from_slice(&0x8100u16.to_be_bytes());
+        rig.send_from_b(&[runt]);
+        let c3 = after_frames(&prog);
+        assert_eq!(c3.short, c2.short + 1, "{c2:?} -> {c3:?}");
+
+        // An endpoint on VLAN 5 without a socket: tagged frames on VLAN 5 hit
+        // it (no_socket, passed); other VLANs and untagged frames miss it.
+        prog.add_endpoint(MAC_EP, 5, 7).expect("add endpoint");
+        rig.send_from_b(&[frame(MAC_EP, Some(5)), frame(MAC_EP, Some(0x2005))]);
+        let c4 = after_frames(&prog);
+        assert_eq!(
+            c4.no_socket,
+            c3.no_socket + 2,
+            "PCP bits are not the VID: {c3:?} -> {c4:?}"
+        );
+        rig.send_from_b(&[frame(MAC_EP, Some(6)), frame(MAC_EP, None)]);
+        let c5 = after_frames(&prog);
+        assert_eq!(c5.no_socket, c4.no_socket, "{c4:?} -> {c5:?}");
+        assert!(c5.pass_host >= c4.pass_host + 2, "{c4:?} -> {c5:?}");
+        prog.remove_endpoint(MAC_EP, 5).expect("remove endpoint");
+        let err = prog.remove_endpoint(MAC_EP, 5).expect_err("removing twice");
+        assert!(err.to_string().contains(IF_A), "{err}");
+        assert!(matches!(
+            prog.add_endpoint(MAC_EP, 4095, 1),
+            Err(XdpError::InvalidVlan { .. })
+        ));
+
+        // The host's own MAC as an endpoint with no socket: still reaches the host.
+        prog.add_endpoint(MAC_A, 0, 1).expect("add endpoint");
+        assert!(
+            rig.ping_a_from_b(3),
+            "ping to an endpoint MAC without a socket failed"
+        );
+        let c6 = after_frames(&prog);
+        assert!(c6.no_socket >= c5.no_socket + 3, "{c5:?} -> {c6:?}");
+        assert_eq!(c6.redirect, 0);
+
+        // Clearing a socket that was never set is harmless.
+        prog.clear_socket(0).expect("clear socket");
+        assert!(prog.clear_socket(64).is_err(), "queue 64 is out of range");
+
+        // Nobody replaces an attached program, in either mode.
+        for mode in [AttachMode::Auto, AttachMode::Native, AttachMode::Skb] {
+            let err = XdpProgram::attach(IF_A, mode).expect_err("second attach");
+            assert!(
+                matches!(err, XdpError::AlreadyAttached { .. }),
+                "{mode:?}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(IF_A)
+                    && msg.contains("already has XDP program")
+                    && msg.contains("`mvdp_xdp` (native mode)"),
+                "{msg}"
+            );
+        }
+
+        prog.detach().expect("detach");
+        let link = rig.link_a();
+        assert!(!has_xdp(&link), "XDP left behind after detach():\n{link}");
+        assert!(rig.ping_a_from_b(1), "ping after detach failed");
+    });
+}
+
+#[test]
+fn skb_mode_is_generic_and_drop_detaches() {
+    if !privileged("skb_mode_is_generic_and_drop_detaches") {
+        return;
+    }
+    let rig = Rig::new("skb");
+    rig.in_a(|| {
+        let prog = XdpProgram::attach(IF_A, AttachMode::Skb).expect("attach");
+        assert_eq!(prog.attached_mode(), AttachedMode::Skb);
+        let link = rig.link_a();
+        assert!(link.contains("xdpgeneric"), "no xdpgeneric in:\n{link}");
+
+        let c0 = settled(&prog);
+        assert!(
+            rig.ping_a_from_b(2),
+            "ping through the generic XDP program failed"
+        );
+        let c1 = after_frames(&prog);
+        assert!(c1.pass_host >= c0.pass_host + 2, "{c0:?} -> {c1:?}");
+
+        // Native on top of generic is refused too.
+        let err = XdpProgram::attach(IF_A, AttachMode::Native).expect_err("native over generic");
+        assert!(matches!(err, XdpError::AlreadyAttached { .. }), "{err}");
+
+        drop(prog);
+        let link = rig.link_a();
+        assert!(!has_xdp(&link), "XDP left behind after drop:\n{link}");
+    });
+}
+
+#[test]
+fn native_drop_detaches_and_frees_the_slot() {
+    if !privileged("native_drop_detaches_and_frees_the_slot") {
+        return;
+    }
+    let rig = Rig::new("drop");
+    rig.in_a(|| {
+        let prog = XdpProgram::attach(IF_A, AttachMode::Native).expect("attach");
+        assert_eq!(prog.attached_mode(), AttachedMode::Native);
+        drop(prog);
+        let link = rig.link_a();
+        assert!(!has_xdp(&link), "XDP left behind after drop:\n{link}");
+
+        // The slot is free again.
+        let prog = XdpProgram::attach(IF_A, AttachMode::Auto).expect("re-attach");
+        assert_eq!(prog.attached_mode(), AttachedMode::Native);
+        prog.detach().expect("detach");
+        assert!(!has_xdp(&rig.link_a()));
+    });
+}
+
+#[test]
+fn auto_falls_back_to_skb_without_native_support() {
+    if !privileged("auto_falls_back_to_skb_without_native_support") {
+        return;
+    }
+    let rig = Rig::new("fallback");
+    // The macvlan driver has no native XDP (and dummy may not be built here).
+    ip(&[
+        "-n", &rig.ns_a, "link", "add", "mvd0", "link", IF_A, "type", "macvlan", "mode", "bridge",
+    ]);
+    ip(&["-n", &rig.ns_a, "link", "set", "mvd0", "up"]);
+    rig.in_a(|| {
+        let err = XdpProgram::attach("mvd0", AttachMode::Native).expect_err("native on macvlan");
+        assert!(
+            matches!(
+                err,
+                XdpError::Attach {
+                    mode: AttachedMode::Native,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("mvd0"), "{err}");
+
+        let prog = XdpProgram::attach("mvd0", AttachMode::Auto).expect("auto on macvlan");
+        assert_eq!(prog.attached_mode(), AttachedMode::Skb);
+        prog.detach().expect("detach");
+    });
+}
+
+#[test]
+fn foreign_program_is_never_replaced() {
+    if !privileged("foreign_program_is_never_replaced") {
+        return;
+    }
+    let rig = Rig::new("foreign");
+    // Someone else's program, attached the legacy way (netlink, no BPF link).
+    let object = concat!(env!("OUT_DIR"), "/mvdp.bpf.o");
+    ip(&[
+        "-n",
+        &rig.ns_a,
+        "link",
+        "set",
+        "dev",
+        IF_A,
+        "xdpgeneric",
+        "obj",
+        object,
+        "sec",
+        "xdp",
+    ]);
+    let before = rig.link_a();
+    assert!(
+        before.contains("xdpgeneric"),
+        "foreign program not attached:\n{before}"
+    );
+    rig.in_a(|| {
+        for mode in [AttachMode::Auto, AttachMode::Native, AttachMode::Skb] {
+            let err = XdpProgram::attach(IF_A, mode).expect_err("attach over a foreign program");
+            let msg = err.to_string();
+            assert!(
+                matches!(err, XdpError::AlreadyAttached { .. }),
+                "{mode:?}: {msg}"
+            );
+            assert!(msg.contains("(skb mode)") && msg.contains(IF_A), "{msg}");
+        }
+    });
+    assert_eq!(rig.link_a(), before, "the foreign program was touched");
+    ip(&[
+        "-n",
+        &rig.ns_a,
+        "link",
+        "set",
+        "dev",
+        IF_A,
+        "xdpgeneric",
+        "off",
+    ]);
+}
+
+#[test]
+fn port_program_takes_every_frame_and_drops_without_socket() {
+    if !privileged("port_program_takes_every_frame_and_drops_without_socket") {
+        return;
+    }
+    let rig = Rig::new("port");
+    rig.in_a(|| {
+        let port = XdpPort::attach(IF_A, AttachMode::Auto).expect("attach port program");
+        assert_eq!(port.attached_mode(), AttachedMode::Native);
+        assert_eq!(port.ifname(), IF_A);
+
+        // No socket yet: even broadcasts and the host's own unicast are dropped.
+        assert!(
+            !rig.ping_a_from_b(1),
+            "a container's frames reached the host stack"
+        );
+        rig.send_from_b(&[frame(MacAddr::BROADCAST, None), frame(MAC_A, None)]);
+        let c = after_frames(&port);
+        assert!(c.no_socket >= 3, "{c:?}");
+        assert_eq!(c.rx, c.no_socket, "{c:?}");
+
+        let err = XdpProgram::attach(IF_A, AttachMode::Auto).expect_err("parent program over port");
+        assert!(err.to_string().contains("`mvdp_port`"), "{err}");
+
+        port.detach().expect("detach");
+        assert!(!has_xdp(&rig.link_a()));
+        assert!(
+            rig.ping_a_from_b(1),
+            "ping after detaching the port program failed"
+        );
+    });
+}
+
+#[test]
+fn unknown_interface_is_a_clear_error() {
+    // Needs no privileges: the name is checked before anything is loaded.
+    let err = XdpProgram::attach("mvdp-nope0", AttachMode::Auto).expect_err("attach to nothing");
+    assert!(matches!(err, XdpError::NoSuchInterface { .. }), "{err}");
+    assert!(err.to_string().contains("mvdp-nope0"), "{err}");
+}

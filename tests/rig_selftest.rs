@@ -216,15 +216,21 @@ fn metrics_scrape(rig: &Rig) {
         .expect("bind the stand-in exporter");
     let exporter = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("scrape connection");
-        let mut request = [0u8; 1024];
-        let n = conn.read(&mut request).expect("read request");
+        // Read the whole request: closing with unread data would reset.
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut buf).expect("read request");
+            assert!(n > 0, "request ended early: {request:?}");
+            request.extend_from_slice(&buf[..n]);
+        }
         let body = "# TYPE mvdp_up gauge\nmvdp_up 1\nmvdp_drops_total{reason=\"no_endpoint\"} 2\n";
         write!(
             conn,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}"
         )
         .expect("write answer");
-        String::from_utf8_lossy(&request[..n]).into_owned()
+        String::from_utf8_lossy(&request).into_owned()
     });
     let text = scrape_metrics(&rig.host.path(), rig.metrics_addr).expect("scrape");
     let request = exporter.join().unwrap();
@@ -245,26 +251,4 @@ fn nametoindex(ifname: &str) -> u32 {
     let name = std::ffi::CString::new(ifname).unwrap();
     // SAFETY: `name` is a valid NUL-terminated string.
     unsafe { libc::if_nametoindex(name.as_ptr()) }
-}
-
-#[test]
-fn zz_tmp_daemon_probe() {
-    if !require_privileges() {
-        return;
-    }
-    let rig = Rig::new(2, 1);
-    let toml = rig.config_toml("veth", "");
-    eprintln!("{toml}");
-    let mut d = Daemon::start(&rig, &toml);
-    eprintln!("pid {} cfg {}", d.pid(), d.config_path().display());
-    let early = d.wait_exit(Duration::from_secs(1));
-    eprintln!("early exit: {early:?}");
-    if early.is_none() {
-        d.wait_ready(Duration::from_secs(20));
-        eprintln!("{}", d.metrics());
-        eprintln!("metric sum drops {:?}", d.metric_sum("mvdp_drops_total", &[]));
-        let st = d.stop();
-        eprintln!("stopped: {st:?}");
-    }
-    eprintln!("{}", d.log());
 }

@@ -9,7 +9,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -48,7 +48,8 @@ pub struct Daemon {
     config: Config,
     workers: Vec<WorkerHandle>,
     stats: Vec<Arc<WorkerStats>>,
-    xdp: Option<XdpProgram>,
+    /// The parent's program; shared with the exporter, which reads its counters at scrape time.
+    xdp: Arc<Mutex<Option<XdpProgram>>>,
     endpoints: Vec<Option<Endpoint>>,
     fdb: Arc<RwLock<Arc<Fdb>>>,
     stop: Arc<AtomicBool>,
@@ -143,7 +144,7 @@ impl Daemon {
         let mut d = Daemon {
             workers: Vec::new(),
             stats: Vec::new(),
-            xdp: None,
+            xdp: Arc::new(Mutex::new(None)),
             endpoints: Vec::new(),
             fdb: Arc::new(RwLock::new(fdb.clone())),
             stop: Arc::new(AtomicBool::new(false)),
@@ -221,7 +222,7 @@ impl Daemon {
         for (q, fd) in parent_fds {
             xdp.set_socket(q, fd)?;
         }
-        d.xdp = Some(xdp);
+        *d.xdp.lock().expect("xdp lock") = Some(xdp);
 
         // Endpoints.
         let mut slots = Vec::new();
@@ -232,7 +233,7 @@ impl Daemon {
         let fdb = Arc::new(Fdb::new(networks_of(&d.config), slots)?);
         d.publish(fdb.clone());
         for (id, ep) in fdb.endpoints() {
-            if let Some(xdp) = d.xdp.as_mut() {
+            if let Some(xdp) = d.xdp.lock().expect("xdp lock").as_mut() {
                 xdp.add_endpoint(ep.mac, 0, u32::from(id.0))?;
             }
         }
@@ -266,7 +267,10 @@ impl Daemon {
 
         // Metrics.
         if let Some(listener) = metrics {
-            let exporter = Arc::new(Exporter::install(d.stats.clone(), d.fdb.clone())?);
+            let mut exporter = Exporter::install(d.stats.clone(), d.fdb.clone())?;
+            let xdp = d.xdp.clone();
+            exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
+            let exporter = Arc::new(exporter);
             d.threads.push(crate::metrics::serve(
                 listener,
                 exporter.clone(),
@@ -423,7 +427,7 @@ impl Daemon {
     pub fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
         let ep = self.endpoints.get_mut(usize::from(id.0))?.take()?;
         let entry = entry_of(&self.config, usize::from(id.0));
-        if let Some(xdp) = self.xdp.as_mut() {
+        if let Some(xdp) = self.xdp.lock().expect("xdp lock").as_mut() {
             if let Err(e) = xdp.remove_endpoint(entry.mac, 0) {
                 log::warn!("endpoint {}: {e}", ep.name);
             }
@@ -464,7 +468,8 @@ impl Daemon {
         self.torn_down = true;
         let mut errors = Vec::new();
         // The parent first: from here on every frame goes to the host stack.
-        if let Some(xdp) = self.xdp.take() {
+        let xdp = self.xdp.lock().map(|mut x| x.take()).unwrap_or(None);
+        if let Some(xdp) = xdp {
             if let Err(e) = xdp.detach() {
                 errors.push(format!("{e}"));
             }
@@ -506,6 +511,22 @@ impl Drop for Daemon {
             log::error!("{e:#}");
         }
     }
+}
+
+/// Publishes the parent XDP program's per-CPU counters, summed.
+fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
+    let Ok(guard) = xdp.lock() else { return };
+    let Some(prog) = guard.as_ref() else { return };
+    let Ok(c) = prog.counters() else { return };
+    metrics::counter!("mvdp_xdp_frames_total", "action" => "redirect").absolute(c.redirect);
+    metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_host").absolute(c.pass_host);
+    metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_group").absolute(c.pass_group);
+    metrics::counter!("mvdp_xdp_frames_total", "action" => "no_socket").absolute(c.no_socket);
+    metrics::counter!("mvdp_xdp_frames_total", "action" => "short").absolute(c.short);
+    metrics::counter!("mvdp_xdp_rx_frames_total").absolute(c.rx);
+    metrics::gauge!("mvdp_xdp_native").set(f64::from(u8::from(
+        prog.attached_mode() == crate::io::xdp::AttachedMode::Native,
+    )));
 }
 
 /// Copies broadcast/multicast frames from the parent to worker 0's flood queue.

@@ -46,7 +46,8 @@ pub struct EndpointLinkSpec<'a> {
     /// Veth or TAP.
     pub kind: LinkKind,
     /// Host-side name in mvdp's netns: the veth host end, or for TAP the
-    /// temporary name the device has before it moves into the container.
+    /// temporary name the device has before it moves into the container (it
+    /// must not exist there either, or the move fails with `EEXIST`).
     pub host_ifname: &'a str,
     /// The container's network namespace, e.g. `/var/run/netns/c1` or
     /// `/proc/PID/ns/net`.

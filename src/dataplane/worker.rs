@@ -218,11 +218,7 @@ impl Worker {
 
     fn run(&mut self) {
         self.refill();
-        loop {
-            match self.handle_commands() {
-                Ok(true) => {}
-                Ok(false) | Err(()) => break,
-            }
+        while self.handle_commands() {
             let mut work = self.parent_rx();
             work += self.endpoints_rx();
             work += self.flood_rx();
@@ -236,8 +232,8 @@ impl Worker {
         self.stats.parent_fd.store(-1, Relaxed);
     }
 
-    /// Applies pending commands. Ok(false) on Stop or a closed channel.
-    fn handle_commands(&mut self) -> Result<bool, ()> {
+    /// Applies pending commands. False on Stop or when the control thread is gone.
+    fn handle_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Fdb(fdb)) => self.fdb = fdb,
@@ -271,9 +267,8 @@ impl Worker {
                     self.dirty.retain(|d| *d != id);
                     self.rebuild_pollfds();
                 }
-                Ok(Command::Stop) => return Ok(false),
-                Err(TryRecvError::Empty) => return Ok(true),
-                Err(TryRecvError::Disconnected) => return Err(()),
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
             }
         }
     }
@@ -572,7 +567,8 @@ impl Worker {
             bump(&self.stats.wire_tx_packets, sent as u64);
             let egress_frames = self.to_wire.len() as u64;
             bump(&self.stats.delivered, sent as u64);
-            for d in self.to_wire.drain(sent..) {
+            // The first `sent` frames now belong to the kernel until they complete.
+            for d in self.to_wire.drain(..).skip(sent) {
                 self.stats.dropped(DropReason::TxFull);
                 self.free.push(d);
             }

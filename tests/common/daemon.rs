@@ -19,7 +19,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running `ip netns exec <host> mvdp run --config <file>`, with
 /// `RUST_LOG=info` and stdout/stderr captured to files. Drop stops it
-/// (SIGTERM, then SIGKILL) and, if the test is panicking, prints its log.
+/// (SIGTERM, then SIGKILL), prints its config and log if the test is
+/// panicking, and removes its files.
 pub struct Daemon {
     child: Child,
     status: Option<ExitStatus>,
@@ -212,18 +213,16 @@ impl Drop for Daemon {
             }
         }
         if std::thread::panicking() {
+            // Everything goes to stderr, so nothing needs to stay on disk.
+            let config = std::fs::read_to_string(self.config.path()).unwrap_or_default();
             eprintln!(
-                "mvdp exit status: {:?}; config {}:\n{}",
+                "mvdp exit status: {:?}\n----- mvdp config -----\n{config}\n{}",
                 self.status,
-                self.config.path().display(),
                 self.log()
             );
-            // Logs and config stay on disk for a post-mortem.
-            self.config.keep = true;
-        } else {
-            let _ = std::fs::remove_file(&self.stdout_path);
-            let _ = std::fs::remove_file(&self.stderr_path);
         }
+        let _ = std::fs::remove_file(&self.stdout_path);
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 
@@ -240,7 +239,6 @@ pub fn mvdp_command() -> Command {
 /// A config written to a unique file under the temp dir, removed on drop.
 pub struct TempConfig {
     path: PathBuf,
-    keep: bool,
 }
 
 impl TempConfig {
@@ -250,7 +248,7 @@ impl TempConfig {
             .join(unique("mvdp-cfg-"))
             .with_extension("toml");
         std::fs::write(&path, toml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        TempConfig { path, keep: false }
+        TempConfig { path }
     }
 
     /// The file's path.
@@ -261,9 +259,7 @@ impl TempConfig {
 
 impl Drop for TempConfig {
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -295,7 +291,9 @@ fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
         .map_err(|e| format!("send request to {addr}: {e}"))?;
     let mut raw = Vec::new();
     stream

@@ -130,7 +130,7 @@ fn tcp_echo_server(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("read after {got} bytes: {e}")),
+            Err(e) => return Err(format!("read after {got} bytes: {}", io_error(&e))),
         };
         if got + n > bytes {
             return Err(format!("received more than the {bytes} bytes sent"));
@@ -141,7 +141,7 @@ fn tcp_echo_server(
         }
         stream
             .write_all(&buf[..n])
-            .map_err(|e| format!("echo after {got} bytes: {e}"))?;
+            .map_err(|e| format!("echo after {got} bytes: {}", io_error(&e)))?;
         got += n;
     }
     if got != bytes {
@@ -167,7 +167,7 @@ fn tcp_client(stream: TcpStream, seed: u64, bytes: usize, deadline: Instant) -> 
                 data.fill(&mut buf[..n]);
                 writer
                     .write_all(&buf[..n])
-                    .map_err(|e| format!("send after {sent} bytes: {e}"))?;
+                    .map_err(|e| format!("send after {sent} bytes: {}", io_error(&e)))?;
                 sent += n;
             }
             writer
@@ -187,7 +187,7 @@ fn tcp_client(stream: TcpStream, seed: u64, bytes: usize, deadline: Instant) -> 
                 Ok(0) => break Err(format!("echo ended after {got} of {bytes} bytes")),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => break Err(format!("read echo after {got} bytes: {e}")),
+                Err(e) => break Err(format!("read echo after {got} bytes: {}", io_error(&e))),
             };
             if got + n > bytes {
                 break Err(format!("echo longer than the {bytes} bytes sent"));
@@ -207,6 +207,16 @@ fn tcp_client(stream: TcpStream, seed: u64, bytes: usize, deadline: Instant) -> 
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         received.and(sent)
     })
+}
+
+/// An I/O error as text; a socket timeout reads as one, not as `EAGAIN`.
+fn io_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            format!("timed out ({}s without progress)", IO_TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    }
 }
 
 fn set_timeouts(stream: &TcpStream) -> Result<(), String> {

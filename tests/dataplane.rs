@@ -1,0 +1,494 @@
+//! End-to-end tests of the data plane: the real `mvdp run` in its own
+//! namespaces, a veth standing in for the parent NIC, three containers.
+//!
+//! Each test builds its own rig (unique names) and tears it down in Drop.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+fn start(rig: &Rig, kind: &str) -> Daemon {
+    let mut d = Daemon::start(rig, &rig.config_toml(kind, ""));
+    d.wait_ready(Duration::from_secs(20));
+    d
+}
+
+/// The frame counters (not the worker's own activity, like poll() sleeps).
+fn frame_counters(samples: &[Sample]) -> Vec<&Sample> {
+    const FRAME_SERIES: [&str; 5] = [
+        "mvdp_frames_",
+        "mvdp_drops_",
+        "mvdp_endpoint_",
+        "mvdp_wire_tx_",
+        "mvdp_xdp_",
+    ];
+    let mut v: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| FRAME_SERIES.iter().any(|p| s.name.starts_with(p)))
+        .collect();
+    // The exporter's order is not stable between scrapes.
+    v.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    v
+}
+
+/// Waits until two scrapes a moment apart agree on every frame counter, so
+/// that assertions compare settled numbers.
+fn settled(d: &Daemon) -> Vec<Sample> {
+    let mut last = parse_prometheus(&d.metrics());
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = parse_prometheus(&d.metrics());
+        if frame_counters(&now) == frame_counters(&last) {
+            return now;
+        }
+        last = now;
+    }
+    panic!("mvdp frame counters never settled:\n{}", d.metrics());
+}
+
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    sum_samples(samples, name, labels).unwrap_or(0.0)
+}
+
+/// received = delivered + Σ dropped{reason}, over every source.
+fn assert_accounting(samples: &[Sample]) {
+    let received = value(samples, "mvdp_frames_received_total", &[]);
+    let delivered = value(samples, "mvdp_frames_delivered_total", &[]);
+    let dropped = value(samples, "mvdp_drops_total", &[]);
+    assert!(received > 0.0, "mvdp received nothing");
+    assert_eq!(
+        received,
+        delivered + dropped,
+        "received {received} != delivered {delivered} + dropped {dropped}"
+    );
+}
+
+/// Everything a user would try first, for one endpoint kind.
+fn end_to_end(kind: &str) {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(3, 1);
+    let mut d = start(&rig, kind);
+    let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
+
+    // The wire host reaches every container, and the containers each other.
+    for c in [c1, c2, c3] {
+        assert!(
+            ping(&rig.wire, c.ip, 2),
+            "wire -> {} ({kind}): no reply\n{}",
+            c.name,
+            d.log()
+        );
+    }
+    for (a, b) in [(c1, c2), (c2, c3), (c3, c1)] {
+        assert!(
+            ping(&a.ns, b.ip, 2),
+            "{} -> {} ({kind}): no reply",
+            a.name,
+            b.name
+        );
+    }
+    // Non-endpoint traffic still reaches the host stack.
+    assert!(
+        ping(&rig.wire, HOST_IP, 2),
+        "the host's own address stopped answering"
+    );
+
+    // TCP, several MiB checked byte for byte, connections opened both ways.
+    tcp_transfer(&c1.ns, c1.ip, &rig.wire, 8 * MIB).expect("TCP wire -> c1 server");
+    tcp_transfer(&rig.wire, WIRE_IP, &c2.ns, 8 * MIB).expect("TCP c2 -> wire server");
+    tcp_transfer(&c3.ns, c3.ip, &c1.ns, 8 * MIB)
+        .expect("TCP c1 -> c3 server (container to container)");
+    // UDP both ways.
+    assert_eq!(
+        udp_exchange(&c1.ns, c1.ip, &rig.wire, 300),
+        (300, 300),
+        "UDP wire <-> c1"
+    );
+    assert_eq!(
+        udp_exchange(&rig.wire, WIRE_IP, &c2.ns, 300),
+        (300, 300),
+        "UDP c2 <-> wire"
+    );
+    assert_eq!(
+        udp_exchange(&c2.ns, c2.ip, &c3.ns, 300),
+        (300, 300),
+        "UDP c3 <-> c2"
+    );
+
+    let samples = settled(&d);
+    assert_accounting(&samples);
+    for c in [c1, c2, c3] {
+        let labels = [("endpoint", c.name.as_str()), ("network", NETWORK)];
+        assert!(
+            value(&samples, "mvdp_endpoint_tx_packets_total", &labels) > 0.0,
+            "{} tx",
+            c.name
+        );
+        assert!(
+            value(&samples, "mvdp_endpoint_rx_packets_total", &labels) > 0.0,
+            "{} rx",
+            c.name
+        );
+    }
+    assert_eq!(
+        value(
+            &samples,
+            "mvdp_drops_total",
+            &[("reason", "spoofed_source")]
+        ),
+        0.0
+    );
+    assert_eq!(value(&samples, "mvdp_fdb_entries", &[]), 3.0);
+
+    let status = d.stop();
+    assert!(status.success(), "mvdp exited with {status}\n{}", d.log());
+    assert_clean(&rig);
+}
+
+/// After shutdown: no XDP program on the parent, no interface mvdp created.
+fn assert_clean(rig: &Rig) {
+    assert!(
+        !xdp_attached(&rig.host, PARENT_IF),
+        "XDP program left on {PARENT_IF}"
+    );
+    let mut left = list_links(&rig.host);
+    left.sort();
+    assert_eq!(
+        left,
+        vec!["lo".to_string(), PARENT_IF.to_string()],
+        "links left in the host namespace"
+    );
+    for c in &rig.containers {
+        assert_eq!(
+            list_links(&c.ns),
+            vec!["lo".to_string()],
+            "links left in {}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn veth_end_to_end() {
+    end_to_end("veth");
+}
+
+#[test]
+fn tap_end_to_end() {
+    end_to_end("tap");
+}
+
+/// One broadcast from the wire reaches every container exactly once, and the host too.
+fn broadcast_once(kind: &str) {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(3, 1);
+    let mut d = start(&rig, kind);
+    let marker = format!("mvdp-bcast-{kind}-{}", std::process::id());
+    let is_ours =
+        |f: &[u8]| f.len() >= 14 + marker.len() && &f[14..14 + marker.len()] == marker.as_bytes();
+    let caps: Vec<Capture> = rig
+        .containers
+        .iter()
+        .map(|c| Capture::start(&c.ns, c.ifname()))
+        .collect();
+    let host_cap = Capture::start(&rig.host, PARENT_IF);
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &eth_frame(BROADCAST, wire_mac, ETHERTYPE_TEST, marker.as_bytes()),
+    );
+    for (c, cap) in rig.containers.iter().zip(caps) {
+        let got = cap.finish_matching(Duration::from_millis(700), is_ours);
+        assert_eq!(
+            got.len(),
+            1,
+            "{} saw the broadcast {} times ({kind})\n{}",
+            c.name,
+            got.len(),
+            d.log()
+        );
+    }
+    let got = host_cap.finish_matching(Duration::from_millis(100), is_ours);
+    assert_eq!(
+        got.len(),
+        1,
+        "the host saw the broadcast {} times",
+        got.len()
+    );
+    let status = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn veth_broadcast_reaches_every_container_once() {
+    broadcast_once("veth");
+}
+
+#[test]
+fn tap_broadcast_reaches_every_container_once() {
+    broadcast_once("tap");
+}
+
+/// A container cannot put a frame with someone else's source MAC on the wire,
+/// and the counters add up frame for frame.
+fn spoof_and_counters(kind: &str) {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(3, 1);
+    let mut d = start(&rig, kind);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let before = settled(&d);
+    let c1_labels = [("endpoint", c1.name.as_str()), ("network", NETWORK)];
+
+    // 1. Spoofed: c1 claims c2's MAC, and a made-up one. Never on the wire.
+    let spoof = format!("mvdp-spoof-{}", std::process::id());
+    let legit = format!("mvdp-legit-{}", std::process::id());
+    let wire_cap = Capture::start(&rig.wire, WIRE_IF);
+    send_raw(
+        &c1.ns,
+        c1.ifname(),
+        &eth_frame(wire_mac, c2.mac(), ETHERTYPE_TEST, spoof.as_bytes()),
+    );
+    send_raw(
+        &c1.ns,
+        c1.ifname(),
+        &eth_frame(
+            wire_mac,
+            [0x02, 0, 0, 0, 0, 9],
+            ETHERTYPE_TEST,
+            spoof.as_bytes(),
+        ),
+    );
+    // Control: the same frame with c1's own MAC does reach the wire.
+    send_raw(
+        &c1.ns,
+        c1.ifname(),
+        &eth_frame(wire_mac, c1.mac(), ETHERTYPE_TEST, legit.as_bytes()),
+    );
+    let seen = wire_cap.finish(Duration::from_millis(700));
+    let count = |m: &str| {
+        seen.iter()
+            .filter(|f| f.windows(m.len()).any(|w| w == m.as_bytes()))
+            .count()
+    };
+    assert_eq!(
+        count(&spoof),
+        0,
+        "a spoofed frame reached the wire ({kind})"
+    );
+    assert_eq!(
+        count(&legit),
+        1,
+        "c1's own frame did not reach the wire exactly once ({kind})"
+    );
+
+    // 2. N unicast frames from the wire to c2 arrive N times, counted N times.
+    const N: usize = 50;
+    let uni = format!("mvdp-uni-{}", std::process::id());
+    let c2_cap = Capture::start(&c2.ns, c2.ifname());
+    for _ in 0..N {
+        send_raw(
+            &rig.wire,
+            WIRE_IF,
+            &eth_frame(c2.mac(), wire_mac, ETHERTYPE_TEST, uni.as_bytes()),
+        );
+    }
+    let got = c2_cap.finish_matching(Duration::from_millis(700), |f| {
+        f.windows(uni.len()).any(|w| w == uni.as_bytes())
+    });
+    assert_eq!(
+        got.len(),
+        N,
+        "c2 received {} of {N} frames ({kind})",
+        got.len()
+    );
+
+    let after = settled(&d);
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    let c2_labels = [("endpoint", c2.name.as_str()), ("network", NETWORK)];
+    assert_eq!(
+        delta("mvdp_drops_total", &[("reason", "spoofed_source")]),
+        2.0
+    );
+    assert_eq!(
+        delta("mvdp_endpoint_rx_packets_total", &c1_labels),
+        3.0,
+        "c1 sent 3 frames"
+    );
+    assert_eq!(
+        delta("mvdp_endpoint_tx_packets_total", &c2_labels),
+        N as f64,
+        "c2 was sent {N} frames"
+    );
+    assert_eq!(
+        delta("mvdp_frames_received_total", &[("source", "wire")]),
+        N as f64
+    );
+    assert_eq!(
+        delta("mvdp_wire_tx_packets_total", &[]),
+        1.0,
+        "only the legit frame left"
+    );
+    assert_accounting(&after);
+    let status = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn veth_spoofing_blocked_and_counters_add_up() {
+    spoof_and_counters("veth");
+}
+
+#[test]
+fn tap_spoofing_blocked_and_counters_add_up() {
+    spoof_and_counters("tap");
+}
+
+/// Unknown unicast from the wire is not mvdp's: the XDP program leaves it to
+/// the host stack (which drops frames not for its MAC), and counts it.
+#[test]
+fn unknown_unicast_is_passed_and_counted() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let d = start(&rig, "veth");
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let before = settled(&d);
+    let caps: Vec<Capture> = rig
+        .containers
+        .iter()
+        .map(|c| Capture::start(&c.ns, c.ifname()))
+        .collect();
+    let marker = format!("mvdp-unknown-{}", std::process::id());
+    for _ in 0..10 {
+        send_raw(
+            &rig.wire,
+            WIRE_IF,
+            &eth_frame(
+                [0x02, 0x99, 0, 0, 0, 1],
+                wire_mac,
+                ETHERTYPE_TEST,
+                marker.as_bytes(),
+            ),
+        );
+    }
+    for (c, cap) in rig.containers.iter().zip(caps) {
+        let got = cap.finish_matching(Duration::from_millis(500), |f| {
+            f.windows(marker.len()).any(|w| w == marker.as_bytes())
+        });
+        assert!(got.is_empty(), "{} received unknown unicast", c.name);
+    }
+    let after = settled(&d);
+    let pass = |s: &[Sample]| value(s, "mvdp_xdp_frames_total", &[("action", "pass_host")]);
+    assert!(
+        pass(&after) - pass(&before) >= 10.0,
+        "unknown unicast not counted as passed to the host"
+    );
+}
+
+/// A container that vanishes is removed; the others go on.
+#[test]
+fn vanished_container_is_removed_cleanly() {
+    if !require_privileges() {
+        return;
+    }
+    let mut rig = Rig::new(3, 1);
+    let mut d = start(&rig, "veth");
+    let gone = rig.containers.remove(1); // c2
+    drop(gone); // deletes its namespace, and with it the container end of its veth
+    assert!(
+        wait_until(Duration::from_secs(10), || d.metric("mvdp_fdb_entries")
+            == Some(2.0)),
+        "mvdp did not notice c2 vanished\n{}",
+        d.log()
+    );
+    assert!(
+        d.try_wait().is_none(),
+        "mvdp exited when a container vanished"
+    );
+    for c in &rig.containers {
+        assert!(
+            ping(&rig.wire, c.ip, 2),
+            "{} unreachable after c2 vanished",
+            c.name
+        );
+    }
+    assert!(d.log().contains("c2"), "the removal is not logged");
+    let status = d.stop();
+    assert!(status.success(), "{status}\n{}", d.log());
+    assert_clean(&rig);
+}
+
+/// Two RX queues, two workers: everything still works and cleans up.
+#[test]
+fn two_queues_two_workers() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(3, 2);
+    let mut d = start(&rig, "veth");
+    for c in &rig.containers {
+        assert!(ping(&rig.wire, c.ip, 2), "wire -> {}", c.name);
+    }
+    tcp_transfer(
+        &rig.container(1).ns,
+        rig.container(1).ip,
+        &rig.container(2).ns,
+        4 * MIB,
+    )
+    .expect("TCP c2 -> c1");
+    let samples = settled(&d);
+    assert_accounting(&samples);
+    assert!(d.metrics().contains("queue=\"1\""), "no worker for queue 1");
+    let status = d.stop();
+    assert!(status.success());
+    assert_clean(&rig);
+}
+
+/// A bad config is refused with exit 78 and a message naming the key.
+#[test]
+fn check_names_the_bad_key() {
+    let cases = [
+        ("[parent]\ninterface = \"p0\"\nbogus = 1\n[[network]]\nname = \"lan\"\nsubnet = \"10.1.0.0/24\"\n", "bogus"),
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"lan\"\nsubnet = \"10.1.0.0/24\"\n\
+             [[endpoint]]\nname = \"a\"\nnetwork = \"lan\"\nnetns = \"x\"\nip = \"10.2.0.5\"\n",
+            "endpoint[0] (a).ip",
+        ),
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"lan\"\nsubnet = \"10.1.0.0/24\"\n\
+             [[endpoint]]\nname = \"a\"\nnetwork = \"lan\"\nnetns = \"x\"\nmac = \"01:00:5e:00:00:01\"\n",
+            "mac",
+        ),
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"lan\"\nsubnet = \"10.1.0.0/24\"\n\
+             [[endpoint]]\nname = \"a\"\nnetwork = \"lan\"\nnetns = \"mvdp-no-such-netns-here\"\n",
+            "netns",
+        ),
+    ];
+    for (toml, key) in cases {
+        let cfg = TempConfig::new(toml);
+        let out = mvdp_command()
+            .args(["check", "--config"])
+            .arg(cfg.path())
+            .output()
+            .expect("run mvdp check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "exit code for {key}: {err}");
+        assert!(err.contains(key), "message does not name {key}: {err}");
+    }
+}

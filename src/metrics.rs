@@ -93,6 +93,8 @@ pub struct WorkerStats {
     pub batches: [AtomicU64; BATCH_BUCKETS.len()],
     /// Times the worker slept in poll().
     pub sleeps: AtomicU64,
+    /// UMEM frames on the worker's free list, as of its last idle moment.
+    pub umem_free: AtomicU64,
     /// The parent socket's fd, for kernel ring statistics (-1 before bind).
     pub parent_fd: AtomicI32,
 }
@@ -112,6 +114,7 @@ impl WorkerStats {
             wire_tx_packets: AtomicU64::new(0),
             batches: Default::default(),
             sleeps: AtomicU64::new(0),
+            umem_free: AtomicU64::new(0),
             parent_fd: AtomicI32::new(-1),
         }
     }
@@ -276,6 +279,8 @@ impl Exporter {
                 .absolute(w.sleeps.load(Relaxed));
             let fd = w.parent_fd.load(Relaxed);
             if fd >= 0 {
+                metrics::gauge!("mvdp_umem_free_frames", "queue" => queue.clone())
+                    .set(w.umem_free.load(Relaxed) as f64);
                 if let Ok(s) = crate::io::xsk::stats_by_fd(fd) {
                     let q = || queue.clone();
                     metrics::counter!("mvdp_xsk_rx_dropped_total", "queue" => q())

@@ -408,6 +408,7 @@ fn vanished_container_is_removed_cleanly() {
     }
     let mut rig = Rig::new(3, 1);
     let mut d = start(&rig, "veth");
+    let free_before = settled(&d);
     let gone = rig.containers.remove(1); // c2
     drop(gone); // deletes its namespace, and with it the container end of its veth
     assert!(
@@ -428,6 +429,15 @@ fn vanished_container_is_removed_cleanly() {
         );
     }
     assert!(d.log().contains("c2"), "the removal is not logged");
+    // The frames posted to c2's socket came back to the pool.
+    let free = |s: &[Sample]| value(s, "mvdp_umem_free_frames", &[]);
+    let free_after = settled(&d);
+    assert!(
+        free(&free_after) > free(&free_before),
+        "UMEM frames of the removed endpoint were not reclaimed: {} -> {}",
+        free(&free_before),
+        free(&free_after)
+    );
     let status = d.stop();
     assert!(status.success(), "{status}\n{}", d.log());
     assert_clean(&rig);

@@ -143,7 +143,7 @@ struct Port {
 pub struct Worker {
     umem: Umem,
     mtu: usize,
-    free: Vec<FrameDesc>,
+    pool: FramePool,
     parent: XskSocket,
     parent_inflight: Inflight,
     to_wire: Vec<FrameDesc>,
@@ -196,7 +196,7 @@ impl Worker {
         Worker {
             umem: cfg.umem.umem,
             mtu: cfg.umem.mtu,
-            free: cfg.umem.frames,
+            pool: FramePool::new(cfg.umem.frames, cfg.umem.frame_size),
             parent: cfg.parent,
             parent_inflight: Inflight::default(),
             to_wire: Vec::with_capacity(batch * 4),
@@ -256,13 +256,13 @@ impl Worker {
                     {
                         for d in port.staged.drain(..) {
                             self.stats.dropped(DropReason::EndpointGone);
-                            self.free.push(d);
+                            self.pool.push(d);
                         }
-                        // Frames posted to its rings are lost with the socket; the UMEM
-                        // is sized so that a few removed endpoints do not starve it.
-                        if let EndpointIo::Xsk(mut s) = port.io {
-                            reap_into(&mut s, &mut port.inflight, &mut self.free, self.cfg_batch);
-                        }
+                        // Close the socket first (the kernel unbinds it and waits for
+                        // in-flight RX), then take back every frame still posted to it.
+                        drop(port.io);
+                        let n = self.pool.reclaim(u32::from(id.0));
+                        log::debug!("endpoint {}: reclaimed {n} UMEM frames", id.0);
                     }
                     self.dirty.retain(|d| *d != id);
                     self.rebuild_pollfds();
@@ -303,6 +303,9 @@ impl Worker {
             self.parent_inflight.tx > 0 || self.ports.iter().flatten().any(|p| p.inflight.tx > 0);
         let timeout = if tx_pending { 1 } else { 500 };
         bump(&self.stats.sleeps, 1);
+        self.stats
+            .umem_free
+            .store(self.pool.free.len() as u64, Relaxed);
         // SAFETY: `pollfds` is a valid array of pollfd of the given length.
         unsafe {
             libc::poll(
@@ -324,6 +327,7 @@ impl Worker {
             return 0;
         }
         self.parent_inflight.fill -= n;
+        self.pool.received(&self.rx_buf[..n]);
         self.stats.received(Source::Wire, n as u64);
         self.stats.batch(n);
         // A handle of our own (one refcount per batch) so frame data can be read
@@ -337,16 +341,16 @@ impl Worker {
                 Verdict::Endpoint(id) => self.stage(id, d),
                 Verdict::Flood { group, .. } => {
                     self.flood_copies(group, None, data);
-                    self.free.push(d);
+                    self.pool.push(d);
                 }
                 Verdict::Wire => {
                     // Not produced for wire ingress; never reflect a frame back.
                     self.stats.dropped(DropReason::NoEndpoint);
-                    self.free.push(d);
+                    self.pool.push(d);
                 }
                 Verdict::Drop(r) => {
                     self.stats.dropped(r);
-                    self.free.push(d);
+                    self.pool.push(d);
                 }
             }
         }
@@ -366,6 +370,7 @@ impl Worker {
                     // SAFETY: as in parent_rx: descriptors of our own UMEM, ours until reposted.
                     let n = unsafe { s.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
                     port.inflight.fill -= n;
+                    self.pool.received(&self.rx_buf[..n]);
                     n
                 }
                 EndpointIo::Tap {
@@ -400,12 +405,12 @@ impl Worker {
                         if wire {
                             self.to_wire.push(d);
                         } else {
-                            self.free.push(d);
+                            self.pool.push(d);
                         }
                     }
                     Verdict::Drop(r) => {
                         self.stats.dropped(r);
-                        self.free.push(d);
+                        self.pool.push(d);
                     }
                 }
             }
@@ -417,7 +422,7 @@ impl Worker {
     fn tap_read(&mut self, tap: &TapPort, id: EndpointId) -> usize {
         let mut n = 0;
         while n < self.cfg_batch {
-            let Some(mut d) = self.free.pop() else {
+            let Some(mut d) = self.pool.pop() else {
                 break;
             };
             // SAFETY: `d` is a free frame owned by user space.
@@ -433,11 +438,11 @@ impl Worker {
                     n += 1;
                 }
                 Ok(None) => {
-                    self.free.push(d);
+                    self.pool.push(d);
                     break;
                 }
                 Err(e) => {
-                    self.free.push(d);
+                    self.pool.push(d);
                     log::warn!("endpoint {}: TAP read failed: {e}", id.0);
                     break;
                 }
@@ -480,12 +485,12 @@ impl Worker {
             if Some(to) == except {
                 continue;
             }
-            let Some(mut d) = self.free.pop() else {
+            let Some(mut d) = self.pool.pop() else {
                 bump(&self.stats.flood_copy_drops, 1);
                 continue;
             };
             if data.len() > self.mtu {
-                self.free.push(d);
+                self.pool.push(d);
                 bump(&self.stats.flood_copy_drops, 1);
                 continue;
             }
@@ -494,7 +499,7 @@ impl Worker {
             let mut cur = frame.cursor();
             cur.set_pos(0);
             if cur.write_all(data).is_err() {
-                self.free.push(d);
+                self.pool.push(d);
                 bump(&self.stats.flood_copy_drops, 1);
                 continue;
             }
@@ -527,7 +532,7 @@ impl Worker {
             }
             None => {
                 self.stats.dropped(DropReason::EndpointGone);
-                self.free.push(d);
+                self.pool.push(d);
             }
         }
     }
@@ -550,7 +555,7 @@ impl Worker {
             }
             None => {
                 bump(&self.stats.flood_copy_drops, 1);
-                self.free.push(d);
+                self.pool.push(d);
             }
         }
     }
@@ -564,13 +569,14 @@ impl Worker {
             // SAFETY: the descriptors are frames of this UMEM owned by user space.
             let sent = unsafe { self.parent.tx.produce(&self.to_wire[..n]) };
             self.parent_inflight.tx += sent;
+            self.pool.sent(&self.to_wire[..sent], PARENT);
             bump(&self.stats.wire_tx_packets, sent as u64);
             let egress_frames = self.to_wire.len() as u64;
             bump(&self.stats.delivered, sent as u64);
             // The first `sent` frames now belong to the kernel until they complete.
             for d in self.to_wire.drain(..).skip(sent) {
                 self.stats.dropped(DropReason::TxFull);
-                self.free.push(d);
+                self.pool.push(d);
             }
             debug_assert!(egress_frames >= sent as u64);
             if self.parent.tx.needs_wakeup() {
@@ -603,13 +609,14 @@ impl Worker {
                     let sent = unsafe { s.tx.produce(&port.staged[..n]) };
                     debug_assert_eq!(sent, n);
                     port.inflight.tx += sent;
+                    self.pool.sent(&port.staged[..sent], u32::from(id.0));
                     for d in port.staged.drain(..).skip(sent) {
                         if d.options() == COPY_MARK {
                             bump(&self.stats.flood_copy_drops, 1);
                         } else {
                             self.stats.dropped(DropReason::TxFull);
                         }
-                        self.free.push(d);
+                        self.pool.push(d);
                     }
                     if s.tx.needs_wakeup() {
                         let _ = s.tx.wakeup();
@@ -638,7 +645,7 @@ impl Worker {
                         }
                         let mut d = d;
                         d.set_options(0);
-                        self.free.push(d);
+                        self.pool.push(d);
                     }
                 }
             }
@@ -647,15 +654,12 @@ impl Worker {
 
     /// Takes transmitted frames back from every completion ring.
     fn reap(&mut self) -> usize {
-        let mut n = reap_into(
-            &mut self.parent,
-            &mut self.parent_inflight,
-            &mut self.free,
-            self.cfg_batch,
-        );
+        let mut n = self
+            .pool
+            .reap(&mut self.parent, &mut self.parent_inflight, self.cfg_batch);
         for port in self.ports.iter_mut().flatten() {
             if let EndpointIo::Xsk(s) = &mut port.io {
-                n += reap_into(s, &mut port.inflight, &mut self.free, self.cfg_batch);
+                n += self.pool.reap(s, &mut port.inflight, self.cfg_batch);
                 if port.inflight.tx > 0 && s.tx.needs_wakeup() {
                     let _ = s.tx.wakeup();
                 }
@@ -666,15 +670,20 @@ impl Worker {
 
     /// Keeps every fill ring posted up to its target.
     fn refill(&mut self) {
-        refill_one(
+        self.pool.refill(
             &mut self.parent,
             &mut self.parent_inflight,
-            &mut self.free,
             self.parent_fill,
+            PARENT,
         );
-        for port in self.ports.iter_mut().flatten() {
-            if let EndpointIo::Xsk(s) = &mut port.io {
-                refill_one(s, &mut port.inflight, &mut self.free, self.port_fill);
+        for (i, port) in self.ports.iter_mut().enumerate() {
+            if let Some(Port {
+                io: EndpointIo::Xsk(s),
+                inflight,
+                ..
+            }) = port
+            {
+                self.pool.refill(s, inflight, self.port_fill, i as u32);
             }
         }
     }
@@ -683,44 +692,114 @@ impl Worker {
 /// Option bits on a staged descriptor marking a flood copy (cleared before TX).
 const COPY_MARK: u32 = 0x8000_0000;
 
-fn reap_into(
-    s: &mut XskSocket,
-    inflight: &mut Inflight,
-    free: &mut Vec<FrameDesc>,
-    batch: usize,
-) -> usize {
-    if inflight.tx == 0 {
-        return 0;
-    }
-    let start = free.len();
-    let want = inflight.tx.min(batch * 4);
-    free.resize(start + want, FrameDesc::default());
-    // SAFETY: the slice is writable scratch space for descriptors; the frames
-    // returned are ours again once the kernel hands them back.
-    let n = unsafe { s.cq.consume(&mut free[start..]) };
-    free.truncate(start + n);
-    inflight.tx -= n;
-    n
+/// Ledger tag of frames held by the parent's socket.
+const PARENT: u32 = u32::MAX - 1;
+/// Ledger tag of frames held by user space (free, staged, being classified).
+const USER: u32 = u32::MAX;
+
+/// The worker's UMEM frames: the free list, and a ledger of which socket
+/// holds each frame handed to the kernel, so that the frames posted to a
+/// socket that goes away (a removed endpoint) can be taken back.
+struct FramePool {
+    free: Vec<FrameDesc>,
+    /// Holder of each frame, indexed by `addr / frame_size`: an endpoint id, PARENT or USER.
+    owner: Vec<u32>,
+    /// A descriptor for every frame, indexed the same way.
+    all: Vec<FrameDesc>,
+    frame_size: usize,
 }
 
-fn refill_one(
-    s: &mut XskSocket,
-    inflight: &mut Inflight,
-    free: &mut Vec<FrameDesc>,
-    target: usize,
-) {
-    let want = target.saturating_sub(inflight.fill).min(free.len());
-    if want == 0 {
-        return;
+impl FramePool {
+    fn new(frames: Vec<FrameDesc>, frame_size: usize) -> FramePool {
+        FramePool {
+            owner: vec![USER; frames.len()],
+            all: frames.clone(),
+            free: frames,
+            frame_size,
+        }
     }
-    let start = free.len() - want;
-    // SAFETY: these frames are owned by user space and are not on any other
-    // ring; the fill ring has room because posted frames never exceed `target`,
-    // which is at most the ring size.
-    let n = unsafe { s.fq.produce(&free[start..]) };
-    free.truncate(free.len() - n);
-    inflight.fill += n;
-    if n > 0 && s.fq.needs_wakeup() {
-        let _ = s.rx.poll(0);
+
+    #[inline]
+    fn pop(&mut self) -> Option<FrameDesc> {
+        self.free.pop()
+    }
+
+    #[inline]
+    fn push(&mut self, d: FrameDesc) {
+        self.free.push(d);
+    }
+
+    #[inline]
+    fn mark(&mut self, descs: &[FrameDesc], tag: u32) {
+        for d in descs {
+            self.owner[d.addr() / self.frame_size] = tag;
+        }
+    }
+
+    /// Frames just taken off an RX ring: user space holds them now.
+    #[inline]
+    fn received(&mut self, descs: &[FrameDesc]) {
+        self.mark(descs, USER);
+    }
+
+    /// Frames just handed to the TX ring of the socket tagged `tag`.
+    #[inline]
+    fn sent(&mut self, descs: &[FrameDesc], tag: u32) {
+        self.mark(descs, tag);
+    }
+
+    /// Takes transmitted frames back from a completion ring.
+    fn reap(&mut self, s: &mut XskSocket, inflight: &mut Inflight, batch: usize) -> usize {
+        if inflight.tx == 0 {
+            return 0;
+        }
+        let start = self.free.len();
+        let want = inflight.tx.min(batch * 4);
+        self.free.resize(start + want, FrameDesc::default());
+        // SAFETY: the slice is writable scratch space for descriptors; the
+        // frames returned are ours again once the kernel hands them back.
+        let n = unsafe { s.cq.consume(&mut self.free[start..]) };
+        self.free.truncate(start + n);
+        for i in start..start + n {
+            let idx = self.free[i].addr() / self.frame_size;
+            self.owner[idx] = USER;
+        }
+        inflight.tx -= n;
+        n
+    }
+
+    /// Posts free frames to a fill ring until `target` are posted.
+    fn refill(&mut self, s: &mut XskSocket, inflight: &mut Inflight, target: usize, tag: u32) {
+        let want = target.saturating_sub(inflight.fill).min(self.free.len());
+        if want == 0 {
+            return;
+        }
+        let start = self.free.len() - want;
+        // SAFETY: these frames are owned by user space and are not on any
+        // other ring; the fill ring has room because posted frames never
+        // exceed `target`, which is at most the ring size.
+        let n = unsafe { s.fq.produce(&self.free[start..]) };
+        for i in start..start + n {
+            let idx = self.free[i].addr() / self.frame_size;
+            self.owner[idx] = tag;
+        }
+        self.free.truncate(start + (want - n));
+        inflight.fill += n;
+        if n > 0 && s.fq.needs_wakeup() {
+            let _ = s.rx.poll(0);
+        }
+    }
+
+    /// Takes back every frame held by the (closed) socket tagged `tag`.
+    fn reclaim(&mut self, tag: u32) -> usize {
+        let mut n = 0;
+        for (idx, owner) in self.owner.iter_mut().enumerate() {
+            if *owner == tag {
+                *owner = USER;
+                self.free.push(self.all[idx]);
+                n += 1;
+            }
+        }
+        n
     }
 }

@@ -77,6 +77,8 @@ pub struct UmemArea {
     pub frames: Vec<FrameDesc>,
     /// Usable bytes per frame (frame size minus headroom).
     pub mtu: usize,
+    /// Bytes per frame: `addr / frame_size` is a frame's index.
+    pub frame_size: usize,
 }
 
 /// Registers a UMEM of `frames` frames of `frame_size` bytes, with fill and
@@ -101,6 +103,7 @@ pub fn create_umem(frames: u32, frame_size: u32, ring: u32) -> Result<UmemArea, 
         umem,
         frames: frames_vec,
         mtu,
+        frame_size: frame_size as usize,
     })
 }
 

@@ -300,6 +300,9 @@ pub fn run(n: usize, kind: DemoKind, keep: bool) -> Result<()> {
         println!("    wire -> c{} ({to}): {got}/{sent} replies", i + 1);
         failures += u32::from(got == 0);
     }
+    if let Ok(t) = scrape(&lan.host) {
+        print!("{}", counts_table(&t, n));
+    }
     println!("\n2) each container pings the next one (bridge mode: switched locally by mvdp)");
     for i in 0..n {
         let j = (i + 1) % n;

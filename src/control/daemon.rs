@@ -122,8 +122,25 @@ fn host_ifname(id: usize, name: &str) -> String {
 impl Daemon {
     /// Builds and starts the data plane. `metrics` is the listener for `/metrics` (bound by the caller).
     pub fn start(config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
-        if config.networks.iter().any(|n| n.vlan.is_some()) {
-            bail!("network.vlan: 802.1Q networks are not supported yet by this build");
+        for (i, n) in config.networks.iter().enumerate() {
+            if n.vlan.is_some() {
+                bail!(
+                    "network[{i}] ({}).vlan: 802.1Q networks are not supported by this build yet",
+                    n.name
+                );
+            }
+            // vepa needs nothing of its own: endpoint-to-endpoint frames go to the
+            // wire, and come back through the XDP program if a switch hairpins them.
+            if !matches!(
+                n.mode,
+                crate::config::Mode::Bridge | crate::config::Mode::Vepa
+            ) {
+                bail!(
+                    "network[{i}] ({}).mode: {} is not supported by this build yet (bridge and vepa are)",
+                    n.name,
+                    n.mode
+                );
+            }
         }
         let parent = config.parent.interface.clone();
         let queues: Vec<u32> = match &config.parent.queues {

@@ -95,6 +95,8 @@ pub struct WorkerStats {
     pub sleeps: AtomicU64,
     /// UMEM frames on the worker's free list, as of its last idle moment.
     pub umem_free: AtomicU64,
+    /// Times the worker found no free UMEM frame when it needed one.
+    pub umem_exhausted: AtomicU64,
     /// The parent socket's fd, for kernel ring statistics (-1 before bind).
     pub parent_fd: AtomicI32,
 }
@@ -115,6 +117,7 @@ impl WorkerStats {
             batches: Default::default(),
             sleeps: AtomicU64::new(0),
             umem_free: AtomicU64::new(0),
+            umem_exhausted: AtomicU64::new(0),
             parent_fd: AtomicI32::new(-1),
         }
     }
@@ -129,6 +132,12 @@ impl WorkerStats {
     #[inline(always)]
     pub fn dropped(&self, reason: DropReason) {
         bump(&self.drops[reason as usize], 1);
+    }
+
+    /// Counts a moment when the worker had no free UMEM frame.
+    #[inline(always)]
+    pub fn umem_exhausted(&self) {
+        bump(&self.umem_exhausted, 1);
     }
 
     /// Counts one RX batch of `n` frames (n > 0).
@@ -281,6 +290,8 @@ impl Exporter {
             if fd >= 0 {
                 metrics::gauge!("mvdp_umem_free_frames", "queue" => queue.clone())
                     .set(w.umem_free.load(Relaxed) as f64);
+                metrics::counter!("mvdp_umem_exhausted_total", "queue" => queue.clone())
+                    .absolute(w.umem_exhausted.load(Relaxed));
                 if let Ok(s) = crate::io::xsk::stats_by_fd(fd) {
                     let q = || queue.clone();
                     metrics::counter!("mvdp_xsk_rx_dropped_total", "queue" => q())

@@ -224,6 +224,36 @@ fn broadcast_once(kind: &str) {
         "the host saw the broadcast {} times",
         got.len()
     );
+
+    // A broadcast tagged for VLAN 99 belongs to no network here: it must not
+    // reach the untagged containers (the kernel strips the tag before packet
+    // sockets see the frame; mvdp has to put it back before classifying).
+    let tagged_marker = format!("mvdp-tagged-{kind}-{}", std::process::id());
+    let mut payload = vec![0x00, 99]; // TCI: VID 99
+    payload.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+    payload.extend_from_slice(tagged_marker.as_bytes());
+    let caps: Vec<Capture> = rig
+        .containers
+        .iter()
+        .map(|c| Capture::start(&c.ns, c.ifname()))
+        .collect();
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &eth_frame(BROADCAST, wire_mac, 0x8100, &payload),
+    );
+    let has_tagged = |f: &[u8]| {
+        f.windows(tagged_marker.len())
+            .any(|w| w == tagged_marker.as_bytes())
+    };
+    for (c, cap) in rig.containers.iter().zip(caps) {
+        let got = cap.finish_matching(Duration::from_millis(500), has_tagged);
+        assert!(
+            got.is_empty(),
+            "{} received a broadcast tagged for VLAN 99 ({kind})",
+            c.name
+        );
+    }
     let status = d.stop();
     assert!(status.success());
 }

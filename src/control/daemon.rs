@@ -8,17 +8,17 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::config::{BindMode, Config, Cores, EndpointKind, Queues, XdpMode};
 use crate::control::netlink::{self, EndpointLinkSpec, LinkKind};
-use crate::dataplane::{Command, EndpointIo, Worker, WorkerConfig, WorkerHandle};
+use crate::dataplane::{Command, EndpointIo, Event, Worker, WorkerConfig, WorkerHandle};
 use crate::io::packet::GroupListener;
 use crate::io::tap::TapPort;
 use crate::io::xdp::{AttachMode, XdpPort, XdpProgram};
@@ -29,6 +29,8 @@ use crate::wire::FrameHeader;
 
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
+/// Fewest frames kept posted on an endpoint socket's fill ring.
+const MIN_PORT_FILL: usize = 8;
 
 /// One endpoint mvdp created.
 struct Endpoint {
@@ -55,24 +57,27 @@ pub struct Daemon {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     exporter: Option<Arc<Exporter>>,
+    /// Worker reports (a dead endpoint device).
+    events: Receiver<Event>,
+    events_tx: Sender<Event>,
+    /// Bumped on every FDB publication, so the group listener refreshes its snapshot.
+    fdb_generation: Arc<AtomicU64>,
     torn_down: bool,
 }
 
-/// How many RX queues an interface has (ETHTOOL_GCHANNELS; 1 if the driver does not say).
-fn rx_queue_count(ifname: &str) -> u32 {
+/// How many RX and TX queues an interface has (ETHTOOL_GCHANNELS), if the driver says.
+fn queue_counts(ifname: &str) -> Option<(u32, u32)> {
     const ETHTOOL_GCHANNELS: u32 = 0x3c;
     // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined,
     // rx_count, tx_count, other_count, combined_count.
     let mut ch = [0u32; 9];
     ch[0] = ETHTOOL_GCHANNELS;
-    let Ok(mut ifr) = crate::control::ethtool::ifreq_for(ifname) else {
-        return 1;
-    };
+    let mut ifr = crate::control::ethtool::ifreq_for(ifname).ok()?;
     ifr.ifr_ifru.ifru_data = ch.as_mut_ptr().cast();
     // SAFETY: socket(2) takes no pointers; the result is checked.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if sock < 0 {
-        return 1;
+        return None;
     }
     // SAFETY: `ifr` names the interface and points at `ch`, a live
     // ethtool_channels-sized buffer the kernel fills during the call.
@@ -80,9 +85,9 @@ fn rx_queue_count(ifname: &str) -> u32 {
     // SAFETY: closing the socket we opened above.
     unsafe { libc::close(sock) };
     if rc < 0 {
-        return 1;
+        return None;
     }
-    ch[5].max(ch[8]).max(1)
+    Some((ch[5] + ch[8], ch[6] + ch[8]))
 }
 
 fn networks_of(config: &Config) -> Vec<NetworkEntry> {
@@ -143,10 +148,25 @@ impl Daemon {
             }
         }
         let parent = config.parent.interface.clone();
+        let counts = queue_counts(&parent);
         let queues: Vec<u32> = match &config.parent.queues {
-            Queues::All => (0..rx_queue_count(&parent)).collect(),
+            Queues::All => (0..counts.map_or(1, |c| c.0.max(1))).collect(),
             Queues::List(l) => l.clone(),
         };
+        // Copy-mode AF_XDP transmits on the socket's queue id: a queue the
+        // device cannot transmit on would swallow every frame sent there.
+        if let Some((rx, tx)) = counts {
+            if let Some(q) = queues.iter().find(|&&q| q >= rx.max(1) || q >= tx.max(1)) {
+                bail!("parent.queues: {parent} has {rx} RX and {tx} TX queues; queue {q} cannot be served");
+            }
+        }
+        if config.endpoints.len() > crate::metrics::MAX_ENDPOINTS {
+            bail!(
+                "endpoint: {} endpoints configured; this build serves at most {}",
+                config.endpoints.len(),
+                crate::metrics::MAX_ENDPOINTS
+            );
+        }
         let cores = match &config.workers.cores {
             Cores::Auto => core_affinity::get_core_ids().unwrap_or_default(),
             Cores::List(l) => l.iter().map(|&id| core_affinity::CoreId { id }).collect(),
@@ -158,6 +178,7 @@ impl Daemon {
         };
         let n_endpoints = config.endpoints.len();
         let fdb = Arc::new(Fdb::new(networks_of(&config), Vec::new())?);
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let mut d = Daemon {
             workers: Vec::new(),
             stats: Vec::new(),
@@ -167,6 +188,9 @@ impl Daemon {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
             exporter: None,
+            events: events_rx,
+            events_tx,
+            fdb_generation: Arc::new(AtomicU64::new(0)),
             torn_down: false,
             config,
         };
@@ -186,6 +210,7 @@ impl Daemon {
             .unwrap_or(1000)
             .max(1);
         let (flood_tx, flood_rx) = bounded(qlen);
+        let events_tx = d.events_tx.clone();
         for (i, &q) in queues.iter().enumerate() {
             let umem = create_umem(frames, d.config.parent.frame_size, RING)
                 .context("creating the UMEM")?;
@@ -202,7 +227,17 @@ impl Daemon {
             umems.push(umem.umem.clone());
             let stats = Arc::new(WorkerStats::new(q.to_string()));
             let (tx, rx) = crossbeam_channel::unbounded();
-            let per_port = (frames as usize / (4 * (n_endpoints + 1))).clamp(32, 256);
+            // Half the UMEM may sit posted on fill rings, the rest carries frames
+            // in flight and flood copies: the parent gets up to half of that
+            // half, the endpoints share what is left.
+            let parent_fill = (frames as usize / 4).min(RING as usize);
+            let per_port = ((frames as usize / 2 - parent_fill) / n_endpoints.max(1)).min(256);
+            if per_port < MIN_PORT_FILL {
+                bail!(
+                    "parent.umem_frames: {frames} frames are too few for {n_endpoints} endpoints \
+                     (each needs {MIN_PORT_FILL} posted frames); raise it"
+                );
+            }
             let cfg = WorkerConfig {
                 queue: q,
                 core: if cores.is_empty() {
@@ -210,7 +245,7 @@ impl Daemon {
                 } else {
                     Some(cores[i % cores.len()])
                 },
-                parent_fill: (frames as usize / 4).min(RING as usize),
+                parent_fill,
                 port_fill: per_port,
                 tx_ring: RING as usize,
                 umem,
@@ -224,6 +259,7 @@ impl Daemon {
                     crossbeam_channel::never()
                 },
                 stats: stats.clone(),
+                events: events_tx.clone(),
             };
             d.workers.push(Worker::spawn(cfg, tx)?);
             d.stats.push(stats);
@@ -262,24 +298,19 @@ impl Daemon {
             .with_context(|| format!("parent.interface: {parent} vanished"))?;
         let gl = GroupListener::open(ifindex, Duration::from_millis(200))
             .context("opening the group listener")?;
-        let wake = d.workers[0].wake.clone();
-        let stop = d.stop.clone();
-        let fdb_shared = d.fdb.clone();
-        let frame_cap = 65536;
+        let path = GroupPath {
+            listener: gl,
+            fdb: d.fdb.clone(),
+            generation: d.fdb_generation.clone(),
+            out: flood_tx,
+            wake: d.workers[0].wake.clone(),
+            stats: listener_stats,
+            stop: d.stop.clone(),
+        };
         d.threads.push(
             std::thread::Builder::new()
                 .name("mvdp-group".into())
-                .spawn(move || {
-                    group_listener(
-                        gl,
-                        fdb_shared,
-                        flood_tx,
-                        wake,
-                        listener_stats,
-                        stop,
-                        frame_cap,
-                    )
-                })?,
+                .spawn(move || group_listener(path, 65536))?,
         );
 
         // Metrics.
@@ -401,6 +432,7 @@ impl Daemon {
 
     fn publish(&self, fdb: Arc<Fdb>) {
         *self.fdb.write().expect("fdb lock") = fdb.clone();
+        self.fdb_generation.fetch_add(1, Ordering::Release);
         for w in &self.workers {
             w.commands.send(Command::Fdb(fdb.clone())).ok();
             w.wake.wake();
@@ -420,13 +452,19 @@ impl Daemon {
     /// Removes endpoints whose container namespace or interface has vanished,
     /// leaving the others running. Returns the names removed.
     pub fn reap_vanished(&mut self) -> Vec<String> {
-        let mut gone = Vec::new();
+        let mut gone: Vec<EndpointId> = self
+            .events
+            .try_iter()
+            .map(|e| match e {
+                Event::PortDead(id) => id,
+            })
+            .collect();
         for slot in &self.endpoints {
             let Some(ep) = slot else { continue };
             let netns_gone = !ep.netns_path.exists();
             let link_gone = ep.kind == EndpointKind::Veth
                 && matches!(netlink::link_index(&ep.host_ifname), Ok(None));
-            if netns_gone || link_gone {
+            if (netns_gone || link_gone) && !gone.contains(&ep.id) {
                 gone.push(ep.id);
             }
         }
@@ -546,43 +584,51 @@ fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
     )));
 }
 
-/// Copies broadcast/multicast frames from the parent to worker 0's flood queue.
-/// Frames whose source is one of our endpoints are mvdp's own and are skipped.
-fn group_listener(
-    gl: GroupListener,
+/// What the group listener thread works with.
+struct GroupPath {
+    listener: GroupListener,
     fdb: Arc<RwLock<Arc<Fdb>>>,
+    generation: Arc<AtomicU64>,
     out: Sender<Vec<u8>>,
     wake: Arc<crate::dataplane::EventFd>,
     stats: Arc<WorkerStats>,
     stop: Arc<AtomicBool>,
-    cap: usize,
-) {
+}
+
+/// Copies broadcast/multicast frames from the parent to worker 0's flood queue.
+/// Frames whose source is one of our endpoints are mvdp's own and are skipped.
+fn group_listener(p: GroupPath, cap: usize) {
     let mut buf = vec![0u8; cap];
-    let mut snapshot = fdb.read().expect("fdb lock").clone();
-    while !stop.load(Ordering::Relaxed) {
-        let n = match gl.recv(&mut buf) {
-            Ok(Some(n)) => n,
-            Ok(None) => {
-                snapshot = fdb.read().expect("fdb lock").clone();
-                continue;
-            }
+    let mut seen = p.generation.load(Ordering::Acquire);
+    let mut snapshot = p.fdb.read().expect("fdb lock").clone();
+    while !p.stop.load(Ordering::Relaxed) {
+        let frame = match p.listener.recv(&mut buf) {
+            Ok(Some(range)) => &buf[range],
+            Ok(None) => continue,
             Err(e) => {
                 log::warn!("group listener: {e}");
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        let frame = &buf[..n];
+        let now = p.generation.load(Ordering::Acquire);
+        if now != seen {
+            seen = now;
+            snapshot = p.fdb.read().expect("fdb lock").clone();
+        }
         let Ok(hdr) = FrameHeader::parse(frame) else {
             continue;
         };
         if snapshot.lookup(hdr.vlan, hdr.src).is_some() {
             continue;
         }
-        stats.received(Source::WireGroup, 1);
-        match out.try_send(frame.to_vec()) {
-            Ok(()) => wake.wake(),
-            Err(TrySendError::Full(_)) => stats.dropped(DropReason::FloodQueueFull),
+        p.stats.received(Source::WireGroup, 1);
+        // Wake the worker only when the queue goes from empty to busy.
+        let was_empty = p.out.is_empty();
+        match p.out.try_send(frame.to_vec()) {
+            Ok(()) if was_empty => p.wake.wake(),
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => p.stats.dropped(DropReason::FloodQueueFull),
             Err(TrySendError::Disconnected(_)) => break,
         }
     }

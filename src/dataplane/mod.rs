@@ -2,4 +2,4 @@
 
 mod worker;
 
-pub use worker::{Command, EndpointIo, EventFd, Worker, WorkerConfig, WorkerHandle};
+pub use worker::{Command, EndpointIo, Event, EventFd, Worker, WorkerConfig, WorkerHandle};

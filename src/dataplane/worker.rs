@@ -76,6 +76,15 @@ pub struct WorkerConfig {
     pub floods: Receiver<Vec<u8>>,
     /// Counters.
     pub stats: Arc<WorkerStats>,
+    /// Reports to the control thread.
+    pub events: crossbeam_channel::Sender<Event>,
+}
+
+/// Reports from a worker to the control thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// An endpoint's device failed (its TAP is gone): remove the endpoint.
+    PortDead(EndpointId),
 }
 
 /// The control thread's handle on a running worker.
@@ -159,6 +168,7 @@ pub struct Worker {
     commands: Receiver<Command>,
     floods: Receiver<Vec<u8>>,
     stats: Arc<WorkerStats>,
+    events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
     pollfds: Vec<libc::pollfd>,
 }
@@ -211,6 +221,7 @@ impl Worker {
             commands: cfg.commands,
             floods: cfg.floods,
             stats: cfg.stats,
+            events: cfg.events,
             wake,
             pollfds: Vec::new(),
         }
@@ -290,6 +301,19 @@ impl Worker {
                 revents: 0,
             })
             .collect();
+    }
+
+    /// Stops reading an endpoint whose device has gone and tells the control thread.
+    fn port_dead(&mut self, id: EndpointId) {
+        if let Some(Some(Port {
+            io: EndpointIo::Tap { read, .. },
+            ..
+        })) = self.ports.get_mut(usize::from(id.0))
+        {
+            *read = false;
+        }
+        let _ = self.events.send(Event::PortDead(id));
+        self.rebuild_pollfds();
     }
 
     fn sleep(&mut self) {
@@ -378,7 +402,13 @@ impl Worker {
                     read: true,
                 } => {
                     let tap = tap.clone();
-                    self.tap_read(&tap, id)
+                    match self.tap_read(&tap, id) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            self.port_dead(id);
+                            0
+                        }
+                    }
                 }
                 EndpointIo::Tap { .. } => 0,
             };
@@ -418,11 +448,14 @@ impl Worker {
         work
     }
 
-    /// Reads up to a batch of frames from a TAP into free frames (placed in rx_buf).
-    fn tap_read(&mut self, tap: &TapPort, id: EndpointId) -> usize {
+    /// Reads up to a batch of frames from a TAP into free frames (placed in
+    /// rx_buf). `Err` when the device is gone (the caller stops reading it).
+    fn tap_read(&mut self, tap: &TapPort, id: EndpointId) -> Result<usize, std::io::Error> {
         let mut n = 0;
         while n < self.cfg_batch {
             let Some(mut d) = self.pool.pop() else {
+                // Frames the container queued stay in the TAP until frames come back.
+                self.stats.umem_exhausted();
                 break;
             };
             // SAFETY: `d` is a free frame owned by user space.
@@ -430,12 +463,18 @@ impl Worker {
             let mut cur = data.cursor();
             let cap = cur.buf_len();
             cur.set_pos(cap);
-            let got = tap.read(data.contents_mut());
-            match got {
-                Ok(Some(len)) => {
+            match tap.read(data.contents_mut()) {
+                Ok(Some(len)) if len <= cap => {
                     data.cursor().set_pos(len);
                     self.rx_buf[n] = d;
                     n += 1;
+                }
+                Ok(Some(_)) => {
+                    // tun reports the whole frame's length even when it copied
+                    // less: a frame larger than a UMEM frame is never forwarded cut short.
+                    self.stats.received(Source::Endpoint, 1);
+                    self.stats.dropped(DropReason::Malformed);
+                    self.pool.push(d);
                 }
                 Ok(None) => {
                     self.pool.push(d);
@@ -443,12 +482,15 @@ impl Worker {
                 }
                 Err(e) => {
                     self.pool.push(d);
-                    log::warn!("endpoint {}: TAP read failed: {e}", id.0);
-                    break;
+                    log::warn!(
+                        "endpoint {}: TAP read failed ({e}); no longer reading it",
+                        id.0
+                    );
+                    return Err(e);
                 }
             }
         }
-        n
+        Ok(n)
     }
 
     /// Group frames from the wire, copied by the group listener.
@@ -486,6 +528,7 @@ impl Worker {
                 continue;
             }
             let Some(mut d) = self.pool.pop() else {
+                self.stats.umem_exhausted();
                 bump(&self.stats.flood_copy_drops, 1);
                 continue;
             };
@@ -579,12 +622,8 @@ impl Worker {
                 self.pool.push(d);
             }
             debug_assert!(egress_frames >= sent as u64);
-            if self.parent.tx.needs_wakeup() {
-                let _ = self.parent.tx.wakeup();
-            }
-        } else if self.parent_inflight.tx > 0 && self.parent.tx.needs_wakeup() {
-            let _ = self.parent.tx.wakeup();
         }
+        kick_tx(&mut self.parent, self.parent_inflight.tx);
         // The endpoints.
         while let Some(id) = self.dirty.pop() {
             let i = usize::from(id.0);
@@ -616,11 +655,10 @@ impl Worker {
                         } else {
                             self.stats.dropped(DropReason::TxFull);
                         }
+                        // pool.push clears the copy mark.
                         self.pool.push(d);
                     }
-                    if s.tx.needs_wakeup() {
-                        let _ = s.tx.wakeup();
-                    }
+                    kick_tx(s, port.inflight.tx);
                 }
                 EndpointIo::Tap { port: tap, .. } => {
                     for d in port.staged.drain(..) {
@@ -635,13 +673,9 @@ impl Worker {
                                     bump(&self.stats.delivered, 1);
                                 }
                             }
-                            Ok(false) | Err(_) => {
-                                if copy {
-                                    bump(&self.stats.flood_copy_drops, 1);
-                                } else {
-                                    self.stats.dropped(DropReason::TxFull);
-                                }
-                            }
+                            Ok(false) | Err(_) if copy => bump(&self.stats.flood_copy_drops, 1),
+                            Ok(false) => self.stats.dropped(DropReason::TxFull),
+                            Err(_) => self.stats.dropped(DropReason::EndpointGone),
                         }
                         let mut d = d;
                         d.set_options(0);
@@ -660,9 +694,6 @@ impl Worker {
         for port in self.ports.iter_mut().flatten() {
             if let EndpointIo::Xsk(s) = &mut port.io {
                 n += self.pool.reap(s, &mut port.inflight, self.cfg_batch);
-                if port.inflight.tx > 0 && s.tx.needs_wakeup() {
-                    let _ = s.tx.wakeup();
-                }
             }
         }
         n
@@ -691,6 +722,20 @@ impl Worker {
 
 /// Option bits on a staged descriptor marking a flood copy (cleared before TX).
 const COPY_MARK: u32 = 0x8000_0000;
+
+/// Descriptors the kernel transmits per kick in copy mode (its default
+/// `max_tx_budget`); more are left on the ring until the next kick.
+const COPY_TX_BUDGET: usize = 32;
+
+/// Asks the kernel to transmit what is on a TX ring, once per budget's worth
+/// of frames in flight, and only when the ring says it needs a kick.
+fn kick_tx(s: &mut XskSocket, inflight: usize) {
+    for _ in 0..inflight.div_ceil(COPY_TX_BUDGET) {
+        if !s.tx.needs_wakeup() || s.tx.wakeup().is_err() {
+            break;
+        }
+    }
+}
 
 /// Ledger tag of frames held by the parent's socket.
 const PARENT: u32 = u32::MAX - 1;
@@ -724,8 +769,10 @@ impl FramePool {
         self.free.pop()
     }
 
+    /// Returns a frame to the free list, clearing any mark it carried.
     #[inline]
-    fn push(&mut self, d: FrameDesc) {
+    fn push(&mut self, mut d: FrameDesc) {
+        d.set_options(0);
         self.free.push(d);
     }
 

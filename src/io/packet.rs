@@ -2,15 +2,21 @@
 //! broadcast and multicast frames (which the XDP program passes to the host)
 //! to mvdp's flood path. Frames mvdp itself sends are not seen: AF_XDP TX
 //! bypasses packet taps and `PACKET_IGNORE_OUTGOING` covers the rest.
+//!
+//! The socket also holds the parent in promiscuous mode for as long as it is
+//! open (see `open`).
 
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
-/// A received group frame's length.
-pub type FrameLen = usize;
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_MR_PROMISC: libc::c_ushort = 1;
+const PACKET_AUXDATA: libc::c_int = 8;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 /// A packet socket bound to one interface that yields only broadcast and multicast frames.
 #[derive(Debug)]
@@ -37,6 +43,27 @@ impl GroupListener {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let one: libc::c_int = 1;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)?;
+        setsockopt(&fd, libc::SOL_PACKET, PACKET_AUXDATA, &one)?;
+        // Container MACs are not the NIC's own: a NIC with a unicast filter
+        // would drop their frames before XDP. Promiscuous mode held by this
+        // socket's membership is counted by the kernel and released when the
+        // socket closes, even if mvdp dies.
+        let promisc = PacketMreq {
+            mr_ifindex: ifindex as libc::c_int,
+            mr_type: PACKET_MR_PROMISC,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(&fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &promisc)?;
+        // Keep everything but broadcast and multicast in the kernel: in
+        // promiscuous mode the socket would otherwise copy every frame the
+        // host stack gets to user space only for `recv` to throw it away.
+        let filter = group_only_filter();
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
         let tv = libc::timeval {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_usec: timeout.subsec_micros() as libc::suseconds_t,
@@ -63,24 +90,32 @@ impl GroupListener {
         Ok(GroupListener { fd })
     }
 
-    /// Waits up to the timeout for a frame; returns the length of a broadcast
-    /// or multicast frame copied into `buf`, or `None` (timeout, or a frame of
-    /// another type, which is ignored).
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<FrameLen>> {
+    /// Waits up to the timeout for a frame; returns where in `buf` a
+    /// broadcast or multicast frame was put, or `None` (timeout, or a frame
+    /// of another type, which is ignored). A VLAN tag the driver took off
+    /// (RX VLAN offload) is put back, so the frame reads as it was on the wire.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Range<usize>>> {
+        if buf.len() <= VLAN_TAG_LEN + ETH_HEADER_LEN {
+            return Ok(None);
+        }
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `buf` and `sll` are valid writable buffers of the given lengths.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-                (&mut sll as *mut libc::sockaddr_ll).cast(),
-                &mut len,
-            )
+        // u64s keep the control buffer aligned for cmsghdr.
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf[VLAN_TAG_LEN..].as_mut_ptr().cast(),
+            iov_len: buf.len() - VLAN_TAG_LEN,
         };
+        // SAFETY: msghdr is plain old data; all-zero is a valid value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: every pointer in `msg` refers to a live buffer of the stated length.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
         if n < 0 {
             let err = io::Error::last_os_error();
             return match err.kind() {
@@ -93,12 +128,100 @@ impl GroupListener {
             sll.sll_pkttype,
             libc::PACKET_BROADCAST | libc::PACKET_MULTICAST
         );
-        // MSG_TRUNC reports the real length: a frame longer than `buf` is not forwarded cut short.
-        if !group || n > buf.len() {
+        // MSG_TRUNC reports the real length: a frame longer than the buffer is
+        // not forwarded cut short.
+        if !group || n > iov.iov_len || n < ETH_HEADER_LEN {
             return Ok(None);
         }
-        Ok(Some(n))
+        let Some((tpid, tci)) = offloaded_vlan(&msg) else {
+            return Ok(Some(VLAN_TAG_LEN..VLAN_TAG_LEN + n));
+        };
+        // Move the MACs forward and write the tag between them and the ethertype.
+        buf.copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + 12, 0);
+        buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+        buf[14..16].copy_from_slice(&tci.to_be_bytes());
+        Ok(Some(0..n + VLAN_TAG_LEN))
     }
+}
+
+/// The VLAN tag the kernel reports out of band (PACKET_AUXDATA), if any.
+fn offloaded_vlan(msg: &libc::msghdr) -> Option<(u16, u16)> {
+    const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+    const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR/NXTHDR stay within msg_controllen.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is non-null and points into the control buffer.
+        let hdr = unsafe { &*cmsg };
+        if hdr.cmsg_level == libc::SOL_PACKET && hdr.cmsg_type == PACKET_AUXDATA {
+            // SAFETY: a PACKET_AUXDATA cmsg carries a tpacket_auxdata; read unaligned to be safe.
+            let aux: TpacketAuxdata =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            if aux.tp_status & TP_STATUS_VLAN_VALID == 0 {
+                return None;
+            }
+            let tpid = if aux.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                aux.tp_vlan_tpid
+            } else {
+                ETHERTYPE_VLAN
+            };
+            return Some((tpid, aux.tp_vlan_tci));
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    None
+}
+
+/// A classic BPF filter accepting only PACKET_BROADCAST and PACKET_MULTICAST frames.
+fn group_only_filter() -> [libc::sock_filter; 5] {
+    const SKF_AD_OFF: i32 = -0x1000;
+    const SKF_AD_PKTTYPE: i32 = 4;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    [
+        // A = skb->pkt_type
+        stmt(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            (SKF_AD_OFF + SKF_AD_PKTTYPE) as u32,
+        ),
+        jeq(libc::PACKET_BROADCAST as u32, 1, 0),
+        jeq(libc::PACKET_MULTICAST as u32, 0, 1),
+        stmt(libc::BPF_RET | libc::BPF_K, u32::MAX),
+        stmt(libc::BPF_RET | libc::BPF_K, 0),
+    ]
+}
+
+/// `struct tpacket_auxdata` from linux/if_packet.h.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TpacketAuxdata {
+    tp_status: u32,
+    tp_len: u32,
+    tp_snaplen: u32,
+    tp_mac: u16,
+    tp_net: u16,
+    tp_vlan_tci: u16,
+    tp_vlan_tpid: u16,
+}
+
+/// `struct packet_mreq` from linux/if_packet.h.
+#[repr(C)]
+struct PacketMreq {
+    mr_ifindex: libc::c_int,
+    mr_type: libc::c_ushort,
+    mr_alen: libc::c_ushort,
+    mr_address: [u8; 8],
 }
 
 fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {

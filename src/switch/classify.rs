@@ -15,8 +15,6 @@ pub enum DropReason {
     SpoofedSource,
     /// The destination's TX ring (or TAP queue) had no room.
     TxFull,
-    /// No free UMEM frame to copy into (flood copies, TAP reads).
-    NoFrame,
     /// The broadcast/multicast queue toward the workers was full.
     FloodQueueFull,
     /// The destination endpoint is being removed or has vanished.
@@ -25,12 +23,11 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Malformed,
         DropReason::NoEndpoint,
         DropReason::SpoofedSource,
         DropReason::TxFull,
-        DropReason::NoFrame,
         DropReason::FloodQueueFull,
         DropReason::EndpointGone,
     ];
@@ -42,7 +39,6 @@ impl DropReason {
             DropReason::NoEndpoint => "no_endpoint",
             DropReason::SpoofedSource => "spoofed_source",
             DropReason::TxFull => "tx_full",
-            DropReason::NoFrame => "no_frame",
             DropReason::FloodQueueFull => "flood_queue_full",
             DropReason::EndpointGone => "endpoint_gone",
         }

@@ -16,5 +16,6 @@ pub mod dataplane;
 pub mod demo;
 pub mod io;
 pub mod metrics;
+pub mod sim;
 pub mod switch;
 pub mod wire;

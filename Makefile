@@ -17,7 +17,7 @@ CARGO ?= cargo
 TEST_THREADS ?= 2
 
 DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
-	zlib1g-dev make ethtool netsniff-ng iputils-ping
+	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core
 RUST_COMPONENTS := rustfmt clippy
 
 # apt-get needs root; CI is root, a developer's shell may not be.

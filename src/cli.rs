@@ -40,6 +40,37 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Measure mvdp and the kernel's macvlan side by side on a namespace rig (as root).
+    Bench(BenchArgs),
+}
+
+/// Options of `mvdp bench`; unset ones take the full (or `--quick`) defaults.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer, shorter runs: every figure in under two minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Containers on the rig.
+    #[arg(long)]
+    pub containers: Option<usize>,
+    /// Runs per figure (figures are medians over them).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Seconds per maximum-load and fixed-rate measurement.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Frame sizes on the wire, with FCS (64 and 1514 by default; 1514 means a full 1500-byte MTU frame).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
+    /// Fixed offered rate for the CPU comparison, frames/s.
+    #[arg(long)]
+    pub fixed_rate: Option<f64>,
+    /// Endpoint counts to report the daemon's memory for (e.g. 4,256; 0 to skip).
+    #[arg(long, value_delimiter = ',')]
+    pub memory: Option<Vec<usize>>,
+    /// Directory for the JSON and PNG results.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Endpoint kinds the demo can use.

@@ -9,6 +9,7 @@
 //! `dataplane` (worker loops) → `io` (ports). `control` owns configuration,
 //! netlink and the lifecycle of everything mvdp creates.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod control;

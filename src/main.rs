@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             kind,
             keep,
         } => mvdp::demo::run(usize::from(containers), kind, keep),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,6 +56,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
+    use mvdp::bench::{report, BenchOptions};
+    let mut o = if args.quick {
+        BenchOptions::quick()
+    } else {
+        BenchOptions::full()
+    };
+    if let Some(v) = args.containers {
+        o.containers = v.max(1);
+    }
+    if let Some(v) = args.runs {
+        o.runs = v.max(1);
+    }
+    if let Some(v) = args.seconds {
+        o.seconds = v;
+    }
+    if let Some(v) = args.sizes {
+        // Sizes are given as on the wire, with the 4-byte FCS the kernel adds.
+        o.frame_lens = v
+            .into_iter()
+            .map(|s| s.saturating_sub(4).clamp(60, 1514))
+            .collect();
+    }
+    if let Some(v) = args.fixed_rate {
+        o.fixed_rate = v;
+    }
+    if let Some(v) = args.memory {
+        o.memory_endpoints = v.into_iter().filter(|&n| n > 0).collect();
+    }
+    if let Some(v) = args.out {
+        o.out = v;
+    }
+    o.command = std::env::args().collect::<Vec<_>>().join(" ");
+    let results = mvdp::bench::run(&o)?;
+    println!("{}", report::table(&results));
+    for path in report::write(&results, &o.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn run(config: Config) -> anyhow::Result<()> {

@@ -1,0 +1,311 @@
+//! Traffic for the bench: Debian's trafgen (the reference generator, used
+//! unthrottled for the maximum load) and a paced AF_PACKET sender of our own
+//! (for fixed rates: trafgen's `-b` sends each second's quota in a burst and
+//! then sleeps, which a zero-loss search cannot use). Plus the counters both
+//! are judged by: the wire end's TX, the containers' RX and /proc/stat.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::control::netns::in_netns;
+use crate::sim::{link_packets, Lan};
+use crate::wire::MacAddr;
+
+/// The experimental ethertype of bench frames: container stacks count and drop them.
+pub const ETHERTYPE_BENCH: u16 = 0x88b5;
+
+/// One frame per container MAC, `len` bytes (no FCS), from `src`.
+pub fn frames(dsts: &[MacAddr], src: MacAddr, len: usize) -> Vec<Vec<u8>> {
+    dsts.iter()
+        .map(|d| {
+            let mut f = Vec::with_capacity(len);
+            f.extend_from_slice(&d.0);
+            f.extend_from_slice(&src.0);
+            f.extend_from_slice(&ETHERTYPE_BENCH.to_be_bytes());
+            f.resize(len.max(60), 0);
+            f
+        })
+        .collect()
+}
+
+/// Busy and total CPU time of all cores, in clock ticks, from /proc/stat.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    busy: u64,
+}
+
+impl CpuTimes {
+    /// Reads the aggregate `cpu` line.
+    pub fn now() -> Result<CpuTimes> {
+        let text = std::fs::read_to_string("/proc/stat")?;
+        let line = text.lines().next().context("empty /proc/stat")?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() < 8 {
+            bail!("unexpected /proc/stat: {line}");
+        }
+        // user nice system idle iowait irq softirq steal
+        Ok(CpuTimes {
+            busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7],
+        })
+    }
+
+    /// Busy CPU time since `earlier`, in nanoseconds, all cores together.
+    pub fn busy_ns_since(&self, earlier: &CpuTimes) -> u64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        self.busy.saturating_sub(earlier.busy) * 1_000_000_000 / hz
+    }
+}
+
+/// What one measurement saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// Frames the wire end sent.
+    pub offered: u64,
+    /// Frames the containers' interfaces received.
+    pub delivered: u64,
+    /// Seconds the generator ran.
+    pub secs: f64,
+    /// Busy CPU time, all cores, nanoseconds.
+    pub busy_ns: u64,
+}
+
+impl Sample {
+    /// 1 - delivered/offered (0 when nothing was lost).
+    pub fn loss(&self) -> f64 {
+        if self.offered == 0 {
+            return 0.0;
+        }
+        1.0 - (self.delivered.min(self.offered) as f64 / self.offered as f64)
+    }
+
+    /// Offered frames per second.
+    pub fn offered_fps(&self) -> f64 {
+        self.offered as f64 / self.secs.max(1e-9)
+    }
+
+    /// Delivered frames per second.
+    pub fn delivered_fps(&self) -> f64 {
+        self.delivered as f64 / self.secs.max(1e-9)
+    }
+
+    /// CPU nanoseconds per delivered frame.
+    pub fn cpu_ns_per_frame(&self) -> f64 {
+        self.busy_ns as f64 / self.delivered.max(1) as f64
+    }
+}
+
+/// The counters a measurement is judged by.
+struct Counters {
+    offered: u64,
+    delivered: u64,
+    cpu: CpuTimes,
+}
+
+fn counters(lan: &Lan, container_if: &str) -> Result<Counters> {
+    let (_, offered) = link_packets(&lan.wire, "w0")?;
+    let mut delivered = 0;
+    for c in &lan.containers {
+        delivered += link_packets(c, container_if)?.0;
+    }
+    Ok(Counters {
+        offered,
+        delivered,
+        cpu: CpuTimes::now()?,
+    })
+}
+
+/// Runs `generate` and reports what the wire sent and the containers received.
+pub fn measure(
+    lan: &Lan,
+    container_if: &str,
+    generate: impl FnOnce() -> Result<Duration>,
+) -> Result<Sample> {
+    let before = counters(lan, container_if)?;
+    let secs = generate()?.as_secs_f64();
+    // Let frames in flight land (rings, backlogs) before reading the counters.
+    std::thread::sleep(Duration::from_millis(150));
+    let after = counters(lan, container_if)?;
+    Ok(Sample {
+        offered: after.offered - before.offered,
+        delivered: after.delivered - before.delivered,
+        secs,
+        busy_ns: after.cpu.busy_ns_since(&before.cpu),
+    })
+}
+
+/// trafgen unthrottled on `w0` for `duration`; returns how long it ran.
+pub fn trafgen_max(lan: &Lan, frames: &[Vec<u8>], duration: Duration) -> Result<Duration> {
+    let conf = write_trafgen_conf(&lan.wire, frames)?;
+    let mut child = spawn_trafgen(&lan.wire, &conf)?;
+    let start = Instant::now();
+    std::thread::sleep(duration);
+    stop_group(&mut child);
+    let ran = start.elapsed();
+    let _ = std::fs::remove_file(&conf);
+    Ok(ran)
+}
+
+fn write_trafgen_conf(wire: &str, frames: &[Vec<u8>]) -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("{wire}-{}.trafgen", std::process::id()));
+    let mut text = String::new();
+    for f in frames {
+        let bytes: Vec<String> = f.iter().map(|b| format!("0x{b:02x}")).collect();
+        text += &format!("{{ {} }}\n", bytes.join(", "));
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn spawn_trafgen(wire: &str, conf: &std::path::Path) -> Result<Child> {
+    // setsid: trafgen forks workers; they live in our own process group, which
+    // is what we signal to stop them all (never by name).
+    Command::new("setsid")
+        .args([
+            "ip", "netns", "exec", wire, "trafgen", "--dev", "w0", "--conf",
+        ])
+        .arg(conf)
+        // One process; leave global socket memory and IRQ affinity alone; quiet.
+        .args([
+            "--cpus",
+            "1",
+            "--no-sock-mem",
+            "--notouch-irq",
+            "--no-cpu-stats",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting trafgen (install netsniff-ng)")
+}
+
+fn stop_group(child: &mut Child) {
+    let pgid = child.id() as i32;
+    // SAFETY: kill(2) on the process group our own child leads (setsid made it a session leader).
+    unsafe { libc::kill(-pgid, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Sends `frames` round robin out of `w0` at `rate` frames/s for `duration`,
+/// paced in 1 ms slots with `sendmmsg` batches; returns how long it ran.
+///
+/// It sleeps between slots rather than spinning, so that its own CPU time
+/// (which the CPU-per-frame figure includes) is the work of sending, not of
+/// waiting.
+pub fn paced(lan: &Lan, frames: &[Vec<u8>], rate: f64, duration: Duration) -> Result<Duration> {
+    in_netns(&Lan::path(&lan.wire), || {
+        paced_here("w0", frames, rate, duration)
+    })?
+}
+
+fn paced_here(ifname: &str, frames: &[Vec<u8>], rate: f64, duration: Duration) -> Result<Duration> {
+    const SLOT: Duration = Duration::from_millis(1);
+    const BATCH: usize = 64;
+    let sock = packet_tx_socket(ifname)?;
+    let mut iovs: Vec<libc::iovec> = frames
+        .iter()
+        .map(|f| libc::iovec {
+            iov_base: f.as_ptr() as *mut libc::c_void,
+            iov_len: f.len(),
+        })
+        .collect();
+    let start = Instant::now();
+    let mut next = 0usize;
+    let mut owed = 0.0f64;
+    let mut slot_end = start;
+    let per_slot = rate * SLOT.as_secs_f64();
+    while start.elapsed() < duration {
+        slot_end += SLOT;
+        owed += per_slot;
+        while owed >= 1.0 {
+            let n = (owed as usize).min(BATCH);
+            // SAFETY: mmsghdr is plain old data; all-zero is valid.
+            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for m in msgs.iter_mut().take(n) {
+                m.msg_hdr.msg_iov = &mut iovs[next % frames.len()];
+                m.msg_hdr.msg_iovlen = 1;
+                next += 1;
+            }
+            // SAFETY: the first `n` headers point at live iovecs of live frames.
+            let sent = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0) };
+            if sent <= 0 {
+                // The device queue is full: this is the generator's limit, not a loss.
+                next -= n;
+                break;
+            }
+            next -= n - sent as usize;
+            owed -= sent as f64;
+        }
+        // Sleep until the slot ends; an overshoot is made up in the next slot.
+        if let Some(left) = slot_end.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left);
+        }
+        if owed > per_slot * 4.0 + BATCH as f64 {
+            // Behind by more than a few slots: do not try to catch up in a burst.
+            owed = per_slot;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+fn packet_tx_socket(ifname: &str) -> Result<OwnedFd> {
+    const PACKET_QDISC_BYPASS: libc::c_int = 20;
+    // SAFETY: socket(2) with constant arguments; checked below. Protocol 0: send only.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let name = std::ffi::CString::new(ifname)?;
+    // SAFETY: a valid NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        bail!("no interface {ifname}");
+    }
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a live c_int and its size is passed.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_QDISC_BYPASS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("binding the generator's socket");
+    }
+    Ok(sock)
+}

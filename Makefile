@@ -4,7 +4,8 @@
 #   make build   release build of the mvdp binary
 #   make test    deps, rustfmt check, clippy (warnings are errors), all tests
 #   make demo    deps, build, then `mvdp demo` (needs root)
-#   make bench   criterion benchmarks of the hot path
+#   make bench   mvdp bench: mvdp vs the kernel's macvlan on a namespace rig (root), results in benches/results
+#   make bench-hotpath   criterion bench of parse + classify
 #   make clean   cargo clean
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ RUST_COMPONENTS := rustfmt clippy
 # apt-get needs root; CI is root, a developer's shell may not be.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps deps-debian deps-rust build test fmt-check clippy cargo-test demo bench clean
+.PHONY: help deps deps-debian deps-rust build test fmt-check clippy cargo-test demo bench bench-hotpath clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -82,8 +83,12 @@ demo: deps build
 	@echo "==> demo: ./target/release/mvdp demo"
 	./target/release/mvdp demo
 
-bench:
-	@echo "==> bench: $(CARGO) bench --bench classify"
+bench: deps build
+	@echo "==> bench: ./target/release/mvdp bench --out benches/results"
+	./target/release/mvdp bench --out benches/results
+
+bench-hotpath:
+	@echo "==> bench-hotpath: $(CARGO) bench --bench classify"
 	$(CARGO) bench --locked --bench classify
 
 clean:

@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Containers on the rig.
     #[arg(long)]
     pub containers: Option<usize>,
-    /// Runs per figure (figures are medians over them).
+    /// Runs per figure (figures are medians over them; 0 measures memory only).
     #[arg(long)]
     pub runs: Option<usize>,
     /// Seconds per maximum-load and fixed-rate measurement.

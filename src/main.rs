@@ -69,7 +69,7 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
         o.containers = v.max(1);
     }
     if let Some(v) = args.runs {
-        o.runs = v.max(1);
+        o.runs = v; // 0: memory figures only
     }
     if let Some(v) = args.seconds {
         o.seconds = v;

@@ -27,6 +27,8 @@ use crate::wire::MacAddr;
 pub const WIRE_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 /// The host's own address on the parent.
 pub const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 254);
+/// Prefix length of the LAN 10.77.0.0.
+const PREFIX: u8 = 16;
 /// Where namespaces named by `ip netns` live.
 const NETNS_DIR: &str = "/var/run/netns";
 
@@ -117,7 +119,7 @@ impl Lan {
             &lan.host,
             "addr",
             "add",
-            &format!("{HOST_ADDR}/24"),
+            &format!("{HOST_ADDR}/{PREFIX}"),
             "dev",
             "p0",
         ])?;
@@ -127,7 +129,7 @@ impl Lan {
             &lan.wire,
             "addr",
             "add",
-            &format!("{WIRE_HOST}/24"),
+            &format!("{WIRE_HOST}/{PREFIX}"),
             "dev",
             "w0",
         ])?;
@@ -149,9 +151,14 @@ impl Lan {
         Path::new(NETNS_DIR).join(ns)
     }
 
-    /// Container `i`'s address (0-based): 10.77.0.11, .12, ...
+    /// Container `i`'s address (0-based): 10.77.0.11, .12, ... up to
+    /// 10.77.0.210, then 10.77.1.1 onwards (the LAN is a /16).
     pub fn container_ip(i: usize) -> Ipv4Addr {
-        Ipv4Addr::new(10, 77, 0, 11 + i as u8)
+        if i < 200 {
+            return Ipv4Addr::new(10, 77, 0, 11 + i as u8);
+        }
+        let j = i - 200;
+        Ipv4Addr::new(10, 77, 1 + (j / 250) as u8, 1 + (j % 250) as u8)
     }
 
     /// Container `i`'s MAC: Docker's default for its address.
@@ -163,7 +170,7 @@ impl Lan {
     pub fn config(&self, kind: &str, metrics: SocketAddr, extra: &str) -> String {
         let mut s = format!(
             "[parent]\ninterface = \"p0\"\n{extra}\n[metrics]\nlisten = \"{metrics}\"\n\n\
-             [[network]]\nname = \"lan\"\nmode = \"bridge\"\nsubnet = \"10.77.0.0/24\"\n\
+             [[network]]\nname = \"lan\"\nmode = \"bridge\"\nsubnet = \"10.77.0.0/{PREFIX}\"\n\
              gateway = \"{WIRE_HOST}\"\naux_addresses = [\"{HOST_ADDR}\"]\n"
         );
         for (i, ns) in self.containers.iter().enumerate() {

@@ -146,7 +146,20 @@ struct Port {
     inflight: Inflight,
     /// Frames staged for this endpoint in the current iteration.
     staged: Vec<FrameDesc>,
+    /// TAP only: iterations left before the next read() (backoff after empty reads).
+    read_skip: u32,
+    /// TAP only: the current backoff, doubled after each empty read.
+    read_backoff: u32,
 }
+
+/// Empty iterations a worker spins through before it sleeps in poll(): a
+/// wake-up costs the sender a task wake and the worker a poll() plus a
+/// reschedule, while an empty iteration touches only ring indices.
+const SPIN_BEFORE_SLEEP: u32 = 64;
+
+/// Most iterations a TAP read is skipped after empty reads: an empty read()
+/// is a syscall, and under load the TAPs are mostly quiet.
+const TAP_READ_BACKOFF_MAX: u32 = 32;
 
 /// A worker's state; runs on its own thread.
 pub struct Worker {
@@ -171,6 +184,29 @@ pub struct Worker {
     events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
     pollfds: Vec<libc::pollfd>,
+    /// The parent's fd when busy polling is on (`MVDP_BUSY_POLL=usecs`).
+    busy_poll: Option<RawFd>,
+    /// Whether the parent socket's NAPI id has been logged.
+    napi_logged: bool,
+}
+
+/// Reads `MVDP_BUSY_POLL` (microseconds; unset or 0: off) and turns busy
+/// polling on for `fd`. Experimental: an environment knob, not a config key yet.
+fn busy_poll_from_env(fd: RawFd, batch: usize) -> Option<RawFd> {
+    let usecs: u32 = std::env::var("MVDP_BUSY_POLL").ok()?.parse().ok()?;
+    if usecs == 0 {
+        return None;
+    }
+    match crate::io::xsk::enable_busy_poll(fd, usecs, batch as u32) {
+        Ok(()) => {
+            log::info!("busy polling on the parent socket ({usecs} us, budget {batch})");
+            Some(fd)
+        }
+        Err(e) => {
+            log::warn!("cannot turn busy polling on ({e}); using poll()");
+            None
+        }
+    }
 }
 
 impl Worker {
@@ -203,6 +239,7 @@ impl Worker {
     fn new(cfg: WorkerConfig, wake: Arc<EventFd>) -> Worker {
         cfg.stats.parent_fd.store(cfg.parent.fd(), Relaxed);
         let batch = cfg.batch.max(1);
+        let busy_poll = busy_poll_from_env(cfg.parent.fd(), batch);
         Worker {
             umem: cfg.umem.umem,
             mtu: cfg.umem.mtu,
@@ -224,20 +261,32 @@ impl Worker {
             events: cfg.events,
             wake,
             pollfds: Vec::new(),
+            busy_poll,
+            napi_logged: false,
         }
     }
 
     fn run(&mut self) {
         self.refill();
+        let mut idle = 0u32;
         while self.handle_commands() {
+            if let Some(fd) = self.busy_poll {
+                crate::io::xsk::busy_poll(fd);
+            }
             let mut work = self.parent_rx();
             work += self.endpoints_rx();
             work += self.flood_rx();
             self.flush();
             work += self.reap();
             self.refill();
-            if work == 0 {
-                self.sleep();
+            if work != 0 {
+                idle = 0;
+            } else {
+                idle += 1;
+                if idle >= SPIN_BEFORE_SLEEP {
+                    self.sleep();
+                    idle = 0;
+                }
             }
         }
         self.stats.parent_fd.store(-1, Relaxed);
@@ -258,6 +307,8 @@ impl Worker {
                         io,
                         inflight: Inflight::default(),
                         staged: Vec::with_capacity(self.cfg_batch),
+                        read_skip: 0,
+                        read_backoff: 0,
                     });
                     self.rebuild_pollfds();
                 }
@@ -331,14 +382,21 @@ impl Worker {
             .umem_free
             .store(self.pool.free.len() as u64, Relaxed);
         // SAFETY: `pollfds` is a valid array of pollfd of the given length.
-        unsafe {
+        let ready = unsafe {
             libc::poll(
                 self.pollfds.as_mut_ptr(),
                 self.pollfds.len() as libc::nfds_t,
                 timeout,
             )
         };
-        self.wake.drain();
+        // pollfds[0] is the eventfd: read it only when it fired (one syscall less per wake).
+        if ready != 0 && self.pollfds[0].revents != 0 {
+            self.wake.drain();
+        }
+        // Something may be readable: look at every TAP on the next iteration.
+        for port in self.ports.iter_mut().flatten() {
+            port.read_skip = 0;
+        }
     }
 
     /// Frames from the wire for endpoints (the XDP program redirected them).
@@ -351,6 +409,13 @@ impl Worker {
             return 0;
         }
         self.parent_inflight.fill -= n;
+        if !self.napi_logged && self.busy_poll.is_some() {
+            self.napi_logged = true;
+            log::info!(
+                "parent socket NAPI id {} (0: busy polling cannot reach the driver)",
+                crate::io::xsk::napi_id(self.parent.fd())
+            );
+        }
         self.pool.received(&self.rx_buf[..n]);
         self.stats.received(Source::Wire, n as u64);
         self.stats.batch(n);
@@ -401,9 +466,23 @@ impl Worker {
                     port: tap,
                     read: true,
                 } => {
+                    if port.read_skip > 0 {
+                        port.read_skip -= 1;
+                        continue;
+                    }
                     let tap = tap.clone();
                     match self.tap_read(&tap, id) {
-                        Ok(n) => n,
+                        Ok(n) => {
+                            if let Some(port) = self.ports[i].as_mut() {
+                                port.read_backoff = if n == 0 {
+                                    (port.read_backoff * 2).clamp(1, TAP_READ_BACKOFF_MAX)
+                                } else {
+                                    0
+                                };
+                                port.read_skip = port.read_backoff;
+                            }
+                            n
+                        }
                         Err(_) => {
                             self.port_dead(id);
                             0

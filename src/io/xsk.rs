@@ -259,3 +259,69 @@ pub fn stats_by_fd(fd: RawFd) -> io::Result<XskStats> {
         tx_ring_empty_descs: raw[5],
     })
 }
+
+/// Turns on busy polling for an AF_XDP socket: `SO_PREFER_BUSY_POLL`,
+/// `SO_BUSY_POLL` of `usecs` and `SO_BUSY_POLL_BUDGET` of `budget`. A worker
+/// then drives the device's NAPI from its own loop (see [`busy_poll`]), so the
+/// driver's receive work runs on the worker's core instead of in softirq.
+pub fn enable_busy_poll(fd: RawFd, usecs: u32, budget: u32) -> io::Result<()> {
+    const SO_BUSY_POLL: libc::c_int = 46;
+    const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+    const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+    for (opt, val) in [
+        (SO_PREFER_BUSY_POLL, 1i32),
+        (SO_BUSY_POLL, usecs as i32),
+        (SO_BUSY_POLL_BUDGET, budget as i32),
+    ] {
+        // SAFETY: passes a live i32 of the stated length to setsockopt(2).
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&val as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The NAPI id the kernel recorded for a socket (0: none yet, so busy polling
+/// has nothing to poll).
+pub fn napi_id(fd: RawFd) -> u32 {
+    const SO_INCOMING_NAPI_ID: libc::c_int = 56;
+    let mut v: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `v` is a writable u32 of `len` bytes that outlives the call.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_INCOMING_NAPI_ID,
+            (&mut v as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    v
+}
+
+/// Drives one round of busy polling on a socket set up with
+/// [`enable_busy_poll`]: a non-blocking zero-length `recvfrom`.
+#[inline]
+pub fn busy_poll(fd: RawFd) {
+    // SAFETY: a zero-length receive into no buffer; the kernel writes nothing.
+    unsafe {
+        libc::recvfrom(
+            fd,
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+}

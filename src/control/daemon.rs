@@ -16,7 +16,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
-use crate::config::{BindMode, Config, Cores, EndpointKind, Queues, XdpMode};
+use crate::config::{
+    BindMode, Config, Cores, EndpointConfig, EndpointKind, NetnsRef, Queues, XdpMode,
+};
 use crate::control::netlink::{self, EndpointLinkSpec, LinkKind};
 use crate::dataplane::{Command, EndpointIo, Event, Worker, WorkerConfig, WorkerHandle};
 use crate::io::packet::GroupListener;
@@ -117,6 +119,40 @@ fn entry_of(config: &Config, i: usize) -> EndpointEntry {
     }
 }
 
+/// Endpoint names of host shims: `@` cannot appear in a configured name.
+const SHIM_MARK: &str = "host-shim@";
+
+fn is_shim(ep: &EndpointConfig) -> bool {
+    ep.name.starts_with(SHIM_MARK)
+}
+
+/// Adds, for every network with `host_shim`, an endpoint in mvdp's own
+/// namespace: a veth whose far end (`mvshim-<network>`) is the host's
+/// interface on that network, as the well-known macvlan workaround does by
+/// hand. The host reaches its containers through it, and they reach the host.
+fn add_host_shims(config: &mut Config) {
+    let shims: Vec<EndpointConfig> = config
+        .networks
+        .iter()
+        .filter_map(|n| {
+            let ip = n.host_shim?;
+            let mut ifname = format!("mvshim-{}", n.name);
+            ifname.truncate(15);
+            Some(EndpointConfig {
+                name: format!("{SHIM_MARK}{}", n.name),
+                network: n.name.clone(),
+                kind: EndpointKind::Veth,
+                netns: NetnsRef::Path(PathBuf::from("/proc/self/ns/net")),
+                ifname,
+                ip,
+                mac: crate::wire::MacAddr::docker_default(ip),
+                allowed_sources: Vec::new(),
+            })
+        })
+        .collect();
+    config.endpoints.extend(shims);
+}
+
 /// The host-side interface name of endpoint `id`: `mv<id>-<name>`, cut to IFNAMSIZ.
 fn host_ifname(id: usize, name: &str) -> String {
     let mut s = format!("mv{id}-{name}");
@@ -126,7 +162,7 @@ fn host_ifname(id: usize, name: &str) -> String {
 
 impl Daemon {
     /// Builds and starts the data plane. `metrics` is the listener for `/metrics` (bound by the caller).
-    pub fn start(config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
+    pub fn start(mut config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
         for (i, n) in config.networks.iter().enumerate() {
             if n.vlan.is_some() {
                 bail!(
@@ -176,6 +212,7 @@ impl Daemon {
             BindMode::ZeroCopy => Bind::ZeroCopy,
             BindMode::Copy => Bind::Copy,
         };
+        add_host_shims(&mut config);
         let n_endpoints = config.endpoints.len();
         let fdb = Arc::new(Fdb::new(networks_of(&config), Vec::new())?);
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
@@ -352,8 +389,19 @@ impl Daemon {
             ifname: &ep.ifname,
             mac: ep.mac,
             addr: ep.ip,
-            prefix_len: net.subnet.prefix_len(),
-            gateway: Some(net.gateway),
+            // The shim holds the host's address alone (/32) and reaches the
+            // containers through routes of its own, so it never competes with
+            // the parent's address on the same subnet.
+            prefix_len: if is_shim(&ep) {
+                32
+            } else {
+                net.subnet.prefix_len()
+            },
+            gateway: if is_shim(&ep) {
+                None
+            } else {
+                Some(net.gateway)
+            },
             queues,
         })
         .with_context(|| format!("endpoint {}: creating its interface", ep.name))?;
@@ -416,6 +464,18 @@ impl Daemon {
                 }
                 state.port_prog = None;
                 self.endpoints[i] = Some(state);
+            }
+        }
+        if is_shim(&ep) {
+            for other in self
+                .config
+                .endpoints
+                .iter()
+                .filter(|o| o.network == ep.network && !is_shim(o))
+            {
+                netlink::add_link_route(&ep.ifname, other.ip, 32).with_context(|| {
+                    format!("network {}: host shim route to {}", ep.network, other.name)
+                })?;
             }
         }
         log::info!(

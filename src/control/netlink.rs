@@ -216,6 +216,24 @@ pub fn link_mac(ifname: &str) -> Result<Option<MacAddr>, NetlinkError> {
     }))
 }
 
+/// Adds a route to `dest/prefix_len` out of `ifname` (no gateway) in the
+/// calling thread's netns. An existing identical route is not an error.
+pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let index = nl.require(ifname, "add route")?;
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(index)
+            .build();
+        match nl.rt.block_on(nl.handle.route().add(route).execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(nl.fail(format!("add route {dest}/{prefix_len}"), ifname, e)),
+        }
+    })
+}
+
 /// Runs `f` here, or on a helper thread if this thread is inside a tokio
 /// runtime (where `block_on` would panic). A new thread starts in the netns
 /// of the thread that spawned it, so the netns is the caller's either way.

@@ -64,6 +64,10 @@ pub struct Daemon {
     events_tx: Sender<Event>,
     /// Bumped on every FDB publication, so the group listener refreshes its snapshot.
     fdb_generation: Arc<AtomicU64>,
+    /// MACs mvdp added to the parent's unicast filter (removed at teardown).
+    unicast_addresses: Vec<crate::wire::MacAddr>,
+    /// How the parent accepts the endpoints' MACs ([`MacFilter`] as u8; 0 = not yet).
+    mac_filter: Arc<std::sync::atomic::AtomicU8>,
     torn_down: bool,
 }
 
@@ -116,6 +120,25 @@ fn entry_of(config: &Config, i: usize) -> EndpointEntry {
         name: ep.name.clone(),
         mac: ep.mac,
         network: NetworkId(net as u16),
+    }
+}
+
+/// How the parent accepts frames for the endpoints' MACs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum MacFilter {
+    /// The MACs are in the NIC's unicast filter.
+    Unicast = 1,
+    /// The driver has no unicast filter: the kernel made the NIC promiscuous.
+    Promiscuous = 2,
+}
+
+impl MacFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            MacFilter::Unicast => "unicast_filter",
+            MacFilter::Promiscuous => "promiscuous",
+        }
     }
 }
 
@@ -228,6 +251,8 @@ impl Daemon {
             events: events_rx,
             events_tx,
             fdb_generation: Arc::new(AtomicU64::new(0)),
+            unicast_addresses: Vec::new(),
+            mac_filter: Arc::new(std::sync::atomic::AtomicU8::new(0)),
             torn_down: false,
             config,
         };
@@ -322,11 +347,25 @@ impl Daemon {
         }
         let fdb = Arc::new(Fdb::new(networks_of(&d.config), slots)?);
         d.publish(fdb.clone());
+        // Container MACs are not the parent's own: put them in its unicast
+        // filter, which the kernel turns into promiscuous mode for a driver
+        // without one. Which of the two happened is exported.
+        let promisc_before = netlink::promiscuity(&parent)?.unwrap_or(0);
         for (id, ep) in fdb.endpoints() {
+            netlink::add_unicast_address(&parent, ep.mac)?;
+            d.unicast_addresses.push(ep.mac);
             if let Some(xdp) = d.xdp.lock().expect("xdp lock").as_mut() {
                 xdp.add_endpoint(ep.mac, 0, u32::from(id.0))?;
             }
         }
+        let promisc_after = netlink::promiscuity(&parent)?.unwrap_or(0);
+        let mode = if promisc_after > promisc_before {
+            log::info!("{parent} has no unicast filter: the kernel made it promiscuous for the endpoint MACs");
+            MacFilter::Promiscuous
+        } else {
+            MacFilter::Unicast
+        };
+        d.mac_filter.store(mode as u8, Ordering::Relaxed);
 
         // Group frames from the wire.
         let listener_stats = Arc::new(WorkerStats::new("group".into()));
@@ -355,6 +394,14 @@ impl Daemon {
             let mut exporter = Exporter::install(d.stats.clone(), d.fdb.clone())?;
             let xdp = d.xdp.clone();
             exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
+            let filter = d.mac_filter.clone();
+            exporter.add_hook(Box::new(move || {
+                let mode = filter.load(Ordering::Relaxed);
+                for m in [MacFilter::Unicast, MacFilter::Promiscuous] {
+                    metrics::gauge!("mvdp_parent_mac_filter", "mode" => m.as_str())
+                        .set(f64::from(u8::from(mode == m as u8)));
+                }
+            }));
             let exporter = Arc::new(exporter);
             d.threads.push(crate::metrics::serve(
                 listener,
@@ -547,6 +594,12 @@ impl Daemon {
                 log::warn!("endpoint {}: {e}", ep.name);
             }
         }
+        if let Some(pos) = self.unicast_addresses.iter().position(|m| *m == entry.mac) {
+            self.unicast_addresses.swap_remove(pos);
+            if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, entry.mac) {
+                log::warn!("endpoint {}: {e}", ep.name);
+            }
+        }
         let slots: Vec<Option<EndpointEntry>> = self
             .endpoints
             .iter()
@@ -601,6 +654,11 @@ impl Daemon {
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        for mac in self.unicast_addresses.drain(..) {
+            if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, mac) {
+                errors.push(format!("{e}"));
+            }
         }
         for ep in self.endpoints.drain(..).flatten() {
             drop(ep.port_prog);

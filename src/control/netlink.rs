@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 pub use super::ethtool::set_tx_checksum;
@@ -232,6 +236,63 @@ pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<()
             Err(e) => Err(nl.fail(format!("add route {dest}/{prefix_len}"), ifname, e)),
         }
     })
+}
+
+/// Adds `mac` to `ifname`'s unicast address list (`bridge fdb add MAC dev IF
+/// self permanent`): a NIC with a unicast filter then accepts frames for it;
+/// for one without, the kernel puts the device in promiscuous mode instead.
+/// An existing entry is not an error.
+pub fn add_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let index = nl.require(ifname, "add unicast address")?;
+        let req = nl
+            .handle
+            .neighbours()
+            .add_bridge(index, &mac.0)
+            .flags(NeighbourFlags::Own);
+        match nl.rt.block_on(req.execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(nl.fail(format!("add unicast address {mac}"), ifname, e)),
+        }
+    })
+}
+
+/// Removes `mac` from `ifname`'s unicast address list. A missing entry or
+/// interface is not an error.
+pub fn del_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let Some(index) = nl.index(ifname)? else {
+            return Ok(());
+        };
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Bridge;
+        msg.header.ifindex = index;
+        msg.header.flags = NeighbourFlags::Own;
+        // The default fdb handler only knows static entries, and says so with
+        // EINVAL unless the request names the state.
+        msg.header.state = NeighbourState::Permanent;
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+        match nl.rt.block_on(nl.handle.neighbours().del(msg).execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT) | Some(libc::ENODEV)) => Ok(()),
+            Err(e) => Err(nl.fail(format!("remove unicast address {mac}"), ifname, e)),
+        }
+    })
+}
+
+/// How many holders keep `ifname` promiscuous (IFLA_PROMISCUITY), if it exists.
+pub fn promiscuity(ifname: &str) -> Result<Option<u32>, NetlinkError> {
+    let Some(msg) = off_runtime(|| Rtnl::new(OWN_NETNS)?.get(ifname))? else {
+        return Ok(None);
+    };
+    Ok(msg.attributes.iter().find_map(|attr| match attr {
+        LinkAttribute::Promiscuity(n) => Some(*n),
+        _ => None,
+    }))
 }
 
 /// Runs `f` here, or on a helper thread if this thread is inside a tokio

@@ -3,8 +3,8 @@
 //! to mvdp's flood path. Frames mvdp itself sends are not seen: AF_XDP TX
 //! bypasses packet taps and `PACKET_IGNORE_OUTGOING` covers the rest.
 //!
-//! The socket also holds the parent in promiscuous mode for as long as it is
-//! open (see `open`).
+//! The socket also holds the parent in all-multicast mode for as long as it
+//! is open (see `open`).
 
 use std::io;
 use std::ops::Range;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
-const PACKET_MR_PROMISC: libc::c_ushort = 1;
+const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
 const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
@@ -44,19 +44,19 @@ impl GroupListener {
         let one: libc::c_int = 1;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)?;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_AUXDATA, &one)?;
-        // Container MACs are not the NIC's own: a NIC with a unicast filter
-        // would drop their frames before XDP. Promiscuous mode held by this
-        // socket's membership is counted by the kernel and released when the
-        // socket closes, even if mvdp dies.
-        let promisc = PacketMreq {
+        // Containers join multicast groups the NIC's filter knows nothing of
+        // (IPv6 neighbour discovery, mDNS, ...): receive all multicast for as
+        // long as this socket lives. The kernel counts the membership and
+        // drops it when the socket closes, even if mvdp dies.
+        let allmulti = PacketMreq {
             mr_ifindex: ifindex as libc::c_int,
-            mr_type: PACKET_MR_PROMISC,
+            mr_type: PACKET_MR_ALLMULTI,
             mr_alen: 0,
             mr_address: [0; 8],
         };
-        setsockopt(&fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &promisc)?;
-        // Keep everything but broadcast and multicast in the kernel: in
-        // promiscuous mode the socket would otherwise copy every frame the
+        setsockopt(&fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &allmulti)?;
+        // Keep everything but broadcast and multicast in the kernel: on a
+        // promiscuous parent the socket would otherwise copy every frame the
         // host stack gets to user space only for `recv` to throw it away.
         let filter = group_only_filter();
         let prog = libc::sock_fprog {

@@ -152,11 +152,6 @@ struct Port {
     read_backoff: u32,
 }
 
-/// Empty iterations a worker spins through before it sleeps in poll(): a
-/// wake-up costs the sender a task wake and the worker a poll() plus a
-/// reschedule, while an empty iteration touches only ring indices.
-const SPIN_BEFORE_SLEEP: u32 = 64;
-
 /// Most iterations a TAP read is skipped after empty reads: an empty read()
 /// is a syscall, and under load the TAPs are mostly quiet.
 const TAP_READ_BACKOFF_MAX: u32 = 32;
@@ -184,29 +179,6 @@ pub struct Worker {
     events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
     pollfds: Vec<libc::pollfd>,
-    /// The parent's fd when busy polling is on (`MVDP_BUSY_POLL=usecs`).
-    busy_poll: Option<RawFd>,
-    /// Whether the parent socket's NAPI id has been logged.
-    napi_logged: bool,
-}
-
-/// Reads `MVDP_BUSY_POLL` (microseconds; unset or 0: off) and turns busy
-/// polling on for `fd`. Experimental: an environment knob, not a config key yet.
-fn busy_poll_from_env(fd: RawFd, batch: usize) -> Option<RawFd> {
-    let usecs: u32 = std::env::var("MVDP_BUSY_POLL").ok()?.parse().ok()?;
-    if usecs == 0 {
-        return None;
-    }
-    match crate::io::xsk::enable_busy_poll(fd, usecs, batch as u32) {
-        Ok(()) => {
-            log::info!("busy polling on the parent socket ({usecs} us, budget {batch})");
-            Some(fd)
-        }
-        Err(e) => {
-            log::warn!("cannot turn busy polling on ({e}); using poll()");
-            None
-        }
-    }
 }
 
 impl Worker {
@@ -239,7 +211,6 @@ impl Worker {
     fn new(cfg: WorkerConfig, wake: Arc<EventFd>) -> Worker {
         cfg.stats.parent_fd.store(cfg.parent.fd(), Relaxed);
         let batch = cfg.batch.max(1);
-        let busy_poll = busy_poll_from_env(cfg.parent.fd(), batch);
         Worker {
             umem: cfg.umem.umem,
             mtu: cfg.umem.mtu,
@@ -261,32 +232,20 @@ impl Worker {
             events: cfg.events,
             wake,
             pollfds: Vec::new(),
-            busy_poll,
-            napi_logged: false,
         }
     }
 
     fn run(&mut self) {
         self.refill();
-        let mut idle = 0u32;
         while self.handle_commands() {
-            if let Some(fd) = self.busy_poll {
-                crate::io::xsk::busy_poll(fd);
-            }
             let mut work = self.parent_rx();
             work += self.endpoints_rx();
             work += self.flood_rx();
             self.flush();
             work += self.reap();
             self.refill();
-            if work != 0 {
-                idle = 0;
-            } else {
-                idle += 1;
-                if idle >= SPIN_BEFORE_SLEEP {
-                    self.sleep();
-                    idle = 0;
-                }
+            if work == 0 {
+                self.sleep();
             }
         }
         self.stats.parent_fd.store(-1, Relaxed);
@@ -409,13 +368,6 @@ impl Worker {
             return 0;
         }
         self.parent_inflight.fill -= n;
-        if !self.napi_logged && self.busy_poll.is_some() {
-            self.napi_logged = true;
-            log::info!(
-                "parent socket NAPI id {} (0: busy polling cannot reach the driver)",
-                crate::io::xsk::napi_id(self.parent.fd())
-            );
-        }
         self.pool.received(&self.rx_buf[..n]);
         self.stats.received(Source::Wire, n as u64);
         self.stats.batch(n);

@@ -125,11 +125,29 @@ fn set_up<'a>(lan: &'a Lan, system: System) -> Result<Setup<'a>> {
                 "tap"
             };
             let metrics: SocketAddr = METRICS.parse().expect("address");
-            let mut d =
-                DaemonChild::start(&lan.host, &lan.config(kind, metrics, ""), metrics, "warn")?;
+            let mut d = DaemonChild::start(
+                &lan.host,
+                &lan.config(kind, metrics, &worker_cores()),
+                metrics,
+                "warn",
+            )?;
             d.wait_ready(Duration::from_secs(60))?;
             Ok(Setup::Mvdp(d))
         }
+    }
+}
+
+/// The generators are pinned to CPU 0 (trafgen `--cpus 1` pins itself
+/// there); mvdp's worker goes to the last CPU, as an operator would place it,
+/// instead of `auto` putting it on the generator's core.
+fn worker_cores() -> String {
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if n > 1 {
+        format!("[workers]\ncores = [{}]", n - 1)
+    } else {
+        String::new()
     }
 }
 
@@ -344,7 +362,7 @@ fn measure_memory(n: usize, opts: &BenchOptions) -> Result<MemoryResult> {
     let metrics: SocketAddr = METRICS.parse().expect("address");
     // Enough UMEM frames for every endpoint's fill ring.
     let frames = (n * 32 + 4096).next_power_of_two().max(8192);
-    let extra = format!("umem_frames = {frames}");
+    let extra = format!("umem_frames = {frames}\n{}", worker_cores());
     let mut d = DaemonChild::start(
         &lan.host,
         &lan.config("veth", metrics, &extra),

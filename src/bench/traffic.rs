@@ -32,37 +32,66 @@ pub fn frames(dsts: &[MacAddr], src: MacAddr, len: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Busy and total CPU time of all cores, in clock ticks, from /proc/stat.
+/// CPU time consumed by every thread on the machine, in nanoseconds.
+///
+/// Summed from each thread's `schedstat` (the scheduler's exact run time)
+/// rather than /proc/stat: its tick-sampled counters alias with a generator
+/// that wakes on timer boundaries and can read zero for a busy second. This
+/// kernel charges softirq work to the thread it interrupts, so the receive
+/// path's cost is in there too. Threads that exit during a measurement are
+/// not; the generator reports its own thread's time instead.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
-    busy: u64,
+    busy_ns: u64,
 }
 
 impl CpuTimes {
-    /// Reads the aggregate `cpu` line.
+    /// Sums the run time of every thread now.
     pub fn now() -> Result<CpuTimes> {
-        let text = std::fs::read_to_string("/proc/stat")?;
-        let line = text.lines().next().context("empty /proc/stat")?;
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if v.len() < 8 {
-            bail!("unexpected /proc/stat: {line}");
+        let mut busy_ns = 0u64;
+        for proc_entry in std::fs::read_dir("/proc")?.flatten() {
+            let name = proc_entry.file_name();
+            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(tasks) = std::fs::read_dir(proc_entry.path().join("task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+                    busy_ns += text
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
         }
-        // user nice system idle iowait irq softirq steal
-        Ok(CpuTimes {
-            busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7],
-        })
+        Ok(CpuTimes { busy_ns })
     }
 
-    /// Busy CPU time since `earlier`, in nanoseconds, all cores together.
+    /// CPU time since `earlier`, in nanoseconds, all cores together.
     pub fn busy_ns_since(&self, earlier: &CpuTimes) -> u64 {
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        self.busy.saturating_sub(earlier.busy) * 1_000_000_000 / hz
+        self.busy_ns.saturating_sub(earlier.busy_ns)
     }
+}
+
+/// What a generator did: how long it ran and the CPU time of its own
+/// (short-lived) thread, which the machine-wide sum cannot see.
+#[derive(Debug, Clone, Copy)]
+pub struct Generated {
+    /// Wall time.
+    pub elapsed: Duration,
+    /// CPU time of the generating thread, ns (0 for an external process).
+    pub own_cpu_ns: u64,
+}
+
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: timespec is plain old data; clock_gettime writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// What one measurement saw.
@@ -127,10 +156,11 @@ fn counters(lan: &Lan, container_if: &str) -> Result<Counters> {
 pub fn measure(
     lan: &Lan,
     container_if: &str,
-    generate: impl FnOnce() -> Result<Duration>,
+    generate: impl FnOnce() -> Result<Generated>,
 ) -> Result<Sample> {
     let before = counters(lan, container_if)?;
-    let secs = generate()?.as_secs_f64();
+    let generated = generate()?;
+    let secs = generated.elapsed.as_secs_f64();
     // Let frames in flight land (rings, backlogs) before reading the counters.
     std::thread::sleep(Duration::from_millis(150));
     let after = counters(lan, container_if)?;
@@ -138,12 +168,12 @@ pub fn measure(
         offered: after.offered - before.offered,
         delivered: after.delivered - before.delivered,
         secs,
-        busy_ns: after.cpu.busy_ns_since(&before.cpu),
+        busy_ns: after.cpu.busy_ns_since(&before.cpu) + generated.own_cpu_ns,
     })
 }
 
 /// trafgen unthrottled on `w0` for `duration`; returns how long it ran.
-pub fn trafgen_max(lan: &Lan, frames: &[Vec<u8>], duration: Duration) -> Result<Duration> {
+pub fn trafgen_max(lan: &Lan, frames: &[Vec<u8>], duration: Duration) -> Result<Generated> {
     let conf = write_trafgen_conf(&lan.wire, frames)?;
     let mut child = spawn_trafgen(&lan.wire, &conf)?;
     let start = Instant::now();
@@ -151,7 +181,10 @@ pub fn trafgen_max(lan: &Lan, frames: &[Vec<u8>], duration: Duration) -> Result<
     stop_group(&mut child);
     let ran = start.elapsed();
     let _ = std::fs::remove_file(&conf);
-    Ok(ran)
+    Ok(Generated {
+        elapsed: ran,
+        own_cpu_ns: 0,
+    })
 }
 
 fn write_trafgen_conf(wire: &str, frames: &[Vec<u8>]) -> Result<PathBuf> {
@@ -210,15 +243,24 @@ fn stop_group(child: &mut Child) {
 /// It sleeps between slots rather than spinning, so that its own CPU time
 /// (which the CPU-per-frame figure includes) is the work of sending, not of
 /// waiting.
-pub fn paced(lan: &Lan, frames: &[Vec<u8>], rate: f64, duration: Duration) -> Result<Duration> {
+pub fn paced(lan: &Lan, frames: &[Vec<u8>], rate: f64, duration: Duration) -> Result<Generated> {
     in_netns(&Lan::path(&lan.wire), || {
         paced_here("w0", frames, rate, duration)
     })?
 }
 
-fn paced_here(ifname: &str, frames: &[Vec<u8>], rate: f64, duration: Duration) -> Result<Duration> {
+fn paced_here(
+    ifname: &str,
+    frames: &[Vec<u8>],
+    rate: f64,
+    duration: Duration,
+) -> Result<Generated> {
     const SLOT: Duration = Duration::from_millis(1);
     const BATCH: usize = 64;
+    // On CPU 0, where trafgen runs too: the generator's cost lands on the
+    // same core for every system, and mvdp's worker keeps its own.
+    core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+    let cpu_start = thread_cpu_ns();
     let sock = packet_tx_socket(ifname)?;
     let mut iovs: Vec<libc::iovec> = frames
         .iter()
@@ -263,7 +305,10 @@ fn paced_here(ifname: &str, frames: &[Vec<u8>], rate: f64, duration: Duration) -
             owed = per_slot;
         }
     }
-    Ok(start.elapsed())
+    Ok(Generated {
+        elapsed: start.elapsed(),
+        own_cpu_ns: thread_cpu_ns() - cpu_start,
+    })
 }
 
 fn packet_tx_socket(ifname: &str) -> Result<OwnedFd> {

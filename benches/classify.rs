@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use mvdp::io::memory::MemoryPort;
 use mvdp::switch::{
-    classify_ingress, EndpointEntry, EndpointId, Fdb, NetworkEntry, NetworkId, Verdict,
+    classify_ingress, EndpointEntry, EndpointId, Fdb, Mode, NetworkEntry, NetworkId, Verdict,
 };
 use mvdp::wire::MacAddr;
 
@@ -18,19 +18,14 @@ fn endpoint_mac(i: usize) -> MacAddr {
 }
 
 fn fdb(n: usize) -> Fdb {
-    let nets = vec![NetworkEntry {
-        name: "lan".into(),
-        vlan: None,
-        local_switch: true,
-        members: vec![],
-    }];
+    let nets = vec![NetworkEntry::new("lan", None, Mode::Bridge)];
     let eps = (0..n)
         .map(|i| {
-            Some(EndpointEntry {
-                name: format!("c{i}"),
-                mac: endpoint_mac(i),
-                network: NetworkId(0),
-            })
+            Some(EndpointEntry::new(
+                format!("c{i}"),
+                endpoint_mac(i),
+                NetworkId(0),
+            ))
         })
         .collect();
     Fdb::new(nets, eps).expect("fdb")

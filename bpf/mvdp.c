@@ -43,6 +43,17 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+/*
+ * A passthru network: every frame on its VLAN belongs to its one endpoint.
+ * Entry 0 is 0 when there is none, else MVDP_PASSTHRU_ON | VID (0: untagged).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} passthru SEC(".maps");
+
 /* Per-CPU so the hot path needs no atomics; user space sums over CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -71,6 +82,15 @@ static __always_inline int mvdp_is_group(const struct ethhdr *eth)
  * the frame claims a tag it does not carry. Only one tag (0x8100) is read:
  * an endpoint's VLAN is the outer C-tag on the wire.
  */
+/* Whether a passthru network owns frames of this VID (0: untagged). */
+static __always_inline int mvdp_passthru_owns(__u16 vid)
+{
+	__u32 zero = 0;
+	__u32 *pt = bpf_map_lookup_elem(&passthru, &zero);
+
+	return pt && (*pt & MVDP_PASSTHRU_ON) && (*pt & MVDP_VLAN_VID_MASK) == vid;
+}
+
 static __always_inline int mvdp_parse_key(const struct ethhdr *eth,
 					  const void *data_end,
 					  struct mvdp_ep_key *key)
@@ -105,21 +125,23 @@ int mvdp_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	/*
-	 * The host needs ARP, ND and DHCP, and the flood path copies group
-	 * frames from a packet socket, which sees only what we pass.
-	 */
-	if (mvdp_is_group(eth)) {
-		mvdp_count(MVDP_XDP_PASS_GROUP);
-		return XDP_PASS;
-	}
-
 	if (mvdp_parse_key(eth, data_end, &key) < 0) {
 		mvdp_count(MVDP_XDP_SHORT);
 		return XDP_PASS;
 	}
 
-	if (!bpf_map_lookup_elem(&endpoints, &key)) {
+	/*
+	 * The host needs ARP, ND and DHCP, and the flood path copies group
+	 * frames from a packet socket, which sees only what we pass. A
+	 * passthru network is the exception: everything on its VLAN, group
+	 * frames too, goes to its endpoint, as the kernel's passthru does.
+	 */
+	if (mvdp_is_group(eth) && !mvdp_passthru_owns(key.vlan)) {
+		mvdp_count(MVDP_XDP_PASS_GROUP);
+		return XDP_PASS;
+	}
+
+	if (!mvdp_passthru_owns(key.vlan) && !bpf_map_lookup_elem(&endpoints, &key)) {
 		mvdp_count(MVDP_XDP_PASS_HOST);
 		return XDP_PASS;
 	}

@@ -24,6 +24,9 @@ struct mvdp_ep_key {
 	__u16 vlan;
 };
 
+/* Set in the passthru map's entry when a passthru network exists (low 12 bits: its VID). */
+#define MVDP_PASSTHRU_ON	0x10000
+
 /* Indices of the per-CPU counters map. */
 enum mvdp_xdp_counter {
 	MVDP_XDP_RX = 0,	/* every frame seen */

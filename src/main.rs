@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => match load(&config) {
-            Ok(c) => run(c),
+            Ok(c) => run(&config, c),
             Err(e) => {
                 eprintln!("mvdp: {}: {e}", config.display());
                 return ExitCode::from(EX_CONFIG);
@@ -99,19 +99,35 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
-    // Block SIGTERM/SIGINT before any thread starts so every thread inherits
-    // the mask and only the main thread takes them, synchronously.
+fn run(config_path: &std::path::Path, config: Config) -> anyhow::Result<()> {
+    // Block SIGTERM/SIGINT/SIGHUP before any thread starts so every thread
+    // inherits the mask and only the main thread takes them, synchronously.
     let signals = mvdp::control::signals::block_termination()?;
     let listen = config.metrics.listen;
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
     let mut daemon = Daemon::start(config, Some(listener))?;
-    log::info!("running; metrics on http://{listen}/metrics; SIGTERM or Ctrl-C to stop");
+    log::info!("running; metrics on http://{listen}/metrics; SIGHUP reloads source lists and rate limits; SIGTERM or Ctrl-C stops");
     loop {
-        if let Some(sig) = signals.wait(std::time::Duration::from_secs(1))? {
-            log::info!("signal {sig}: shutting down");
-            break;
+        match signals.wait(std::time::Duration::from_secs(1))? {
+            Some("SIGHUP") => match load(config_path) {
+                Ok(new) => match daemon.reload(&new) {
+                    Ok(changed) => log::info!(
+                        "SIGHUP: reloaded {}; updated {changed:?}",
+                        config_path.display()
+                    ),
+                    Err(e) => log::error!("SIGHUP: {e:#}; keeping the running configuration"),
+                },
+                Err(e) => log::error!(
+                    "SIGHUP: {}: {e}; keeping the running configuration",
+                    config_path.display()
+                ),
+            },
+            Some(sig) => {
+                log::info!("signal {sig}: shutting down");
+                break;
+            }
+            None => {}
         }
         daemon.reap_vanished();
     }

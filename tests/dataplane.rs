@@ -519,6 +519,26 @@ fn check_names_the_bad_key() {
              [[endpoint]]\nname = \"a\"\nnetwork = \"lan\"\nnetns = \"mvdp-no-such-netns-here\"\n",
             "netns",
         ),
+        // Impossible combinations (issue 4).
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"pt\"\nmode = \"passthru\"\nsubnet = \"10.1.0.0/24\"\n\
+             [[endpoint]]\nname = \"a\"\nnetwork = \"pt\"\nnetns = \"x\"\n\
+             [[endpoint]]\nname = \"b\"\nnetwork = \"pt\"\nnetns = \"y\"\n",
+            "endpoint[1]",
+        ),
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"v\"\nvlan = 4095\nsubnet = \"10.1.0.0/24\"\n",
+            "network[0] (v).vlan",
+        ),
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"lan\"\nsubnet = \"10.1.0.0/24\"\nhost_shim = \"10.2.0.1\"\n",
+            "network[0] (lan).host_shim",
+        ),
+        (
+            "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"lan\"\nsubnet = \"10.1.0.0/24\"\n\
+             [[endpoint]]\nname = \"a\"\nnetwork = \"lan\"\nnetns = \"x\"\nrate_limit = { pps = 0 }\n",
+            "rate_limit.pps",
+        ),
     ];
     for (toml, key) in cases {
         let cfg = TempConfig::new(toml);

@@ -267,6 +267,18 @@ pub struct EndpointConfig {
     pub mac: MacAddr,
     /// Source MACs it receives from (networks in `source` mode only).
     pub allowed_sources: Vec<MacAddr>,
+    /// A limit on what the endpoint may send, if any.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `rate_limit = { pps = N, bytes_per_sec = N }`: token buckets on what an
+/// endpoint sends; either may be left out (0: no limit of that kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Frames per second.
+    pub pps: u64,
+    /// Bytes per second.
+    pub bytes_per_sec: u64,
 }
 
 impl Config {

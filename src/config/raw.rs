@@ -80,6 +80,14 @@ pub(super) struct RawEndpoint {
     pub ip: Option<String>,
     pub mac: Option<String>,
     pub allowed_sources: Option<Vec<String>>,
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub pps: Option<i64>,
+    pub bytes_per_sec: Option<i64>,
 }
 
 /// A keyword such as `"all"` / `"auto"`, or a list of integers.

@@ -103,6 +103,7 @@ fn example_documents_every_key() {
         "ip",
         "mac",
         "allowed_sources",
+        "rate_limit",
     ];
     for key in keys {
         assert!(

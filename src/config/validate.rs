@@ -391,6 +391,31 @@ fn endpoint(
                 .collect::<Result<Vec<_>, _>>()?
         }
     };
+    let rate_limit = match raw.rate_limit {
+        None => None,
+        Some(r) => {
+            let rkey = key.field("rate_limit");
+            let positive = |field: &str, v: Option<i64>| -> Result<u64, ConfigError> {
+                match v {
+                    None => Ok(0),
+                    Some(n) if n > 0 => Ok(n as u64),
+                    Some(n) => Err(ConfigError::OutOfRange {
+                        key: rkey.field(field),
+                        value: n,
+                        expected: "a positive number",
+                    }),
+                }
+            };
+            let pps = positive("pps", r.pps)?;
+            let bytes_per_sec = positive("bytes_per_sec", r.bytes_per_sec)?;
+            if pps == 0 && bytes_per_sec == 0 {
+                return Err(ConfigError::MissingKey {
+                    key: rkey.field("pps"),
+                });
+            }
+            Some(RateLimit { pps, bytes_per_sec })
+        }
+    };
     Ok(Pending {
         key: key.clone(),
         net,
@@ -405,6 +430,7 @@ fn endpoint(
             ip: Ipv4Addr::UNSPECIFIED,
             mac: MacAddr::default(),
             allowed_sources,
+            rate_limit,
         },
     })
 }

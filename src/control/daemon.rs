@@ -26,9 +26,13 @@ use crate::io::tap::TapPort;
 use crate::io::xdp::{AttachMode, XdpPort, XdpProgram};
 use crate::io::xsk::{create_umem, Bind, RingSizes, XskSocket};
 use crate::metrics::{Exporter, Source, WorkerStats};
-use crate::switch::{DropReason, EndpointEntry, EndpointId, Fdb, NetworkEntry, NetworkId};
-use crate::wire::FrameHeader;
+use crate::switch::{
+    classify_ingress, flood_targets, DropReason, EndpointEntry, EndpointId, Fdb, NetworkEntry,
+    NetworkId, Verdict,
+};
 
+/// Capacity of the queue for group frames with a single receiver.
+const EXPRESS_QUEUE_LEN: usize = 4096;
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
 /// Fewest frames kept posted on an endpoint socket's fill ring.
@@ -100,12 +104,7 @@ fn networks_of(config: &Config) -> Vec<NetworkEntry> {
     config
         .networks
         .iter()
-        .map(|n| NetworkEntry {
-            name: n.name.clone(),
-            vlan: n.vlan,
-            local_switch: n.mode == crate::config::Mode::Bridge,
-            members: Vec::new(),
-        })
+        .map(|n| NetworkEntry::new(n.name.clone(), n.vlan, n.mode))
         .collect()
 }
 
@@ -120,7 +119,14 @@ fn entry_of(config: &Config, i: usize) -> EndpointEntry {
         name: ep.name.clone(),
         mac: ep.mac,
         network: NetworkId(net as u16),
+        allowed_sources: ep.allowed_sources.clone(),
+        rate_limit: ep.rate_limit,
     }
+}
+
+/// The VID an endpoint's MAC is keyed under in the XDP map (0: untagged).
+fn vid_of(config: &Config, network: &str) -> u16 {
+    config.network(network).and_then(|n| n.vlan).unwrap_or(0)
 }
 
 /// How the parent accepts frames for the endpoints' MACs.
@@ -170,6 +176,7 @@ fn add_host_shims(config: &mut Config) {
                 ip,
                 mac: crate::wire::MacAddr::docker_default(ip),
                 allowed_sources: Vec::new(),
+                rate_limit: None,
             })
         })
         .collect();
@@ -186,26 +193,6 @@ fn host_ifname(id: usize, name: &str) -> String {
 impl Daemon {
     /// Builds and starts the data plane. `metrics` is the listener for `/metrics` (bound by the caller).
     pub fn start(mut config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
-        for (i, n) in config.networks.iter().enumerate() {
-            if n.vlan.is_some() {
-                bail!(
-                    "network[{i}] ({}).vlan: 802.1Q networks are not supported by this build yet",
-                    n.name
-                );
-            }
-            // vepa needs nothing of its own: endpoint-to-endpoint frames go to the
-            // wire, and come back through the XDP program if a switch hairpins them.
-            if !matches!(
-                n.mode,
-                crate::config::Mode::Bridge | crate::config::Mode::Vepa
-            ) {
-                bail!(
-                    "network[{i}] ({}).mode: {} is not supported by this build yet (bridge and vepa are)",
-                    n.name,
-                    n.mode
-                );
-            }
-        }
         let parent = config.parent.interface.clone();
         let counts = queue_counts(&parent);
         let queues: Vec<u32> = match &config.parent.queues {
@@ -262,16 +249,18 @@ impl Daemon {
         let rings = RingSizes { rx: RING, tx: RING };
         let mut umems = Vec::new();
         let mut parent_fds = Vec::new();
-        // Group frames from the wire go to the first worker through one bounded queue.
-        let qlen = d
-            .config
-            .networks
-            .iter()
-            .map(|n| n.bcast_queue_len)
-            .max()
-            .unwrap_or(1000)
-            .max(1);
-        let (flood_tx, flood_rx) = bounded(qlen);
+        // Group frames from the wire go to the first worker through one bounded
+        // queue per network (`bcast_queue_len`), plus an express queue for
+        // frames with a single receiver, which cost what a unicast frame does.
+        let mut flood_txs = Vec::new();
+        let mut flood_rxs = Vec::new();
+        for n in &d.config.networks {
+            let (tx, rx) = bounded(n.bcast_queue_len.max(1));
+            flood_txs.push(tx);
+            flood_rxs.push(rx);
+        }
+        let (express_tx, express_rx) = bounded(EXPRESS_QUEUE_LEN);
+        flood_rxs.push(express_rx);
         let events_tx = d.events_tx.clone();
         for (i, &q) in queues.iter().enumerate() {
             let umem = create_umem(frames, d.config.parent.frame_size, RING)
@@ -316,10 +305,11 @@ impl Daemon {
                 batch: d.config.workers.batch,
                 commands: rx,
                 floods: if i == 0 {
-                    flood_rx.clone()
+                    flood_rxs.clone()
                 } else {
-                    crossbeam_channel::never()
+                    Vec::new()
                 },
+                n_workers: queues.len(),
                 stats: stats.clone(),
                 events: events_tx.clone(),
             };
@@ -355,8 +345,22 @@ impl Daemon {
             netlink::add_unicast_address(&parent, ep.mac)?;
             d.unicast_addresses.push(ep.mac);
             if let Some(xdp) = d.xdp.lock().expect("xdp lock").as_mut() {
-                xdp.add_endpoint(ep.mac, 0, u32::from(id.0))?;
+                let vid = fdb.network(ep.network).vlan.unwrap_or(0);
+                xdp.add_endpoint(ep.mac, vid, u32::from(id.0))?;
             }
+        }
+        // A passthru network takes over everything on its VLAN, group frames too.
+        let passthru = d
+            .config
+            .networks
+            .iter()
+            .find(|n| n.mode == crate::config::Mode::Passthru);
+        if let (Some(n), Some(xdp)) = (passthru, d.xdp.lock().expect("xdp lock").as_mut()) {
+            xdp.set_passthru(Some(n.vlan.unwrap_or(0)))?;
+            log::info!(
+                "network {}: passthru, its endpoint takes over {parent}'s traffic",
+                n.name
+            );
         }
         let promisc_after = netlink::promiscuity(&parent)?.unwrap_or(0);
         let mode = if promisc_after > promisc_before {
@@ -372,13 +376,15 @@ impl Daemon {
         d.stats.push(listener_stats.clone());
         let ifindex = netlink::link_index(&parent)?
             .with_context(|| format!("parent.interface: {parent} vanished"))?;
-        let gl = GroupListener::open(ifindex, Duration::from_millis(200))
+        // Passthru receives frames for any MAC, as the kernel's passthru does.
+        let gl = GroupListener::open(ifindex, Duration::from_millis(200), passthru.is_some())
             .context("opening the group listener")?;
         let path = GroupPath {
             listener: gl,
             fdb: d.fdb.clone(),
             generation: d.fdb_generation.clone(),
-            out: flood_tx,
+            out: flood_txs,
+            express: express_tx,
             wake: d.workers[0].wake.clone(),
             stats: listener_stats,
             stop: d.stop.clone(),
@@ -590,7 +596,13 @@ impl Daemon {
         let ep = self.endpoints.get_mut(usize::from(id.0))?.take()?;
         let entry = entry_of(&self.config, usize::from(id.0));
         if let Some(xdp) = self.xdp.lock().expect("xdp lock").as_mut() {
-            if let Err(e) = xdp.remove_endpoint(entry.mac, 0) {
+            if let Err(e) = xdp.remove_endpoint(
+                entry.mac,
+                vid_of(
+                    &self.config,
+                    &self.config.endpoints[usize::from(id.0)].network,
+                ),
+            ) {
                 log::warn!("endpoint {}: {e}", ep.name);
             }
         }
@@ -622,6 +634,53 @@ impl Daemon {
             }
         }
         Some(ep.name)
+    }
+
+    /// Applies what can change at run time from a re-read config: each
+    /// endpoint's `allowed_sources` and `rate_limit`. Returns the endpoints
+    /// updated; other differences are logged as needing a restart.
+    pub fn reload(&mut self, new: &Config) -> Result<Vec<String>> {
+        let mut changed = Vec::new();
+        for (i, ep) in self.config.endpoints.iter_mut().enumerate() {
+            if is_shim(ep) || self.endpoints.get(i).is_none_or(Option::is_none) {
+                continue;
+            }
+            let Some(n) = new.endpoint(&ep.name) else {
+                log::warn!(
+                    "reload: endpoint {} is gone from the config; it stays until a restart",
+                    ep.name
+                );
+                continue;
+            };
+            if n.allowed_sources != ep.allowed_sources || n.rate_limit != ep.rate_limit {
+                ep.allowed_sources = n.allowed_sources.clone();
+                ep.rate_limit = n.rate_limit;
+                changed.push(ep.name.clone());
+            }
+            if n.ip != ep.ip
+                || n.mac != ep.mac
+                || n.network != ep.network
+                || n.netns != ep.netns
+                || n.kind != ep.kind
+            {
+                log::warn!("reload: endpoint {}: only allowed_sources and rate_limit change at run time; restart for the rest", ep.name);
+            }
+        }
+        for n in &new.endpoints {
+            if self.config.endpoint(&n.name).is_none() {
+                log::warn!("reload: new endpoint {} needs a restart", n.name);
+            }
+        }
+        if !changed.is_empty() {
+            let slots: Vec<Option<EndpointEntry>> = self
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| e.as_ref().map(|_| entry_of(&self.config, i)))
+                .collect();
+            self.publish(Arc::new(Fdb::new(networks_of(&self.config), slots)?));
+        }
+        Ok(changed)
     }
 
     /// Stops the workers, detaches every XDP program and deletes every interface mvdp created.
@@ -707,14 +766,18 @@ struct GroupPath {
     listener: GroupListener,
     fdb: Arc<RwLock<Arc<Fdb>>>,
     generation: Arc<AtomicU64>,
-    out: Sender<Vec<u8>>,
+    /// One bounded queue per network, by `NetworkId`.
+    out: Vec<Sender<Vec<u8>>>,
+    /// Frames with exactly one receiver.
+    express: Sender<Vec<u8>>,
     wake: Arc<crate::dataplane::EventFd>,
     stats: Arc<WorkerStats>,
     stop: Arc<AtomicBool>,
 }
 
-/// Copies broadcast/multicast frames from the parent to worker 0's flood queue.
-/// Frames whose source is one of our endpoints are mvdp's own and are skipped.
+/// Copies broadcast/multicast frames from the parent to worker 0, through
+/// the bounded queue of the network that owns the frame's VLAN. A frame
+/// whose overflow is counted as `flood_queue_full` is dropped whole.
 fn group_listener(p: GroupPath, cap: usize) {
     let mut buf = vec![0u8; cap];
     let mut seen = p.generation.load(Ordering::Acquire);
@@ -734,16 +797,33 @@ fn group_listener(p: GroupPath, cap: usize) {
             seen = now;
             snapshot = p.fdb.read().expect("fdb lock").clone();
         }
-        let Ok(hdr) = FrameHeader::parse(frame) else {
-            continue;
-        };
-        if snapshot.lookup(hdr.vlan, hdr.src).is_some() {
-            continue;
-        }
         p.stats.received(Source::WireGroup, 1);
+        // Which queue: the network's, or express for a single receiver.
+        let queue = match classify_ingress(&snapshot, frame) {
+            Verdict::Flood(flood) => {
+                let mut receivers = 0;
+                flood_targets(&snapshot, &flood, |_| receivers += 1);
+                if receivers == 1 {
+                    &p.express
+                } else {
+                    &p.out[usize::from(flood.network.0)]
+                }
+            }
+            Verdict::Endpoint(_) | Verdict::EndpointUntag(_) => &p.express,
+            Verdict::Drop(r) => {
+                // Nobody may receive it (a VLAN no network owns, a bridge
+                // endpoint's own frame coming back): counted here, not queued.
+                p.stats.dropped(r);
+                continue;
+            }
+            Verdict::Wire { .. } => {
+                p.stats.dropped(DropReason::NoEndpoint);
+                continue;
+            }
+        };
         // Wake the worker only when the queue goes from empty to busy.
-        let was_empty = p.out.is_empty();
-        match p.out.try_send(frame.to_vec()) {
+        let was_empty = queue.is_empty();
+        match queue.try_send(frame.to_vec()) {
             Ok(()) if was_empty => p.wake.wake(),
             Ok(()) => {}
             Err(TrySendError::Full(_)) => p.stats.dropped(DropReason::FloodQueueFull),

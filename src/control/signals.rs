@@ -1,4 +1,5 @@
-//! SIGTERM/SIGINT handling without handlers: block them, then wait synchronously.
+//! SIGTERM/SIGINT (stop) and SIGHUP (reload) without handlers: block them,
+//! then wait synchronously.
 
 use std::io;
 use std::time::Duration;
@@ -8,7 +9,7 @@ pub struct TerminationSignals {
     set: libc::sigset_t,
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread (and every thread it starts afterwards).
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and every thread it starts afterwards).
 pub fn block_termination() -> io::Result<TerminationSignals> {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it, and
     // pthread_sigmask only reads it.
@@ -17,6 +18,7 @@ pub fn block_termination() -> io::Result<TerminationSignals> {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
@@ -26,7 +28,7 @@ pub fn block_termination() -> io::Result<TerminationSignals> {
 }
 
 impl TerminationSignals {
-    /// Waits up to `timeout` for SIGTERM or SIGINT; returns the signal's name if one came.
+    /// Waits up to `timeout` for SIGTERM, SIGINT or SIGHUP; returns the signal's name if one came.
     pub fn wait(&self, timeout: Duration) -> io::Result<Option<&'static str>> {
         let ts = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
@@ -41,10 +43,10 @@ impl TerminationSignals {
                 _ => Err(err),
             };
         }
-        Ok(Some(if sig == libc::SIGTERM {
-            "SIGTERM"
-        } else {
-            "SIGINT"
+        Ok(Some(match sig {
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGHUP => "SIGHUP",
+            _ => "SIGINT",
         }))
     }
 }

@@ -14,6 +14,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use xsk_rs::{FrameDesc, Umem};
@@ -22,8 +23,10 @@ use crate::io::tap::TapPort;
 use crate::io::xsk::{UmemArea, XskSocket};
 use crate::metrics::{bump, Source, WorkerStats};
 use crate::switch::{
-    classify_egress, classify_ingress, flood_members, DropReason, EndpointId, Fdb, Verdict,
+    classify_egress, classify_ingress, flood_targets, DropReason, EndpointId, Fdb, Flood,
+    RateLimit, Verdict,
 };
+use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
 /// How an endpoint is reached from this worker.
 pub enum EndpointIo {
@@ -73,7 +76,9 @@ pub struct WorkerConfig {
     /// Control messages.
     pub commands: Receiver<Command>,
     /// Group frames from the wire (bounded; the sender counts overflow).
-    pub floods: Receiver<Vec<u8>>,
+    pub floods: Vec<Receiver<Vec<u8>>>,
+    /// How many workers share the endpoints' rate limits.
+    pub n_workers: usize,
     /// Counters.
     pub stats: Arc<WorkerStats>,
     /// Reports to the control thread.
@@ -150,6 +155,70 @@ struct Port {
     read_skip: u32,
     /// TAP only: the current backoff, doubled after each empty read.
     read_backoff: u32,
+    /// This worker's share of the endpoint's rate limit, if it has one.
+    bucket: Option<TokenBucket>,
+}
+
+/// A token bucket over frames and bytes, refilled once per pass from one clock read.
+#[derive(Debug, Clone)]
+struct TokenBucket {
+    limit: RateLimit,
+    /// Frames and bytes per second for this worker (its share of the limit).
+    pps: f64,
+    bps: f64,
+    frames: f64,
+    bytes: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// Burst allowance: a tenth of a second's worth, and at least one batch / one big frame.
+    const BURST_SECS: f64 = 0.1;
+
+    fn new(limit: RateLimit, share: usize) -> TokenBucket {
+        let share = share.max(1) as f64;
+        let pps = limit.pps as f64 / share;
+        let bps = limit.bytes_per_sec as f64 / share;
+        let mut b = TokenBucket {
+            limit,
+            pps,
+            bps,
+            frames: 0.0,
+            bytes: 0.0,
+            last: Instant::now(),
+        };
+        b.frames = b.frame_cap();
+        b.bytes = b.byte_cap();
+        b
+    }
+
+    fn frame_cap(&self) -> f64 {
+        (self.pps * Self::BURST_SECS).max(64.0)
+    }
+
+    fn byte_cap(&self) -> f64 {
+        (self.bps * Self::BURST_SECS).max(65_536.0)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.frames = (self.frames + self.pps * dt).min(self.frame_cap());
+        self.bytes = (self.bytes + self.bps * dt).min(self.byte_cap());
+    }
+
+    /// Takes one frame of `len` bytes if both limits allow it.
+    #[inline]
+    fn take(&mut self, len: u64) -> bool {
+        let frame_ok = self.limit.pps == 0 || self.frames >= 1.0;
+        let byte_ok = self.limit.bytes_per_sec == 0 || self.bytes >= len as f64;
+        if !(frame_ok && byte_ok) {
+            return false;
+        }
+        self.frames -= 1.0;
+        self.bytes -= len as f64;
+        true
+    }
 }
 
 /// Most iterations a TAP read is skipped after empty reads: an empty read()
@@ -174,7 +243,12 @@ pub struct Worker {
     port_fill: usize,
     tx_ring: usize,
     commands: Receiver<Command>,
-    floods: Receiver<Vec<u8>>,
+    floods: Vec<Receiver<Vec<u8>>>,
+    /// Scratch list of flood targets, reused for every group frame.
+    flood_scratch: Vec<EndpointId>,
+    /// Whether any port has a rate limit (the worker reads the clock only then).
+    any_limits: bool,
+    n_workers: usize,
     stats: Arc<WorkerStats>,
     events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
@@ -228,6 +302,9 @@ impl Worker {
             tx_ring: cfg.tx_ring,
             commands: cfg.commands,
             floods: cfg.floods,
+            flood_scratch: Vec::new(),
+            any_limits: false,
+            n_workers: cfg.n_workers.max(1),
             stats: cfg.stats,
             events: cfg.events,
             wake,
@@ -255,7 +332,10 @@ impl Worker {
     fn handle_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Fdb(fdb)) => self.fdb = fdb,
+                Ok(Command::Fdb(fdb)) => {
+                    self.fdb = fdb;
+                    self.apply_limits();
+                }
                 Ok(Command::AddPort(id, io)) => {
                     let i = usize::from(id.0);
                     if self.ports.len() <= i {
@@ -268,7 +348,9 @@ impl Worker {
                         staged: Vec::with_capacity(self.cfg_batch),
                         read_skip: 0,
                         read_backoff: 0,
+                        bucket: None,
                     });
+                    self.apply_limits();
                     self.rebuild_pollfds();
                 }
                 Ok(Command::RemovePort(id)) => {
@@ -292,6 +374,24 @@ impl Worker {
                 Err(TryRecvError::Empty) => return true,
             }
         }
+    }
+
+    /// Gives every port the rate limit its FDB entry names (this worker's share
+    /// of it), keeping a bucket whose limit did not change.
+    fn apply_limits(&mut self) {
+        let fdb = self.fdb.clone();
+        for (i, port) in self.ports.iter_mut().enumerate() {
+            let Some(port) = port else { continue };
+            let limit = fdb
+                .endpoint(EndpointId(i as u16))
+                .and_then(|e| e.rate_limit);
+            match (limit, &port.bucket) {
+                (Some(l), Some(b)) if b.limit == l => {}
+                (Some(l), _) => port.bucket = Some(TokenBucket::new(l, self.n_workers)),
+                (None, _) => port.bucket = None,
+            }
+        }
+        self.any_limits = self.ports.iter().flatten().any(|p| p.bucket.is_some());
     }
 
     fn rebuild_pollfds(&mut self) {
@@ -380,11 +480,18 @@ impl Worker {
             let data = unsafe { umem.data(&d) }.contents();
             match classify_ingress(&self.fdb, data) {
                 Verdict::Endpoint(id) => self.stage(id, d),
-                Verdict::Flood { group, .. } => {
-                    self.flood_copies(group, None, data);
+                Verdict::EndpointUntag(id) => {
+                    let d = self.untag(d);
+                    self.stage(id, d);
+                }
+                Verdict::Flood(flood) => {
+                    // Group frames reach this socket only on a passthru network's
+                    // VLAN, where they are classified as Endpoint; but be complete.
+                    let copies = self.flood_copies(&flood, data);
+                    self.count_flood(copies);
                     self.pool.push(d);
                 }
-                Verdict::Wire => {
+                Verdict::Wire { .. } => {
                     // Not produced for wire ingress; never reflect a frame back.
                     self.stats.dropped(DropReason::NoEndpoint);
                     self.pool.push(d);
@@ -401,6 +508,8 @@ impl Worker {
     /// Frames the containers sent.
     fn endpoints_rx(&mut self) -> usize {
         let mut work = 0;
+        // One clock read per pass, and only when some endpoint is rate limited.
+        let now = self.any_limits.then(Instant::now);
         for i in 0..self.ports.len() {
             let id = EndpointId(i as u16);
             let Some(port) = self.ports[i].as_mut() else {
@@ -449,6 +558,11 @@ impl Worker {
             work += n;
             self.stats.received(Source::Endpoint, n as u64);
             self.stats.batch(n);
+            if let (Some(now), Some(Some(port))) = (now, self.ports.get_mut(i)) {
+                if let Some(bucket) = port.bucket.as_mut() {
+                    bucket.refill(now);
+                }
+            }
             let stats = self.stats.clone();
             let counters = &stats.endpoints[i];
             let umem = self.umem.clone();
@@ -458,14 +572,32 @@ impl Worker {
                 let data = unsafe { umem.data(&d) }.contents();
                 bump(&counters.rx_packets, 1);
                 bump(&counters.rx_bytes, data.len() as u64);
+                if let Some(Some(Port {
+                    bucket: Some(bucket),
+                    ..
+                })) = self.ports.get_mut(i)
+                {
+                    if !bucket.take(data.len() as u64) {
+                        self.stats.dropped(DropReason::RateLimited);
+                        self.pool.push(d);
+                        continue;
+                    }
+                }
                 match classify_egress(&self.fdb, id, data) {
                     Verdict::Endpoint(to) => self.stage(to, d),
-                    Verdict::Wire => self.to_wire.push(d),
-                    Verdict::Flood { group, wire } => {
-                        self.flood_copies(group, Some(id), data);
-                        if wire {
-                            self.to_wire.push(d);
+                    Verdict::EndpointUntag(to) => {
+                        let d = self.untag(d);
+                        self.stage(to, d);
+                    }
+                    Verdict::Wire { tag } => self.send_to_wire(d, tag),
+                    Verdict::Flood(flood) => {
+                        let copies = self.flood_copies(&flood, data);
+                        if flood.wire {
+                            // Accounted when it leaves for the wire.
+                            let tag = self.fdb.network(flood.network).vlan;
+                            self.send_to_wire(d, tag);
                         } else {
+                            self.count_flood(copies);
                             self.pool.push(d);
                         }
                     }
@@ -477,6 +609,41 @@ impl Worker {
             }
         }
         work
+    }
+
+    /// Removes a frame's outer 802.1Q tag in place (the payload moves up 4 bytes).
+    #[inline]
+    fn untag(&mut self, mut d: FrameDesc) -> FrameDesc {
+        // SAFETY: `d` is a frame user space owns (just received), not on any ring.
+        let mut data = unsafe { self.umem.data_mut(&mut d) };
+        let buf = data.contents_mut();
+        let len = buf.len();
+        buf.copy_within(MACS_LEN + VLAN_TAG_LEN..len, MACS_LEN);
+        // The 12 MAC bytes stay; the tag's 4 bytes are gone.
+        data.cursor().set_pos(len - VLAN_TAG_LEN);
+        d
+    }
+
+    /// Queues a frame for the wire, pushing an 802.1Q tag first if `tag` is set.
+    #[inline]
+    fn send_to_wire(&mut self, mut d: FrameDesc, tag: Option<u16>) {
+        if let Some(vid) = tag {
+            // SAFETY: `d` is a frame user space owns (just received), not on any ring.
+            let mut data = unsafe { self.umem.data_mut(&mut d) };
+            let len = data.contents().len();
+            let mut cur = data.cursor();
+            if len + VLAN_TAG_LEN > cur.buf_len() {
+                self.stats.dropped(DropReason::Malformed);
+                self.pool.push(d);
+                return;
+            }
+            cur.set_pos(len + VLAN_TAG_LEN);
+            let buf = data.contents_mut();
+            buf.copy_within(MACS_LEN..len, MACS_LEN + VLAN_TAG_LEN);
+            buf[MACS_LEN..MACS_LEN + 2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            buf[MACS_LEN + 2..MACS_LEN + VLAN_TAG_LEN].copy_from_slice(&vid.to_be_bytes());
+        }
+        self.to_wire.push(d);
     }
 
     /// Reads up to a batch of frames from a TAP into free frames (placed in
@@ -524,71 +691,98 @@ impl Worker {
         Ok(n)
     }
 
-    /// Group frames from the wire, copied by the group listener.
+    /// Group frames from the wire, copied by the group listener: each
+    /// network's bounded queue in turn, a batch at most.
     fn flood_rx(&mut self) -> usize {
         let mut n = 0;
-        while n < self.cfg_batch {
-            let frame = match self.floods.try_recv() {
-                Ok(f) => f,
-                Err(_) => break,
-            };
-            // Counted as received by the group listener, which owns the queue's input side.
-            n += 1;
-            match classify_ingress(&self.fdb, &frame) {
-                Verdict::Flood { group, .. } => self.flood_copies(group, None, &frame),
-                Verdict::Drop(r) => self.stats.dropped(r),
-                // The listener only forwards group frames; anything else is not for us.
-                Verdict::Endpoint(_) | Verdict::Wire => self.stats.dropped(DropReason::NoEndpoint),
+        for q in 0..self.floods.len() {
+            while n < self.cfg_batch {
+                let Ok(frame) = self.floods[q].try_recv() else {
+                    break;
+                };
+                // Counted as received by the group listener, which owns the queue's input side.
+                n += 1;
+                match classify_ingress(&self.fdb, &frame) {
+                    Verdict::Flood(flood) => {
+                        let copies = self.flood_copies(&flood, &frame);
+                        self.count_flood(copies);
+                    }
+                    // A passthru network's endpoint takes group frames whole.
+                    Verdict::Endpoint(to) => self.copy_to(to, &frame, false),
+                    Verdict::EndpointUntag(to) => self.copy_to(to, &frame, true),
+                    Verdict::Drop(r) => self.stats.dropped(r),
+                    Verdict::Wire { .. } => self.stats.dropped(DropReason::NoEndpoint),
+                }
             }
         }
         n
     }
 
-    /// Copies a group frame into fresh frames for every member except `except`,
-    /// and counts the frame delivered (or dropped when it reached nobody).
-    fn flood_copies(
-        &mut self,
-        group: crate::switch::FloodGroup,
-        except: Option<EndpointId>,
-        data: &[u8],
-    ) {
+    /// Accounts a group frame by its copies: delivered if it reached anyone.
+    fn count_flood(&mut self, copies: usize) {
+        if copies > 0 {
+            bump(&self.stats.delivered, 1);
+        } else {
+            self.stats.dropped(DropReason::NoEndpoint);
+        }
+    }
+
+    /// Copies one frame (without its outer tag if `untag`) into a fresh frame
+    /// staged for `to`, as a frame of its own in the accounting.
+    fn copy_to(&mut self, to: EndpointId, data: &[u8], untag: bool) {
+        match self.copy_frame(data, untag) {
+            Some(d) => self.stage(to, d),
+            None => self.stats.dropped(DropReason::Malformed),
+        }
+    }
+
+    /// A free frame holding `data` (less its outer 802.1Q tag if `untag`).
+    fn copy_frame(&mut self, data: &[u8], untag: bool) -> Option<FrameDesc> {
+        let Some(mut d) = self.pool.pop() else {
+            self.stats.umem_exhausted();
+            return None;
+        };
+        let cut = if untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN {
+            VLAN_TAG_LEN
+        } else {
+            0
+        };
+        if data.len() - cut > self.mtu {
+            self.pool.push(d);
+            return None;
+        }
+        // SAFETY: `d` is a free frame owned by user space.
+        let mut frame = unsafe { self.umem.data_mut(&mut d) };
+        let mut cur = frame.cursor();
+        cur.set_pos(0);
+        let ok = cur.write_all(&data[..MACS_LEN]).is_ok()
+            && cur.write_all(&data[MACS_LEN + cut..]).is_ok();
+        if !ok {
+            self.pool.push(d);
+            return None;
+        }
+        Some(d)
+    }
+
+    /// Copies a group frame into fresh frames for the endpoints `flood` names;
+    /// returns how many copies were staged. The frame itself is accounted by
+    /// the caller.
+    fn flood_copies(&mut self, flood: &Flood, data: &[u8]) -> usize {
         let fdb = self.fdb.clone();
+        let mut targets = std::mem::take(&mut self.flood_scratch);
+        targets.clear();
+        flood_targets(&fdb, flood, |id| targets.push(id));
         let mut copies = 0usize;
-        for &to in flood_members(&fdb, group) {
-            if Some(to) == except {
-                continue;
-            }
-            let Some(mut d) = self.pool.pop() else {
-                self.stats.umem_exhausted();
+        for &to in &targets {
+            let Some(d) = self.copy_frame(data, flood.untag) else {
                 bump(&self.stats.flood_copy_drops, 1);
                 continue;
             };
-            if data.len() > self.mtu {
-                self.pool.push(d);
-                bump(&self.stats.flood_copy_drops, 1);
-                continue;
-            }
-            // SAFETY: `d` is a free frame owned by user space.
-            let mut frame = unsafe { self.umem.data_mut(&mut d) };
-            let mut cur = frame.cursor();
-            cur.set_pos(0);
-            if cur.write_all(data).is_err() {
-                self.pool.push(d);
-                bump(&self.stats.flood_copy_drops, 1);
-                continue;
-            }
             self.stage_copy(to, d);
             copies += 1;
         }
-        // The frame itself is accounted once: delivered if it went anywhere.
-        // Frames leaving for the wire as well are counted at the wire flush.
-        if except.is_none() {
-            if copies > 0 {
-                bump(&self.stats.delivered, 1);
-            } else {
-                self.stats.dropped(DropReason::NoEndpoint);
-            }
-        }
+        self.flood_scratch = targets;
+        copies
     }
 
     #[inline]
@@ -750,6 +944,9 @@ impl Worker {
         }
     }
 }
+
+/// Destination and source MAC: what stays in front when a tag goes or comes.
+const MACS_LEN: usize = 12;
 
 /// Option bits on a staged descriptor marking a flood copy (cleared before TX).
 const COPY_MARK: u32 = 0x8000_0000;

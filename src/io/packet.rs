@@ -8,14 +8,16 @@
 
 use std::io;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_MR_PROMISC: libc::c_ushort = 1;
 const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
-const PACKET_AUXDATA: libc::c_int = 8;
+/// The socket option that makes the kernel report offloaded VLAN tags.
+pub const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 /// A packet socket bound to one interface that yields only broadcast and multicast frames.
@@ -26,7 +28,9 @@ pub struct GroupListener {
 
 impl GroupListener {
     /// Opens the listener on `ifindex` (in the caller's netns); `recv` returns at least every `timeout`.
-    pub fn open(ifindex: u32, timeout: Duration) -> io::Result<GroupListener> {
+    /// With `promisc`, the socket also holds the parent promiscuous (a
+    /// passthru network receives frames for any MAC).
+    pub fn open(ifindex: u32, timeout: Duration, promisc: bool) -> io::Result<GroupListener> {
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe {
@@ -55,6 +59,13 @@ impl GroupListener {
             mr_address: [0; 8],
         };
         setsockopt(&fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &allmulti)?;
+        if promisc {
+            let promisc = PacketMreq {
+                mr_type: PACKET_MR_PROMISC,
+                ..allmulti
+            };
+            setsockopt(&fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &promisc)?;
+        }
         // Keep everything but broadcast and multicast in the kernel: on a
         // promiscuous parent the socket would otherwise copy every frame the
         // host stack gets to user space only for `recv` to throw it away.
@@ -95,53 +106,84 @@ impl GroupListener {
     /// of another type, which is ignored). A VLAN tag the driver took off
     /// (RX VLAN offload) is put back, so the frame reads as it was on the wire.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Range<usize>>> {
-        if buf.len() <= VLAN_TAG_LEN + ETH_HEADER_LEN {
+        let Some(frame) = recv_frame(self.fd.as_raw_fd(), buf, 0)? else {
             return Ok(None);
-        }
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        // u64s keep the control buffer aligned for cmsghdr.
-        let mut control = [0u64; 16];
-        let mut iov = libc::iovec {
-            iov_base: buf[VLAN_TAG_LEN..].as_mut_ptr().cast(),
-            iov_len: buf.len() - VLAN_TAG_LEN,
         };
-        // SAFETY: msghdr is plain old data; all-zero is a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        // SAFETY: every pointer in `msg` refers to a live buffer of the stated length.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return match err.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(err),
-            };
-        }
-        let n = n as usize;
         let group = matches!(
-            sll.sll_pkttype,
+            frame.pkttype,
             libc::PACKET_BROADCAST | libc::PACKET_MULTICAST
         );
-        // MSG_TRUNC reports the real length: a frame longer than the buffer is
-        // not forwarded cut short.
-        if !group || n > iov.iov_len || n < ETH_HEADER_LEN {
-            return Ok(None);
-        }
-        let Some((tpid, tci)) = offloaded_vlan(&msg) else {
-            return Ok(Some(VLAN_TAG_LEN..VLAN_TAG_LEN + n));
-        };
-        // Move the MACs forward and write the tag between them and the ethertype.
-        buf.copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + 12, 0);
-        buf[12..14].copy_from_slice(&tpid.to_be_bytes());
-        buf[14..16].copy_from_slice(&tci.to_be_bytes());
-        Ok(Some(0..n + VLAN_TAG_LEN))
+        Ok(group.then_some(frame.range))
     }
+}
+
+/// A frame received from a packet socket.
+#[derive(Debug, Clone)]
+pub struct ReceivedFrame {
+    /// Where in the buffer the frame is.
+    pub range: Range<usize>,
+    /// `sll_pkttype`: PACKET_HOST, BROADCAST, MULTICAST, OTHERHOST, OUTGOING.
+    pub pkttype: u8,
+}
+
+/// Receives one frame from a packet socket that has `PACKET_AUXDATA` on,
+/// putting back a VLAN tag the kernel took off (RX VLAN offload, or the
+/// untagging every receive does before packet taps run), so the frame reads
+/// as it was on the wire. `Ok(None)`: nothing waiting (or interrupted), or a
+/// frame too long for `buf` (never handed out cut short).
+pub fn recv_frame(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<Option<ReceivedFrame>> {
+    if buf.len() <= VLAN_TAG_LEN + ETH_HEADER_LEN {
+        return Ok(None);
+    }
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf[VLAN_TAG_LEN..].as_mut_ptr().cast(),
+        iov_len: buf.len() - VLAN_TAG_LEN,
+    };
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: every pointer in `msg` refers to a live buffer of the stated length.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_TRUNC | flags) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(err),
+        };
+    }
+    let n = n as usize;
+    // MSG_TRUNC reports the real length.
+    if n > iov.iov_len || n < ETH_HEADER_LEN {
+        return Ok(None);
+    }
+    let pkttype = sll.sll_pkttype;
+    let Some((tpid, tci)) = offloaded_vlan(&msg) else {
+        return Ok(Some(ReceivedFrame {
+            range: VLAN_TAG_LEN..VLAN_TAG_LEN + n,
+            pkttype,
+        }));
+    };
+    // Move the MACs forward and write the tag between them and the ethertype.
+    buf.copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + 12, 0);
+    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+    buf[14..16].copy_from_slice(&tci.to_be_bytes());
+    Ok(Some(ReceivedFrame {
+        range: 0..n + VLAN_TAG_LEN,
+        pkttype,
+    }))
 }
 
 /// The VLAN tag the kernel reports out of band (PACKET_AUXDATA), if any.

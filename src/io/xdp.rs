@@ -13,7 +13,7 @@
 use std::fmt;
 use std::os::fd::{FromRawFd as _, RawFd};
 
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError};
@@ -28,6 +28,9 @@ const PORT_PROGRAM_NAME: &str = "mvdp_port";
 const MAP_ENDPOINTS: &str = "endpoints";
 const MAP_XSKS: &str = "xsks";
 const MAP_COUNTERS: &str = "counters";
+const MAP_PASSTHRU: &str = "passthru";
+/// `MVDP_PASSTHRU_ON` in bpf/mvdp.h.
+const PASSTHRU_ON: u32 = 0x10000;
 
 /// Highest VID an endpoint may use (4095 is reserved by 802.1Q).
 const MAX_VLAN: u16 = 4094;
@@ -241,6 +244,7 @@ pub struct XdpProgram {
     endpoints: HashMap<MapData, EpKey, u32>,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    passthru: Array<MapData, u32>,
     /// Owns the program; dropped (unloaded) after the link is gone.
     bpf: Ebpf,
 }
@@ -285,6 +289,7 @@ impl XdpProgram {
         let endpoints = take_map(&mut bpf, ifname, MAP_ENDPOINTS, HashMap::try_from)?;
         let xsks = take_map(&mut bpf, ifname, MAP_XSKS, XskMap::try_from)?;
         let counters = take_map(&mut bpf, ifname, MAP_COUNTERS, PerCpuArray::try_from)?;
+        let passthru = take_map(&mut bpf, ifname, MAP_PASSTHRU, Array::try_from)?;
 
         let program = xdp_program(&mut bpf, ifname, program_name)?;
         program.load().map_err(|error| XdpError::LoadProgram {
@@ -324,6 +329,7 @@ impl XdpProgram {
             endpoints,
             xsks,
             counters,
+            passthru,
             bpf,
         })
     }
@@ -364,6 +370,15 @@ impl XdpProgram {
         self.endpoints
             .insert(key, id, 0)
             .map_err(|error| self.map_error(op(), error))
+    }
+
+    /// Hands every frame of `vlan` (0 = untagged), group frames included, to
+    /// the AF_XDP sockets (a passthru network), or stops doing so (`None`).
+    pub fn set_passthru(&mut self, vlan: Option<u16>) -> Result<(), XdpError> {
+        let value = vlan.map_or(0, |v| PASSTHRU_ON | u32::from(v & 0x0fff));
+        self.passthru
+            .set(0, value, 0)
+            .map_err(|error| self.map_error(format!("set passthru {vlan:?}"), error))
     }
 
     /// Stops redirecting frames for `mac` on `vlan`; fails if it was not added.

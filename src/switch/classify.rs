@@ -1,35 +1,59 @@
-//! Classification: one frame in, one verdict out.
+//! Classification: one frame in, one verdict out, with the kernel macvlan's
+//! semantics per mode (drivers/net/macvlan.c) and 802.1Q networks.
+//!
+//! Where mvdp deliberately differs from the kernel it says so here: a
+//! container cannot spoof its source MAC, cannot put a tagged frame onto an
+//! untagged network (VLAN hopping), a `private` endpoint never receives from
+//! a sibling even through a hairpinning switch (the kernel confines only
+//! broadcasts), and a `source` endpoint receives frames addressed to it (or
+//! to a group) from an allowed source, not every frame from that source.
 
-use super::fdb::{EndpointId, Fdb, NetworkId};
-use crate::wire::{FrameError, FrameHeader};
+use super::fdb::{EndpointId, Fdb, Mode, NetworkId};
+use crate::wire::{FrameError, FrameHeader, MacAddr};
 
 /// Why a frame was dropped. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
-    /// Shorter than an Ethernet header, or a truncated 802.1Q tag.
+    /// Shorter than an Ethernet header, a truncated 802.1Q tag, or too long to tag.
     Malformed = 0,
-    /// Unicast from the wire to a MAC no endpoint owns, or a group frame nobody may receive.
+    /// Unicast from the wire to a MAC no endpoint owns, a VLAN no network owns,
+    /// or a group frame nobody may receive.
     NoEndpoint,
     /// An endpoint sent a frame whose source MAC is not its own.
     SpoofedSource,
     /// The destination's TX ring (or TAP queue) had no room.
     TxFull,
-    /// The broadcast/multicast queue toward the workers was full.
+    /// The broadcast/multicast queue of the network was full.
     FloodQueueFull,
     /// The destination endpoint is being removed or has vanished.
     EndpointGone,
+    /// An endpoint of an untagged network sent an 802.1Q-tagged frame.
+    VlanHop,
+    /// A `private` endpoint's frame came back from the wire toward a sibling.
+    PrivateIsolation,
+    /// A `source` endpoint was sent a frame from a source not on its list.
+    SourceNotAllowed,
+    /// A frame of a `bridge` endpoint came back from the wire: its copies went out already.
+    Hairpin,
+    /// The sending endpoint is over its rate limit.
+    RateLimited,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::NoEndpoint,
         DropReason::SpoofedSource,
         DropReason::TxFull,
         DropReason::FloodQueueFull,
         DropReason::EndpointGone,
+        DropReason::VlanHop,
+        DropReason::PrivateIsolation,
+        DropReason::SourceNotAllowed,
+        DropReason::Hairpin,
+        DropReason::RateLimited,
     ];
 
     /// The metric label value.
@@ -41,6 +65,11 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::FloodQueueFull => "flood_queue_full",
             DropReason::EndpointGone => "endpoint_gone",
+            DropReason::VlanHop => "vlan_hop",
+            DropReason::PrivateIsolation => "private_isolation",
+            DropReason::SourceNotAllowed => "source_not_allowed",
+            DropReason::Hairpin => "hairpin",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -51,31 +80,60 @@ impl From<FrameError> for DropReason {
     }
 }
 
-/// Who receives copies of a group frame.
+/// Which endpoints of a network get a copy of a group frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloodGroup {
-    /// From the wire: every endpoint on that VLAN (`None` = untagged).
-    Wire(Option<u16>),
-    /// From an endpoint: the other endpoints of its network that it may reach directly.
-    Network(NetworkId),
+pub enum FloodRule {
+    /// From outside the network: every endpoint (in a `source` network only
+    /// those that allow this source MAC).
+    External(MacAddr),
+    /// Every endpoint but this one: a `bridge` endpoint's own frame on its way
+    /// out, or a `vepa` endpoint's frame hairpinned back by the wire.
+    AllBut(EndpointId),
+    /// Back to its sender only: a `private`, `passthru` or `source` endpoint's
+    /// frame hairpinned by the wire (the kernel's "forward to original port").
+    OnlyTo(EndpointId),
+}
+
+/// A group frame to copy to some endpoints of one network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    /// The network whose endpoints may get copies.
+    pub network: NetworkId,
+    /// Which of them do.
+    pub rule: FloodRule,
+    /// The frame carries the network's 802.1Q tag: copies go out without it.
+    pub untag: bool,
+    /// The frame itself also leaves through the parent (tagged with the
+    /// network's VID, if it has one).
+    pub wire: bool,
 }
 
 /// What to do with one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Deliver to one endpoint.
+    /// Deliver to one endpoint as it is.
     Endpoint(EndpointId),
-    /// Send out of the parent NIC.
-    Wire,
-    /// Copy to every member of the group except the sender, and out of the parent if `wire`.
-    Flood {
-        /// Who gets copies.
-        group: FloodGroup,
-        /// Whether the frame also leaves through the parent.
-        wire: bool,
+    /// Deliver to one endpoint without the frame's outer 802.1Q tag.
+    EndpointUntag(EndpointId),
+    /// Send out of the parent, with an 802.1Q tag of this VID pushed first if `Some`.
+    Wire {
+        /// VID to tag with.
+        tag: Option<u16>,
     },
+    /// Copy to the endpoints the flood names.
+    Flood(Flood),
     /// Drop and count.
     Drop(DropReason),
+}
+
+/// The delivery verdict for endpoint `id`, untagging a tagged frame.
+#[inline]
+fn deliver(id: EndpointId, tagged: bool) -> Verdict {
+    if tagged {
+        Verdict::EndpointUntag(id)
+    } else {
+        Verdict::Endpoint(id)
+    }
 }
 
 /// Classifies a frame that arrived from the wire (the parent NIC).
@@ -85,19 +143,53 @@ pub fn classify_ingress(fdb: &Fdb, frame: &[u8]) -> Verdict {
         Ok(h) => h,
         Err(e) => return Verdict::Drop(e.into()),
     };
-    if hdr.dst.is_multicast() {
-        if fdb.wire_group(hdr.vlan).is_empty() {
-            return Verdict::Drop(DropReason::NoEndpoint);
+    let tagged = hdr.vlan.is_some();
+    if !hdr.dst.is_multicast() {
+        // The fast path: one lookup, and for most networks nothing more.
+        if let Some(id) = fdb.lookup(hdr.vlan, hdr.dst) {
+            let Some(ep) = fdb.endpoint(id) else {
+                return Verdict::Drop(DropReason::EndpointGone);
+            };
+            return match fdb.network(ep.network).mode {
+                Mode::Bridge | Mode::Vepa | Mode::Passthru => deliver(id, tagged),
+                Mode::Private => match fdb.lookup(hdr.vlan, hdr.src) {
+                    Some(from) if from != id => Verdict::Drop(DropReason::PrivateIsolation),
+                    _ => deliver(id, tagged),
+                },
+                Mode::Source if ep.allowed_sources.contains(&hdr.src) => deliver(id, tagged),
+                Mode::Source => Verdict::Drop(DropReason::SourceNotAllowed),
+            };
         }
-        return Verdict::Flood {
-            group: FloodGroup::Wire(hdr.vlan),
-            wire: false,
+    }
+    let Some(net_id) = fdb.network_on(hdr.vlan) else {
+        return Verdict::Drop(DropReason::NoEndpoint);
+    };
+    let net = fdb.network(net_id);
+    if net.mode == Mode::Passthru {
+        // The one endpoint takes over everything on the network's VLAN.
+        return match net.members.first() {
+            Some(&id) => deliver(id, tagged),
+            None => Verdict::Drop(DropReason::NoEndpoint),
         };
     }
-    match fdb.lookup(hdr.vlan, hdr.dst) {
-        Some(id) => Verdict::Endpoint(id),
-        None => Verdict::Drop(DropReason::NoEndpoint),
+    if !hdr.dst.is_multicast() {
+        return Verdict::Drop(DropReason::NoEndpoint);
     }
+    let rule = match fdb.lookup(hdr.vlan, hdr.src) {
+        None => FloodRule::External(hdr.src),
+        Some(from) => match net.mode {
+            Mode::Vepa => FloodRule::AllBut(from),
+            // Bridge endpoints saw it on the way out.
+            Mode::Bridge => return Verdict::Drop(DropReason::Hairpin),
+            Mode::Private | Mode::Passthru | Mode::Source => FloodRule::OnlyTo(from),
+        },
+    };
+    Verdict::Flood(Flood {
+        network: net_id,
+        rule,
+        untag: tagged,
+        wire: false,
+    })
 }
 
 /// Classifies a frame that endpoint `from` sent (container egress).
@@ -114,33 +206,51 @@ pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
         return Verdict::Drop(DropReason::SpoofedSource);
     }
     let net = fdb.network(me.network);
+    if hdr.vlan.is_some() && net.vlan.is_none() {
+        // It would land on whichever network owns that VLAN on the wire.
+        return Verdict::Drop(DropReason::VlanHop);
+    }
+    let to_wire = Verdict::Wire { tag: net.vlan };
+    if net.mode != Mode::Bridge {
+        // private, vepa, passthru, source: everything goes to the wire.
+        return to_wire;
+    }
     if hdr.dst.is_multicast() {
-        return Verdict::Flood {
-            group: FloodGroup::Network(me.network),
+        return Verdict::Flood(Flood {
+            network: me.network,
+            rule: FloodRule::AllBut(from),
+            untag: false,
             wire: true,
-        };
+        });
     }
-    if net.local_switch {
-        if let Some(to) = fdb.lookup(net.vlan, hdr.dst) {
-            if to != from && fdb.endpoint(to).is_some_and(|e| e.network == me.network) {
-                return Verdict::Endpoint(to);
-            }
+    match fdb.lookup(net.vlan, hdr.dst) {
+        Some(to) if to != from && fdb.endpoint(to).is_some_and(|e| e.network == me.network) => {
+            Verdict::Endpoint(to)
         }
+        _ => to_wire,
     }
-    Verdict::Wire
 }
 
-/// The endpoints that receive copies of a group frame, the sender excluded by the caller.
+/// Calls `f` for every endpoint that gets a copy of `flood`.
 #[inline]
-pub fn flood_members(fdb: &Fdb, group: FloodGroup) -> &[EndpointId] {
-    match group {
-        FloodGroup::Wire(vlan) => fdb.wire_group(vlan),
-        FloodGroup::Network(net) => {
-            let n = fdb.network(net);
-            if n.local_switch {
-                &n.members
-            } else {
-                &[]
+pub fn flood_targets(fdb: &Fdb, flood: &Flood, mut f: impl FnMut(EndpointId)) {
+    let net = fdb.network(flood.network);
+    match flood.rule {
+        FloodRule::OnlyTo(id) => f(id),
+        FloodRule::AllBut(except) => net
+            .members
+            .iter()
+            .filter(|&&m| m != except)
+            .for_each(|&m| f(m)),
+        FloodRule::External(src) => {
+            for &m in &net.members {
+                let allowed = net.mode != Mode::Source
+                    || fdb
+                        .endpoint(m)
+                        .is_some_and(|e| e.allowed_sources.contains(&src));
+                if allowed {
+                    f(m);
+                }
             }
         }
     }
@@ -150,11 +260,13 @@ pub fn flood_members(fdb: &Fdb, group: FloodGroup) -> &[EndpointId] {
 mod tests {
     use super::*;
     use crate::switch::fdb::{EndpointEntry, FdbError, NetworkEntry};
-    use crate::wire::MacAddr;
 
     fn mac(last: u8) -> MacAddr {
         MacAddr([0x02, 0x42, 10, 77, 0, last])
     }
+
+    const WIRE_HOST: MacAddr = MacAddr([0x02, 0x42, 10, 77, 0, 1]);
+    const GROUP: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0, 0, 0xfb]);
 
     fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {
         let mut f = Vec::new();
@@ -165,164 +277,284 @@ mod tests {
         f
     }
 
-    /// Two networks: "lan" (bridge: a, b) and "iso" (not bridge: c, d).
-    fn fdb() -> Fdb {
+    fn tagged(dst: MacAddr, src: MacAddr, vid: u16) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst.0);
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&vid.to_be_bytes());
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&[0u8; 42]);
+        f
+    }
+
+    /// One network "n" in `mode` (untagged) with endpoints .11 and .12, and a
+    /// bridge network "v50" on VLAN 50 with .21 and .22.
+    fn fdb(mode: Mode) -> Fdb {
         let nets = vec![
-            NetworkEntry {
-                name: "lan".into(),
-                vlan: None,
-                local_switch: true,
-                members: vec![],
-            },
-            NetworkEntry {
-                name: "iso".into(),
-                vlan: Some(50),
-                local_switch: false,
-                members: vec![],
-            },
+            NetworkEntry::new("n", None, mode),
+            NetworkEntry::new("v50", Some(50), Mode::Bridge),
         ];
-        let eps = [(11, 0), (12, 0), (13, 1), (14, 1)]
+        let eps = [(11, 0), (12, 0), (21, 1), (22, 1)]
             .iter()
             .map(|&(last, net)| {
-                Some(EndpointEntry {
-                    name: format!("e{last}"),
-                    mac: mac(last),
-                    network: NetworkId(net),
-                })
+                let mut e = EndpointEntry::new(format!("e{last}"), mac(last), NetworkId(net));
+                e.allowed_sources = vec![WIRE_HOST];
+                Some(e)
             })
             .collect();
         Fdb::new(nets, eps).unwrap()
     }
 
-    const WIRE_HOST: MacAddr = MacAddr([0x02, 0x42, 10, 77, 0, 1]);
+    const E11: EndpointId = EndpointId(0);
+    const E12: EndpointId = EndpointId(1);
+    const E21: EndpointId = EndpointId(2);
+    const E22: EndpointId = EndpointId(3);
+
+    fn targets(fdb: &Fdb, v: Verdict) -> Vec<EndpointId> {
+        let Verdict::Flood(f) = v else {
+            panic!("not a flood: {v:?}")
+        };
+        let mut out = Vec::new();
+        flood_targets(fdb, &f, |id| out.push(id));
+        out
+    }
 
     #[test]
     fn wire_unicast_goes_to_its_endpoint_only() {
-        let fdb = fdb();
+        let fdb = fdb(Mode::Bridge);
         assert_eq!(
             classify_ingress(&fdb, &frame(mac(12), WIRE_HOST)),
-            Verdict::Endpoint(EndpointId(1))
+            Verdict::Endpoint(E12)
         );
         assert_eq!(
             classify_ingress(&fdb, &frame(mac(99), WIRE_HOST)),
             Verdict::Drop(DropReason::NoEndpoint)
         );
-        // e13 lives on VLAN 50: untagged frames to it do not reach it.
-        assert_eq!(
-            classify_ingress(&fdb, &frame(mac(13), WIRE_HOST)),
-            Verdict::Drop(DropReason::NoEndpoint)
-        );
     }
 
     #[test]
-    fn wire_broadcast_floods_its_vlan() {
-        let fdb = fdb();
+    fn vlans_never_leak() {
+        let fdb = fdb(Mode::Bridge);
+        // Tagged for its VLAN: delivered without the tag.
+        assert_eq!(
+            classify_ingress(&fdb, &tagged(mac(21), WIRE_HOST, 50)),
+            Verdict::EndpointUntag(E21)
+        );
+        // Untagged, or tagged for another VLAN: not delivered.
+        assert_eq!(
+            classify_ingress(&fdb, &frame(mac(21), WIRE_HOST)),
+            Verdict::Drop(DropReason::NoEndpoint)
+        );
+        assert_eq!(
+            classify_ingress(&fdb, &tagged(mac(21), WIRE_HOST, 51)),
+            Verdict::Drop(DropReason::NoEndpoint)
+        );
+        assert_eq!(
+            classify_ingress(&fdb, &tagged(mac(11), WIRE_HOST, 50)),
+            Verdict::Drop(DropReason::NoEndpoint)
+        );
+        // Broadcast tagged for VLAN 50 reaches that network only, untagged.
+        let v = classify_ingress(&fdb, &tagged(MacAddr::BROADCAST, WIRE_HOST, 50));
+        assert!(matches!(v, Verdict::Flood(Flood { untag: true, .. })));
+        assert_eq!(targets(&fdb, v), vec![E21, E22]);
         let v = classify_ingress(&fdb, &frame(MacAddr::BROADCAST, WIRE_HOST));
+        assert_eq!(targets(&fdb, v), vec![E11, E12]);
         assert_eq!(
-            v,
-            Verdict::Flood {
-                group: FloodGroup::Wire(None),
-                wire: false
-            }
+            classify_ingress(&fdb, &tagged(MacAddr::BROADCAST, WIRE_HOST, 7)),
+            Verdict::Drop(DropReason::NoEndpoint)
+        );
+        // Egress of a VLAN network is tagged; a tagged frame from an untagged network is a hop attempt.
+        assert_eq!(
+            classify_egress(&fdb, E21, &frame(WIRE_HOST, mac(21))),
+            Verdict::Wire { tag: Some(50) }
         );
         assert_eq!(
-            flood_members(&fdb, FloodGroup::Wire(None)),
-            &[EndpointId(0), EndpointId(1)]
+            classify_egress(&fdb, E21, &frame(mac(22), mac(21))),
+            Verdict::Endpoint(E22)
         );
         assert_eq!(
-            flood_members(&fdb, FloodGroup::Wire(Some(50))),
-            &[EndpointId(2), EndpointId(3)]
+            classify_egress(&fdb, E11, &tagged(WIRE_HOST, mac(11), 50)),
+            Verdict::Drop(DropReason::VlanHop)
         );
-        assert!(flood_members(&fdb, FloodGroup::Wire(Some(7))).is_empty());
+        // A tagged frame inside a VLAN network keeps its inner tag under the outer one.
+        assert_eq!(
+            classify_egress(&fdb, E21, &tagged(WIRE_HOST, mac(21), 9)),
+            Verdict::Wire { tag: Some(50) }
+        );
     }
 
     #[test]
     fn runts_are_malformed() {
-        let fdb = fdb();
+        let fdb = fdb(Mode::Bridge);
         assert_eq!(
             classify_ingress(&fdb, &[0xff; 13]),
             Verdict::Drop(DropReason::Malformed)
         );
         assert_eq!(
-            classify_egress(&fdb, EndpointId(0), &[0x02; 5]),
+            classify_egress(&fdb, E11, &[0x02; 5]),
             Verdict::Drop(DropReason::Malformed)
         );
     }
 
     #[test]
-    fn egress_spoofed_source_is_dropped() {
-        let fdb = fdb();
+    fn egress_spoofed_source_is_dropped_in_every_mode() {
+        for mode in [
+            Mode::Bridge,
+            Mode::Private,
+            Mode::Vepa,
+            Mode::Passthru,
+            Mode::Source,
+        ] {
+            let fdb = fdb(mode);
+            assert_eq!(
+                classify_egress(&fdb, E11, &frame(WIRE_HOST, mac(12))),
+                Verdict::Drop(DropReason::SpoofedSource),
+                "{mode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bridge_switches_locally_and_floods_its_own() {
+        let fdb = fdb(Mode::Bridge);
         assert_eq!(
-            classify_egress(&fdb, EndpointId(0), &frame(WIRE_HOST, mac(12))),
-            Verdict::Drop(DropReason::SpoofedSource)
+            classify_egress(&fdb, E11, &frame(mac(12), mac(11))),
+            Verdict::Endpoint(E12)
         );
         assert_eq!(
-            classify_egress(&fdb, EndpointId(0), &frame(MacAddr::BROADCAST, WIRE_HOST)),
-            Verdict::Drop(DropReason::SpoofedSource)
+            classify_egress(&fdb, E11, &frame(WIRE_HOST, mac(11))),
+            Verdict::Wire { tag: None }
+        );
+        assert_eq!(
+            classify_egress(&fdb, E11, &frame(mac(11), mac(11))),
+            Verdict::Wire { tag: None }
+        );
+        let v = classify_egress(&fdb, E12, &frame(MacAddr::BROADCAST, mac(12)));
+        assert!(matches!(v, Verdict::Flood(Flood { wire: true, .. })));
+        assert_eq!(targets(&fdb, v), vec![E11]);
+        // Its own broadcast hairpinned back by the wire: already delivered.
+        assert_eq!(
+            classify_ingress(&fdb, &frame(MacAddr::BROADCAST, mac(12))),
+            Verdict::Drop(DropReason::Hairpin)
         );
     }
 
     #[test]
-    fn egress_bridge_switches_locally_else_wire() {
-        let fdb = fdb();
+    fn private_and_vepa_send_everything_to_the_wire() {
+        for mode in [Mode::Private, Mode::Vepa] {
+            let fdb = fdb(mode);
+            assert_eq!(
+                classify_egress(&fdb, E11, &frame(mac(12), mac(11))),
+                Verdict::Wire { tag: None }
+            );
+            assert_eq!(
+                classify_egress(&fdb, E11, &frame(MacAddr::BROADCAST, mac(11))),
+                Verdict::Wire { tag: None }
+            );
+        }
+    }
+
+    #[test]
+    fn vepa_takes_hairpinned_frames_back() {
+        let fdb = fdb(Mode::Vepa);
         assert_eq!(
-            classify_egress(&fdb, EndpointId(0), &frame(mac(12), mac(11))),
-            Verdict::Endpoint(EndpointId(1))
+            classify_ingress(&fdb, &frame(mac(12), mac(11))),
+            Verdict::Endpoint(E12)
+        );
+        let v = classify_ingress(&fdb, &frame(MacAddr::BROADCAST, mac(11)));
+        assert_eq!(targets(&fdb, v), vec![E12]);
+    }
+
+    #[test]
+    fn private_never_reaches_a_sibling() {
+        let fdb = fdb(Mode::Private);
+        // Hairpinned unicast from a sibling: dropped (stricter than the kernel).
+        assert_eq!(
+            classify_ingress(&fdb, &frame(mac(12), mac(11))),
+            Verdict::Drop(DropReason::PrivateIsolation)
+        );
+        // Hairpinned broadcast: back to its sender only, as the kernel does.
+        let v = classify_ingress(&fdb, &frame(MacAddr::BROADCAST, mac(11)));
+        assert_eq!(targets(&fdb, v), vec![E11]);
+        // From outside: everyone.
+        assert_eq!(
+            classify_ingress(&fdb, &frame(mac(12), WIRE_HOST)),
+            Verdict::Endpoint(E12)
+        );
+        let v = classify_ingress(&fdb, &frame(MacAddr::BROADCAST, WIRE_HOST));
+        assert_eq!(targets(&fdb, v), vec![E11, E12]);
+    }
+
+    #[test]
+    fn source_mode_filters_by_source() {
+        let fdb = fdb(Mode::Source);
+        assert_eq!(
+            classify_ingress(&fdb, &frame(mac(12), WIRE_HOST)),
+            Verdict::Endpoint(E12)
         );
         assert_eq!(
-            classify_egress(&fdb, EndpointId(0), &frame(WIRE_HOST, mac(11))),
-            Verdict::Wire
+            classify_ingress(&fdb, &frame(mac(12), mac(99))),
+            Verdict::Drop(DropReason::SourceNotAllowed)
         );
-        // A frame to itself never loops back locally.
+        let v = classify_ingress(&fdb, &frame(GROUP, WIRE_HOST));
+        assert_eq!(targets(&fdb, v), vec![E11, E12]);
+        let v = classify_ingress(&fdb, &frame(GROUP, mac(99)));
+        assert_eq!(targets(&fdb, v), Vec::<EndpointId>::new());
+    }
+
+    #[test]
+    fn passthru_takes_everything_on_its_vlan() {
+        let nets = vec![NetworkEntry::new("pt", None, Mode::Passthru)];
+        let eps = vec![Some(EndpointEntry::new("only", mac(11), NetworkId(0)))];
+        let fdb = Fdb::new(nets, eps).unwrap();
+        for dst in [mac(11), mac(99), WIRE_HOST, MacAddr::BROADCAST, GROUP] {
+            assert_eq!(
+                classify_ingress(&fdb, &frame(dst, mac(50))),
+                Verdict::Endpoint(E11),
+                "{dst}"
+            );
+        }
         assert_eq!(
-            classify_egress(&fdb, EndpointId(0), &frame(mac(11), mac(11))),
-            Verdict::Wire
+            classify_ingress(&fdb, &tagged(mac(11), mac(50), 5)),
+            Verdict::Drop(DropReason::NoEndpoint)
         );
-        // Not a bridge network: to the wire.
         assert_eq!(
-            classify_egress(&fdb, EndpointId(2), &frame(mac(14), mac(13))),
-            Verdict::Wire
+            classify_egress(&fdb, E11, &frame(mac(50), mac(11))),
+            Verdict::Wire { tag: None }
         );
     }
 
     #[test]
-    fn egress_group_frames_flood_network_and_wire() {
-        let fdb = fdb();
-        let v = classify_egress(&fdb, EndpointId(1), &frame(MacAddr::BROADCAST, mac(12)));
+    fn removed_endpoint_is_gone() {
+        let nets = vec![NetworkEntry::new("n", None, Mode::Bridge)];
+        let eps = vec![None, Some(EndpointEntry::new("b", mac(12), NetworkId(0)))];
+        let fdb = Fdb::new(nets, eps).unwrap();
         assert_eq!(
-            v,
-            Verdict::Flood {
-                group: FloodGroup::Network(NetworkId(0)),
-                wire: true
-            }
+            classify_egress(&fdb, E11, &frame(WIRE_HOST, mac(11))),
+            Verdict::Drop(DropReason::EndpointGone)
         );
-        assert!(flood_members(&fdb, FloodGroup::Network(NetworkId(1))).is_empty());
     }
 
     #[test]
-    fn duplicate_mac_on_same_vlan_is_refused() {
-        let nets = vec![NetworkEntry {
-            name: "lan".into(),
-            vlan: None,
-            local_switch: true,
-            members: vec![],
-        }];
+    fn duplicate_mac_or_vlan_is_refused() {
+        let nets = vec![NetworkEntry::new("n", None, Mode::Bridge)];
         let eps = vec![
-            Some(EndpointEntry {
-                name: "a".into(),
-                mac: mac(1),
-                network: NetworkId(0),
-            }),
+            Some(EndpointEntry::new("a", mac(1), NetworkId(0))),
             None,
-            Some(EndpointEntry {
-                name: "b".into(),
-                mac: mac(1),
-                network: NetworkId(0),
-            }),
+            Some(EndpointEntry::new("b", mac(1), NetworkId(0))),
         ];
         assert!(matches!(
             Fdb::new(nets, eps),
             Err(FdbError::DuplicateMac { .. })
+        ));
+        let nets = vec![
+            NetworkEntry::new("a", Some(5), Mode::Bridge),
+            NetworkEntry::new("b", Some(5), Mode::Bridge),
+        ];
+        assert!(matches!(
+            Fdb::new(nets, vec![]),
+            Err(FdbError::SharedVlan { .. })
         ));
     }
 }

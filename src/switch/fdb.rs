@@ -1,9 +1,10 @@
-//! The forwarding database: (VLAN, MAC) → endpoint, and flood groups.
+//! The forwarding database: (VLAN, MAC) → endpoint, networks and their modes.
 //!
 //! Built and published by the control thread; workers only read snapshots.
 
 use hashbrown::HashMap;
 
+pub use crate::config::{Mode, RateLimit};
 use crate::wire::MacAddr;
 
 /// Index of an endpoint in the FDB's endpoint table (and in per-worker port tables).
@@ -23,6 +24,23 @@ pub struct EndpointEntry {
     pub mac: MacAddr,
     /// The network the endpoint belongs to.
     pub network: NetworkId,
+    /// `source` networks: the source MACs it receives from.
+    pub allowed_sources: Vec<MacAddr>,
+    /// A limit on what it sends, if any.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl EndpointEntry {
+    /// An endpoint with no source list and no rate limit.
+    pub fn new(name: impl Into<String>, mac: MacAddr, network: NetworkId) -> EndpointEntry {
+        EndpointEntry {
+            name: name.into(),
+            mac,
+            network,
+            allowed_sources: Vec::new(),
+            rate_limit: None,
+        }
+    }
 }
 
 /// What the switch knows about one network.
@@ -32,10 +50,22 @@ pub struct NetworkEntry {
     pub name: String,
     /// The 802.1Q VID the network owns on the parent, or `None` for untagged.
     pub vlan: Option<u16>,
-    /// Whether endpoints of the network reach each other directly (macvlan `bridge` mode).
-    pub local_switch: bool,
-    /// The network's endpoints, in id order.
+    /// The macvlan mode of every endpoint of the network.
+    pub mode: Mode,
+    /// The network's endpoints, in id order (filled in by [`Fdb::new`]).
     pub members: Vec<EndpointId>,
+}
+
+impl NetworkEntry {
+    /// A network with no members yet.
+    pub fn new(name: impl Into<String>, vlan: Option<u16>, mode: Mode) -> NetworkEntry {
+        NetworkEntry {
+            name: name.into(),
+            vlan,
+            mode,
+            members: Vec::new(),
+        }
+    }
 }
 
 /// Why an FDB could not be built.
@@ -49,6 +79,16 @@ pub enum FdbError {
         /// The endpoint that had it first.
         first: String,
         /// The endpoint that asked for it again.
+        second: String,
+    },
+    /// Two networks own the same VLAN (or both are untagged).
+    #[error("networks {first:?} and {second:?} both own {vlan} on the parent")]
+    SharedVlan {
+        /// "VLAN n" or "untagged frames".
+        vlan: String,
+        /// The network that had it first.
+        first: String,
+        /// The network that asked for it again.
         second: String,
     },
     /// An endpoint names a network that is not in the table.
@@ -71,8 +111,8 @@ pub struct Fdb {
     by_mac: HashMap<u64, EndpointId>,
     endpoints: Vec<Option<EndpointEntry>>,
     networks: Vec<NetworkEntry>,
-    /// Receivers of group frames from the wire, per VID (0 = untagged).
-    wire_groups: HashMap<u16, Vec<EndpointId>>,
+    /// The network owning each VID on the parent (0 = untagged).
+    by_vlan: HashMap<u16, NetworkId>,
 }
 
 impl Fdb {
@@ -86,11 +126,22 @@ impl Fdb {
         if endpoints.len() > usize::from(u16::MAX) {
             return Err(FdbError::TooManyEndpoints);
         }
-        let mut by_mac = HashMap::with_capacity(endpoints.len());
-        let mut wire_groups: HashMap<u16, Vec<EndpointId>> = HashMap::new();
+        let mut by_vlan = HashMap::new();
+        for (i, net) in networks.iter().enumerate() {
+            if let Some(prev) = by_vlan.insert(net.vlan.unwrap_or(0), NetworkId(i as u16)) {
+                return Err(FdbError::SharedVlan {
+                    vlan: net
+                        .vlan
+                        .map_or("untagged frames".into(), |v| format!("VLAN {v}")),
+                    first: networks[usize::from(prev.0)].name.clone(),
+                    second: net.name.clone(),
+                });
+            }
+        }
         for net in &mut networks {
             net.members.clear();
         }
+        let mut by_mac = HashMap::with_capacity(endpoints.len());
         for (i, ep) in endpoints.iter().enumerate() {
             let Some(ep) = ep else { continue };
             let id = EndpointId(i as u16);
@@ -108,16 +159,12 @@ impl Fdb {
                 });
             }
             net.members.push(id);
-            wire_groups
-                .entry(net.vlan.unwrap_or(0))
-                .or_default()
-                .push(id);
         }
         Ok(Fdb {
             by_mac,
             endpoints,
             networks,
-            wire_groups,
+            by_vlan,
         })
     }
 
@@ -125,6 +172,12 @@ impl Fdb {
     #[inline]
     pub fn lookup(&self, vlan: Option<u16>, mac: MacAddr) -> Option<EndpointId> {
         self.by_mac.get(&key(vlan, mac)).copied()
+    }
+
+    /// The network that owns `vlan` (`None`: untagged frames) on the parent.
+    #[inline]
+    pub fn network_on(&self, vlan: Option<u16>) -> Option<NetworkId> {
+        self.by_vlan.get(&vlan.unwrap_or(0)).copied()
     }
 
     /// The entry of an endpoint id, if that id is in use.
@@ -167,14 +220,5 @@ impl Fdb {
     /// True when no endpoint is known.
     pub fn is_empty(&self) -> bool {
         self.by_mac.is_empty()
-    }
-
-    /// Endpoints that receive group frames arriving from the wire on `vlan` (untagged: `None`).
-    #[inline]
-    pub fn wire_group(&self, vlan: Option<u16>) -> &[EndpointId] {
-        self.wire_groups
-            .get(&vlan.unwrap_or(0))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
     }
 }

@@ -7,6 +7,6 @@ mod classify;
 mod fdb;
 
 pub use classify::{
-    classify_egress, classify_ingress, flood_members, DropReason, FloodGroup, Verdict,
+    classify_egress, classify_ingress, flood_targets, DropReason, Flood, FloodRule, Verdict,
 };
-pub use fdb::{EndpointEntry, EndpointId, Fdb, FdbError, NetworkEntry, NetworkId};
+pub use fdb::{EndpointEntry, EndpointId, Fdb, FdbError, Mode, NetworkEntry, NetworkId, RateLimit};

@@ -15,19 +15,23 @@
 
 pub mod daemon;
 pub mod links;
+pub mod macvlan;
 pub mod netns;
 pub mod packet;
 pub mod rig;
 pub mod traffic;
+pub mod vlan;
 
 pub use daemon::{
     mvdp_command, parse_prometheus, scrape_metrics, sum_samples, Daemon, Sample, TempConfig, MVDP,
 };
 pub use links::{link_exists, link_mac, list_links, xdp_attached};
+pub use macvlan::{add_kernel_macvlans, fmt_mac, Reflector, StackCapture};
 pub use netns::{in_netns_path, Netns};
 pub use packet::{capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};
 pub use rig::{Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP};
 pub use traffic::{ping, tcp_transfer, udp_exchange};
+pub use vlan::VlanIf;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

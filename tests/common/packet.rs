@@ -81,6 +81,17 @@ impl Capture {
         // Bound to one interface and ETH_P_ALL only now: the socket was
         // opened with protocol 0, so it queued nothing from elsewhere.
         let addr = sockaddr_ll(index, (libc::ETH_P_ALL as u16).to_be());
+        let one: libc::c_int = 1;
+        // SAFETY: `one` is a live c_int whose size is passed.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_PACKET,
+                mvdp::io::packet::PACKET_AUXDATA,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
         // SAFETY: `addr` is a fully initialised sockaddr_ll whose size we pass.
         let rc = unsafe {
             libc::bind(
@@ -158,27 +169,13 @@ fn read_frames(sock: OwnedFd, stop: &AtomicBool, outgoing: bool) -> Vec<Vec<u8>>
         if ready <= 0 {
             continue;
         }
-        // Drain everything queued before polling again.
-        loop {
-            let mut from = sockaddr_ll(0, 0);
-            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: `buf` is writable for `buf.len()` bytes; `from` and
-            // `from_len` describe a writable sockaddr_ll.
-            let n = unsafe {
-                libc::recvfrom(
-                    sock.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&mut from as *mut libc::sockaddr_ll).cast(),
-                    &mut from_len,
-                )
-            };
-            if n < 0 {
-                break;
-            }
-            if outgoing || from.sll_pkttype != PACKET_OUTGOING {
-                frames.push(buf[..n as usize].to_vec());
+        // Drain everything queued before polling again. Tags the kernel took
+        // off on receive are put back, so frames read as they were on the wire.
+        while let Ok(Some(f)) =
+            mvdp::io::packet::recv_frame(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT)
+        {
+            if outgoing || f.pkttype != PACKET_OUTGOING {
+                frames.push(buf[f.range].to_vec());
             }
         }
     }

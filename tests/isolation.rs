@@ -1,0 +1,233 @@
+//! Abuse limits and run-time policy: a bounded broadcast queue whose overflow
+//! is counted while unicast keeps flowing, per-endpoint rate limits, and a
+//! `source` network's allow-list changed at run time (SIGHUP).
+
+mod common;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Sends `count` copies of `frame` out of `ifname` in `ns` as fast as one
+/// socket goes (bounded in time).
+fn blast(ns: &Netns, ifname: &str, frame: &[u8], count: usize) -> usize {
+    let frame = frame.to_vec();
+    let ifname = ifname.to_string();
+    ns.in_ns(move || {
+        // SAFETY: socket(2) with constant arguments; checked below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh fd nothing else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: a valid C string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = index as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut sent = 0;
+        while sent < count && Instant::now() < deadline {
+            // SAFETY: `frame` and `sll` are live for the call.
+            let n = unsafe {
+                libc::sendto(
+                    sock.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if n > 0 {
+                sent += 1;
+            }
+        }
+        sent
+    })
+}
+
+#[test]
+fn broadcast_flood_overflows_its_queue_and_unicast_keeps_flowing() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let toml = rig.config_toml("veth", "").replacen(
+        "mode = \"bridge\"",
+        "mode = \"bridge\"\nbcast_queue_len = 4",
+        1,
+    );
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let flood = eth_frame(BROADCAST, wire_mac, ETHERTYPE_TEST, b"mvdp-flood");
+    // Resolve addresses first: ARP requests are broadcasts too, and would
+    // wait in the same queue as the flood (as with the kernel's macvlan).
+    assert!(ping(&rig.wire, rig.container(1).ip, 1));
+    // Flood from one thread while unicast runs on another.
+    let (sent, pinged, tcp) = std::thread::scope(|s| {
+        let blaster = s.spawn(|| blast(&rig.wire, WIRE_IF, &flood, 200_000));
+        let c1 = rig.container(1);
+        std::thread::sleep(Duration::from_millis(100));
+        let pinged = ping(&rig.wire, c1.ip, 3);
+        let tcp = tcp_transfer(&c1.ns, c1.ip, &rig.wire, 2 << 20);
+        (blaster.join().unwrap(), pinged, tcp)
+    });
+    assert!(
+        sent > 10_000,
+        "the flood was too small to mean anything ({sent})"
+    );
+    assert!(pinged, "unicast stopped during the broadcast flood");
+    tcp.expect("TCP during the broadcast flood");
+    let full = wait_until(Duration::from_secs(3), || {
+        d.metric("mvdp_drops_total{reason=\"flood_queue_full\"}")
+            .unwrap_or(0.0)
+            > 0.0
+    });
+    assert!(
+        full,
+        "the flood never overflowed a 4-frame queue\n{}",
+        d.metrics()
+    );
+    // The overflow is accounted: every broadcast the listener took is
+    // delivered or dropped under a reason.
+    let received = d.metric_sum("mvdp_frames_received_total", &[]).unwrap();
+    let delivered = d.metric("mvdp_frames_delivered_total").unwrap();
+    let dropped = d.metric_sum("mvdp_drops_total", &[]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            let r = d.metric_sum("mvdp_frames_received_total", &[]).unwrap();
+            let dl = d.metric("mvdp_frames_delivered_total").unwrap();
+            let dr = d.metric_sum("mvdp_drops_total", &[]).unwrap();
+            r == dl + dr
+        }),
+        "received {received} != delivered {delivered} + dropped {dropped}"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn rate_limit_caps_what_an_endpoint_sends() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let c1 = rig.container(1);
+    let mut toml = rig.base_toml("");
+    toml += &rig.endpoint_toml(c1, "veth");
+    toml += "rate_limit = { pps = 200 }\n";
+    toml += &rig.endpoint_toml(rig.container(2), "veth");
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let marker = format!("mvdp-rl-{}", std::process::id());
+    let frame = eth_frame(wire_mac, c1.mac(), ETHERTYPE_TEST, marker.as_bytes());
+    let cap = Capture::start(&rig.wire, WIRE_IF);
+    let start = Instant::now();
+    let sent = blast(&c1.ns, "eth0", &frame, 5_000);
+    let secs = start.elapsed().as_secs_f64();
+    let got = cap
+        .finish_matching(Duration::from_millis(500), |f| {
+            f.windows(marker.len()).any(|w| w == marker.as_bytes())
+        })
+        .len();
+    // 200 frames/s plus a burst allowance (a tenth of a second, at least 64 frames).
+    let allowed = (200.0 * (secs + 0.6)) as usize + 64;
+    assert!(
+        got <= allowed,
+        "{got} of {sent} frames passed a 200 pps limit in {secs:.2} s"
+    );
+    assert!(got >= 64, "the limit let almost nothing through ({got})");
+    // Every frame mvdp took from c1 either passed or was limited (frames the
+    // kernel dropped before mvdp, its rings being full, never reached it).
+    let c1_rx = format!("mvdp_endpoint_rx_packets_total{{endpoint=\"c1\",network=\"{NETWORK}\"}}");
+    let limited = || {
+        d.metric("mvdp_drops_total{reason=\"rate_limited\"}")
+            .unwrap_or(0.0)
+    };
+    let accounted = wait_until(Duration::from_secs(2), || {
+        let rx = d.metric(&c1_rx).unwrap_or(0.0);
+        rx > 0.0 && rx == limited() + got as f64
+    });
+    assert!(
+        accounted,
+        "c1 sent {sent}, mvdp took {:?}, passed {got}, counted rate_limited {}",
+        d.metric(&c1_rx),
+        limited()
+    );
+    assert!(limited() > 0.0);
+    // The other endpoint is not limited.
+    assert!(ping(&rig.wire, rig.container(2).ip, 3));
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn source_allow_list_changes_at_run_time() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(1, 1);
+    let c1 = rig.container(1);
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let wire_mac_str = wire_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let config = |allowed: &str| {
+        let mut t = rig
+            .base_toml("")
+            .replacen("mode = \"bridge\"", "mode = \"source\"", 1);
+        t += &rig.endpoint_toml(c1, "veth");
+        t += &format!("allowed_sources = [\"{allowed}\"]\n");
+        t
+    };
+    let mut d = Daemon::start(&rig, &config(&wire_mac_str));
+    d.wait_ready(Duration::from_secs(20));
+    let send_and_count = |tag: &str| {
+        let marker = format!("mvdp-src-{tag}-{}", std::process::id());
+        let cap = Capture::start(&c1.ns, "eth0");
+        for _ in 0..5 {
+            send_raw(
+                &rig.wire,
+                WIRE_IF,
+                &eth_frame(c1.mac(), wire_mac, ETHERTYPE_TEST, marker.as_bytes()),
+            );
+        }
+        cap.finish_matching(Duration::from_millis(400), |f| {
+            f.windows(marker.len()).any(|w| w == marker.as_bytes())
+        })
+        .len()
+    };
+    assert_eq!(
+        send_and_count("allowed"),
+        5,
+        "frames from an allowed source did not arrive"
+    );
+    // Rewrite the config without the wire's MAC and reload.
+    std::fs::write(d.config_path(), config("02:00:00:00:00:01")).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .log()
+            .contains("SIGHUP: reloaded")),
+        "no reload logged\n{}",
+        d.log()
+    );
+    assert_eq!(
+        send_and_count("refused"),
+        0,
+        "frames from a source no longer allowed arrived"
+    );
+    assert!(
+        d.metric("mvdp_drops_total{reason=\"source_not_allowed\"}")
+            .unwrap_or(0.0)
+            >= 5.0
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

@@ -1,0 +1,249 @@
+//! 802.1Q networks: a network with `vlan = VID` owns frames tagged VID on the
+//! parent; mvdp strips the tag toward its containers and adds it on egress.
+//! Nothing crosses between networks.
+//!
+//! Rig: c1, c2 on the untagged network "lan" (10.77.0.0/24); c3 on "v50",
+//! VLAN 50 (10.78.0.0/24). The wire has w0 (untagged, 10.77.0.1) and
+//! w0.50 (VLAN 50, 10.78.0.1).
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use common::*;
+
+const V50_WIRE: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+const V50_C3: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 13);
+/// The wire's VLAN 50 interface (user space: this kernel has no 802.1Q devices).
+const VLAN_IF: &str = "w0v50";
+
+fn vlan_rig() -> (Rig, Daemon, VlanIf) {
+    let rig = Rig::new(3, 1);
+    let vlan_if = VlanIf::start(&rig.wire, WIRE_IF, 50, VLAN_IF, &format!("{V50_WIRE}/24"));
+    let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
+    let mut toml = rig.base_toml("");
+    toml += &rig.endpoint_toml(c1, "veth");
+    toml += &rig.endpoint_toml(c2, "veth");
+    toml += &format!(
+        "\n[[network]]\nname = \"v50\"\nvlan = 50\nsubnet = \"10.78.0.0/24\"\ngateway = \"{V50_WIRE}\"\n\
+         \n[[endpoint]]\nname = \"c3\"\nnetwork = \"v50\"\nnetns = \"{}\"\nip = \"{V50_C3}\"\n",
+        c3.ns.name()
+    );
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    (rig, d, vlan_if)
+}
+
+fn has(marker: &str) -> impl Fn(&[u8]) -> bool + '_ {
+    move |f: &[u8]| f.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
+/// The VID of a frame's outer tag, if it has one.
+fn outer_vid(f: &[u8]) -> Option<u16> {
+    (f.len() >= 16 && f[12..14] == [0x81, 0x00])
+        .then(|| u16::from_be_bytes([f[14], f[15]]) & 0x0fff)
+}
+
+#[test]
+fn vlan_network_talks_tagged_on_the_wire_untagged_in_the_container() {
+    if !require_privileges() {
+        return;
+    }
+    let (rig, mut d, _vlan_if) = vlan_rig();
+    let c3 = rig.container(3);
+    let c3_mac = [0x02, 0x42, 10, 78, 0, 13];
+
+    // On the wire, c3's traffic is tagged 50; in c3 it is untagged.
+    let wire_cap = Capture::start(&rig.wire, WIRE_IF);
+    let c3_cap = Capture::start(&c3.ns, "eth0");
+    assert!(
+        ping(&rig.wire, V50_C3, 3),
+        "w0.50 -> c3 over VLAN 50\n{}",
+        d.log()
+    );
+    let on_wire = wire_cap.finish(Duration::from_millis(200));
+    let from_c3: Vec<_> = on_wire
+        .iter()
+        .filter(|f| f.len() > 12 && f[6..12] == c3_mac)
+        .collect();
+    assert!(!from_c3.is_empty(), "no frame from c3 on the wire");
+    assert!(
+        from_c3.iter().all(|f| outer_vid(f) == Some(50)),
+        "c3's frames on the wire are not all tagged 50"
+    );
+    let in_c3 = c3_cap.finish(Duration::from_millis(100));
+    assert!(!in_c3.is_empty());
+    assert!(
+        in_c3.iter().all(|f| outer_vid(f).is_none()),
+        "c3 received a tagged frame"
+    );
+
+    // TCP and UDP work over the VLAN both ways.
+    tcp_transfer(&c3.ns, V50_C3, &rig.wire, 4 << 20).expect("TCP wire -> c3 over VLAN 50");
+    tcp_transfer(&rig.wire, V50_WIRE, &c3.ns, 4 << 20).expect("TCP c3 -> wire over VLAN 50");
+    assert_eq!(udp_exchange(&c3.ns, V50_C3, &rig.wire, 200), (200, 200));
+    // The untagged network works beside it.
+    assert!(ping(&rig.wire, rig.container(1).ip, 2));
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn nothing_crosses_between_networks() {
+    if !require_privileges() {
+        return;
+    }
+    let (rig, mut d, _vlan_if) = vlan_rig();
+    let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let c3_mac = [0x02, 0x42, 10, 78, 0, 13];
+    let caps = |rig: &Rig| -> Vec<Capture> {
+        rig.containers
+            .iter()
+            .map(|c| Capture::start(&c.ns, "eth0"))
+            .collect()
+    };
+    let tagged = |vid: u16, dst: [u8; 6], marker: &str| {
+        let mut payload = vid.to_be_bytes().to_vec();
+        payload.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+        payload.extend_from_slice(marker.as_bytes());
+        eth_frame(dst, wire_mac, 0x8100, &payload)
+    };
+
+    // Untagged broadcast: c1 and c2, never c3.
+    let m = format!("untagged-bcast-{}", std::process::id());
+    let cs = caps(&rig);
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &eth_frame(BROADCAST, wire_mac, ETHERTYPE_TEST, m.as_bytes()),
+    );
+    let got: Vec<usize> = cs
+        .into_iter()
+        .map(|c| c.finish_matching(Duration::from_millis(400), has(&m)).len())
+        .collect();
+    assert_eq!(
+        got,
+        vec![1, 1, 0],
+        "untagged broadcast reached (c1, c2, c3)"
+    );
+
+    // VLAN 50 broadcast: c3 only, untagged.
+    let m = format!("v50-bcast-{}", std::process::id());
+    let cs = caps(&rig);
+    send_raw(&rig.wire, WIRE_IF, &tagged(50, BROADCAST, &m));
+    let got: Vec<Vec<Vec<u8>>> = cs
+        .into_iter()
+        .map(|c| c.finish_matching(Duration::from_millis(400), has(&m)))
+        .collect();
+    assert_eq!(
+        got.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![0, 0, 1],
+        "VLAN 50 broadcast reached"
+    );
+    assert_eq!(outer_vid(&got[2][0]), None, "the tag was not stripped");
+
+    // Unicast to c3's MAC untagged, or tagged 51: nobody. Tagged 50: c3.
+    let m = format!("uni-{}", std::process::id());
+    let cs = caps(&rig);
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &eth_frame(
+            c3_mac,
+            wire_mac,
+            ETHERTYPE_TEST,
+            format!("{m}-untagged").as_bytes(),
+        ),
+    );
+    send_raw(&rig.wire, WIRE_IF, &tagged(51, c3_mac, &format!("{m}-v51")));
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &tagged(50, c1.mac(), &format!("{m}-c1-v50")),
+    );
+    send_raw(&rig.wire, WIRE_IF, &tagged(50, c3_mac, &format!("{m}-v50")));
+    let got: Vec<Vec<Vec<u8>>> = cs
+        .into_iter()
+        .map(|c| c.finish_matching(Duration::from_millis(400), has(&m)))
+        .collect();
+    assert!(
+        got[0].is_empty() && got[1].is_empty(),
+        "c1/c2 got VLAN traffic: {:?}",
+        got.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got[2].len(),
+        1,
+        "c3 got {} frames, expected only the one tagged 50",
+        got[2].len()
+    );
+    assert!(has(&format!("{m}-v50"))(&got[2][0]));
+
+    // Inner tags survive: a double-tagged frame (50 outer, 9 inner) arrives
+    // at c3 with only the inner tag.
+    let m = format!("qinq-{}", std::process::id());
+    let mut inner = 9u16.to_be_bytes().to_vec();
+    inner.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+    inner.extend_from_slice(m.as_bytes());
+    let mut payload = 50u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(&0x8100u16.to_be_bytes());
+    payload.extend_from_slice(&inner);
+    let c3cap = Capture::start(&c3.ns, "eth0");
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &eth_frame(c3_mac, wire_mac, 0x8100, &payload),
+    );
+    let got = c3cap.finish_matching(Duration::from_millis(400), has(&m));
+    assert_eq!(got.len(), 1);
+    // Exactly the inner tag (VID 9) where the outer one was, then the payload.
+    assert_eq!(
+        got[0][12..18],
+        [0x81, 0x00, 0x00, 0x09, 0x88, 0xb5],
+        "frame at c3: {:02x?}",
+        &got[0][..24]
+    );
+
+    // Egress: a container on the untagged network cannot hop onto VLAN 50.
+    let m = format!("hop-{}", std::process::id());
+    let wire_cap = Capture::start(&rig.wire, WIRE_IF);
+    let mut payload = 50u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+    payload.extend_from_slice(m.as_bytes());
+    send_raw(
+        &c1.ns,
+        "eth0",
+        &eth_frame(wire_mac, c1.mac(), 0x8100, &payload),
+    );
+    // ... while c3's own inner-tagged frame leaves with the outer tag 50 on top.
+    let q = format!("c3-inner-{}", std::process::id());
+    let mut payload = 9u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+    payload.extend_from_slice(q.as_bytes());
+    send_raw(
+        &c3.ns,
+        "eth0",
+        &eth_frame(wire_mac, c3_mac, 0x8100, &payload),
+    );
+    let seen = wire_cap.finish(Duration::from_millis(400));
+    assert!(
+        !seen.iter().any(|f| has(&m)(f)),
+        "a tagged frame from an untagged network reached the wire"
+    );
+    let c3_out: Vec<_> = seen.iter().filter(|f| has(&q)(f)).collect();
+    assert_eq!(
+        c3_out.len(),
+        1,
+        "c3's inner-tagged frame did not leave exactly once"
+    );
+    assert_eq!(
+        outer_vid(c3_out[0]),
+        Some(50),
+        "c3's frame left without VLAN 50 outside"
+    );
+    assert_eq!(d.metric("mvdp_drops_total{reason=\"vlan_hop\"}"), Some(1.0));
+
+    let _ = c2;
+    assert!(d.stop().success(), "{}", d.log());
+}

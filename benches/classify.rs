@@ -78,5 +78,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+// No HTML plots: the crate's plotters build renders text with ab_glyph,
+// which needs a registered font that criterion does not register.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

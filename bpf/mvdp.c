@@ -91,6 +91,17 @@ static __always_inline int mvdp_passthru_owns(__u16 vid)
 	return pt && (*pt & MVDP_PASSTHRU_ON) && (*pt & MVDP_VLAN_VID_MASK) == vid;
 }
 
+/* Whether the frame's source is an endpoint whose reflected group frames are mvdp's. */
+static __always_inline int mvdp_hairpin_owned(const struct ethhdr *eth, __u16 vid)
+{
+	struct mvdp_ep_key src = { .vlan = vid };
+	__u32 *value;
+
+	__builtin_memcpy(src.mac, eth->h_source, ETH_ALEN);
+	value = bpf_map_lookup_elem(&endpoints, &src);
+	return value && (*value & MVDP_EP_HAIRPIN_OWNED);
+}
+
 static __always_inline int mvdp_parse_key(const struct ethhdr *eth,
 					  const void *data_end,
 					  struct mvdp_ep_key *key)
@@ -132,13 +143,18 @@ int mvdp_xdp(struct xdp_md *ctx)
 
 	/*
 	 * The host needs ARP, ND and DHCP, and the flood path copies group
-	 * frames from a packet socket, which sees only what we pass. A
-	 * passthru network is the exception: everything on its VLAN, group
-	 * frames too, goes to its endpoint, as the kernel's passthru does.
+	 * frames from a packet socket, which sees only what we pass; so do
+	 * passthru networks, as with the kernel. The exception: a group frame
+	 * an endpoint of a private, passthru or source network sent, which a
+	 * hairpinning switch reflected. The kernel hands it back to its sender
+	 * alone and the host never sees it; so does mvdp.
 	 */
-	if (mvdp_is_group(eth) && !mvdp_passthru_owns(key.vlan)) {
-		mvdp_count(MVDP_XDP_PASS_GROUP);
-		return XDP_PASS;
+	if (mvdp_is_group(eth)) {
+		if (!mvdp_hairpin_owned(eth, key.vlan)) {
+			mvdp_count(MVDP_XDP_PASS_GROUP);
+			return XDP_PASS;
+		}
+		goto redirect;
 	}
 
 	if (!mvdp_passthru_owns(key.vlan) && !bpf_map_lookup_elem(&endpoints, &key)) {
@@ -146,6 +162,7 @@ int mvdp_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
+redirect:
 	/*
 	 * The low bits of flags are the action when xsks has no socket at
 	 * this index (kernel >= 5.3), so an endpoint whose queue has no

@@ -24,6 +24,12 @@ struct mvdp_ep_key {
 	__u16 vlan;
 };
 
+/*
+ * Set in an endpoints map value (beside the endpoint id) when group frames
+ * from that MAC, reflected by the wire, go to mvdp rather than the host.
+ */
+#define MVDP_EP_HAIRPIN_OWNED	0x80000000u
+
 /* Set in the passthru map's entry when a passthru network exists (low 12 bits: its VID). */
 #define MVDP_PASSTHRU_ON	0x10000
 

@@ -345,11 +345,27 @@ impl Daemon {
             netlink::add_unicast_address(&parent, ep.mac)?;
             d.unicast_addresses.push(ep.mac);
             if let Some(xdp) = d.xdp.lock().expect("xdp lock").as_mut() {
-                let vid = fdb.network(ep.network).vlan.unwrap_or(0);
-                xdp.add_endpoint(ep.mac, vid, u32::from(id.0))?;
+                let net = fdb.network(ep.network);
+                // Group frames these endpoints send, when the wire reflects
+                // them, go back to the sender alone (the kernel's "forward to
+                // original port"), never to the host.
+                let owned = matches!(
+                    net.mode,
+                    crate::config::Mode::Private
+                        | crate::config::Mode::Passthru
+                        | crate::config::Mode::Source
+                );
+                let value = u32::from(id.0)
+                    | if owned {
+                        crate::io::xdp::EP_HAIRPIN_OWNED
+                    } else {
+                        0
+                    };
+                xdp.add_endpoint(ep.mac, net.vlan.unwrap_or(0), value)?;
             }
         }
-        // A passthru network takes over everything on its VLAN, group frames too.
+        // A passthru network takes over every unicast frame on its VLAN; group
+        // frames reach both the host and the endpoint, as with the kernel.
         let passthru = d
             .config
             .networks

@@ -29,6 +29,10 @@ const MAP_ENDPOINTS: &str = "endpoints";
 const MAP_XSKS: &str = "xsks";
 const MAP_COUNTERS: &str = "counters";
 const MAP_PASSTHRU: &str = "passthru";
+/// `MVDP_EP_HAIRPIN_OWNED` in bpf/mvdp.h: or'ed into an endpoint's value in
+/// [`XdpProgram::add_endpoint`] when reflected group frames from its MAC are
+/// mvdp's (private, passthru and source networks).
+pub const EP_HAIRPIN_OWNED: u32 = 0x8000_0000;
 /// `MVDP_PASSTHRU_ON` in bpf/mvdp.h.
 const PASSTHRU_ON: u32 = 0x10000;
 

@@ -146,18 +146,17 @@ pub fn classify_ingress(fdb: &Fdb, frame: &[u8]) -> Verdict {
     let tagged = hdr.vlan.is_some();
     if !hdr.dst.is_multicast() {
         // The fast path: one lookup, and for most networks nothing more.
-        if let Some(id) = fdb.lookup(hdr.vlan, hdr.dst) {
-            let Some(ep) = fdb.endpoint(id) else {
-                return Verdict::Drop(DropReason::EndpointGone);
-            };
-            return match fdb.network(ep.network).mode {
+        if let Some((id, mode)) = fdb.lookup_with_mode(hdr.vlan, hdr.dst) {
+            return match mode {
                 Mode::Bridge | Mode::Vepa | Mode::Passthru => deliver(id, tagged),
                 Mode::Private => match fdb.lookup(hdr.vlan, hdr.src) {
                     Some(from) if from != id => Verdict::Drop(DropReason::PrivateIsolation),
                     _ => deliver(id, tagged),
                 },
-                Mode::Source if ep.allowed_sources.contains(&hdr.src) => deliver(id, tagged),
-                Mode::Source => Verdict::Drop(DropReason::SourceNotAllowed),
+                Mode::Source => match fdb.endpoint(id) {
+                    Some(ep) if ep.allowed_sources.contains(&hdr.src) => deliver(id, tagged),
+                    _ => Verdict::Drop(DropReason::SourceNotAllowed),
+                },
             };
         }
     }

@@ -108,7 +108,9 @@ fn key(vlan: Option<u16>, mac: MacAddr) -> u64 {
 /// An immutable forwarding database.
 #[derive(Debug, Clone, Default)]
 pub struct Fdb {
-    by_mac: HashMap<u64, EndpointId>,
+    /// (VLAN, MAC) → the endpoint and its network's mode, so the common
+    /// verdict needs this one lookup.
+    by_mac: HashMap<u64, (EndpointId, Mode)>,
     endpoints: Vec<Option<EndpointEntry>>,
     networks: Vec<NetworkEntry>,
     /// The network owning each VID on the parent (0 = untagged).
@@ -148,7 +150,7 @@ impl Fdb {
             let net = networks
                 .get_mut(usize::from(ep.network.0))
                 .ok_or_else(|| FdbError::UnknownNetwork(ep.name.clone()))?;
-            if let Some(prev) = by_mac.insert(key(net.vlan, ep.mac), id) {
+            if let Some((prev, _)) = by_mac.insert(key(net.vlan, ep.mac), (id, net.mode)) {
                 return Err(FdbError::DuplicateMac {
                     mac: ep.mac,
                     first: endpoints[usize::from(prev.0)]
@@ -171,6 +173,12 @@ impl Fdb {
     /// The endpoint that owns `mac` on `vlan`, if any. One hash lookup.
     #[inline]
     pub fn lookup(&self, vlan: Option<u16>, mac: MacAddr) -> Option<EndpointId> {
+        self.by_mac.get(&key(vlan, mac)).map(|&(id, _)| id)
+    }
+
+    /// Like [`Fdb::lookup`], with the mode of the endpoint's network.
+    #[inline]
+    pub fn lookup_with_mode(&self, vlan: Option<u16>, mac: MacAddr) -> Option<(EndpointId, Mode)> {
         self.by_mac.get(&key(vlan, mac)).copied()
     }
 

@@ -34,21 +34,22 @@ pub fn frames(dsts: &[MacAddr], src: MacAddr, len: usize) -> Vec<Vec<u8>> {
 
 /// CPU time consumed by every thread on the machine, in nanoseconds.
 ///
-/// Summed from each thread's `schedstat` (the scheduler's exact run time)
+/// Read from each thread's `schedstat` (the scheduler's exact run time)
 /// rather than /proc/stat: its tick-sampled counters alias with a generator
 /// that wakes on timer boundaries and can read zero for a busy second. This
-/// kernel charges softirq work to the thread it interrupts, so the receive
-/// path's cost is in there too. Threads that exit during a measurement are
-/// not; the generator reports its own thread's time instead.
-#[derive(Debug, Clone, Copy)]
+/// kernel (no IRQ_TIME_ACCOUNTING) charges softirq work to the thread it
+/// interrupts, so the receive path's cost is in there too. Threads are
+/// compared one by one: one that started in the window counts whole, one
+/// that ended in it is lost (the generator reports its own time instead).
+#[derive(Debug, Clone, Default)]
 pub struct CpuTimes {
-    busy_ns: u64,
+    by_tid: std::collections::HashMap<u64, u64>,
 }
 
 impl CpuTimes {
-    /// Sums the run time of every thread now.
+    /// Reads the run time of every thread now.
     pub fn now() -> Result<CpuTimes> {
-        let mut busy_ns = 0u64;
+        let mut by_tid = std::collections::HashMap::new();
         for proc_entry in std::fs::read_dir("/proc")?.flatten() {
             let name = proc_entry.file_name();
             if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
@@ -58,21 +59,25 @@ impl CpuTimes {
                 continue;
             };
             for task in tasks.flatten() {
+                let Ok(tid) = task.file_name().to_string_lossy().parse::<u64>() else {
+                    continue;
+                };
                 if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-                    busy_ns += text
-                        .split_whitespace()
-                        .next()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0);
+                    if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse().ok()) {
+                        by_tid.insert(tid, ns);
+                    }
                 }
             }
         }
-        Ok(CpuTimes { busy_ns })
+        Ok(CpuTimes { by_tid })
     }
 
     /// CPU time since `earlier`, in nanoseconds, all cores together.
     pub fn busy_ns_since(&self, earlier: &CpuTimes) -> u64 {
-        self.busy_ns.saturating_sub(earlier.busy_ns)
+        self.by_tid
+            .iter()
+            .map(|(tid, &now)| now.saturating_sub(earlier.by_tid.get(tid).copied().unwrap_or(0)))
+            .sum()
     }
 }
 

@@ -676,3 +676,53 @@ fn load_names_the_file() {
     assert!(e.to_string().contains("/nonexistent/mvdp.toml"), "{e}");
     assert_eq!(e.key(), None);
 }
+
+#[test]
+fn one_passthru_network_at_most() {
+    let two = "[parent]\ninterface = \"eth0\"\n\
+               [[network]]\nname = \"a\"\nmode = \"passthru\"\nsubnet = \"10.1.0.0/24\"\n\
+               [[network]]\nname = \"b\"\nmode = \"passthru\"\nvlan = 5\nsubnet = \"10.2.0.0/24\"\n";
+    let e = err_at(two, "network[1].mode");
+    assert!(e.to_string().contains("already passthru"), "{e}");
+}
+
+#[test]
+fn host_shim_only_on_bridge_networks() {
+    let text = "[parent]\ninterface = \"eth0\"\n\
+                [[network]]\nname = \"p\"\nmode = \"private\"\nsubnet = \"10.1.0.0/24\"\nhost_shim = \"10.1.0.250\"\n";
+    let e = err_at(text, "network[0].host_shim");
+    assert!(e.to_string().contains("bridge"), "{e}");
+    ok(&text.replace("mode = \"private\"", "mode = \"bridge\""));
+}
+
+#[test]
+fn rate_limits_parse_and_are_checked() {
+    let c = ok(&with(&endpoint(
+        "a",
+        "rate_limit = { pps = 100, bytes_per_sec = 5000 }",
+    )));
+    assert_eq!(
+        c.endpoints[0].rate_limit,
+        Some(RateLimit {
+            pps: 100,
+            bytes_per_sec: 5000
+        })
+    );
+    let c = ok(&with(&endpoint(
+        "a",
+        "rate_limit = { bytes_per_sec = 5000 }",
+    )));
+    assert_eq!(c.endpoints[0].rate_limit.unwrap().pps, 0);
+    err_at(
+        &with(&endpoint("a", "rate_limit = { pps = -1 }")),
+        "endpoint[0].rate_limit.pps",
+    );
+    err_at(
+        &with(&endpoint("a", "rate_limit = {}")),
+        "endpoint[0].rate_limit.pps",
+    );
+    err_at(
+        &with(&endpoint("a", "rate_limit = { ppx = 3 }")),
+        "endpoint[0].rate_limit.ppx",
+    );
+}

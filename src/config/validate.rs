@@ -58,6 +58,26 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
                 other: format!("network[{first}] ({})", networks[first].name),
             });
         }
+        if net.mode == Mode::Passthru {
+            if let Some(first) = networks.iter().position(|n| n.mode == Mode::Passthru) {
+                return Err(ConfigError::Invalid {
+                    key: key.field("mode"),
+                    reason: format!(
+                        "network[{first}] ({}) is already passthru: one endpoint takes over the parent, so there can be one passthru network",
+                        networks[first].name
+                    ),
+                });
+            }
+        }
+        if net.host_shim.is_some() && net.mode != Mode::Bridge {
+            return Err(ConfigError::Invalid {
+                key: key.field("host_shim"),
+                reason: format!(
+                    "a host shim talks to the containers directly, which only a bridge network does (this one is {})",
+                    net.mode
+                ),
+            });
+        }
         networks.push(net);
     }
 

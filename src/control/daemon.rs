@@ -309,7 +309,6 @@ impl Daemon {
                 } else {
                     Vec::new()
                 },
-                n_workers: queues.len(),
                 stats: stats.clone(),
                 events: events_tx.clone(),
             };
@@ -611,7 +610,17 @@ impl Daemon {
     pub fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
         let ep = self.endpoints.get_mut(usize::from(id.0))?.take()?;
         let entry = entry_of(&self.config, usize::from(id.0));
+        let was_passthru = self
+            .config
+            .network(&self.config.endpoints[usize::from(id.0)].network)
+            .is_some_and(|n| n.mode == crate::config::Mode::Passthru);
         if let Some(xdp) = self.xdp.lock().expect("xdp lock").as_mut() {
+            // The passthru endpoint is gone: the parent's traffic is the host's again.
+            if was_passthru {
+                if let Err(e) = xdp.set_passthru(None) {
+                    log::warn!("endpoint {}: {e}", ep.name);
+                }
+            }
             if let Err(e) = xdp.remove_endpoint(
                 entry.mac,
                 vid_of(
@@ -837,11 +846,10 @@ fn group_listener(p: GroupPath, cap: usize) {
                 continue;
             }
         };
-        // Wake the worker only when the queue goes from empty to busy.
-        let was_empty = queue.is_empty();
+        // Wake the worker every time: checking for an empty queue first races
+        // with the worker draining it and going to sleep.
         match queue.try_send(frame.to_vec()) {
-            Ok(()) if was_empty => p.wake.wake(),
-            Ok(()) => {}
+            Ok(()) => p.wake.wake(),
             Err(TrySendError::Full(_)) => p.stats.dropped(DropReason::FloodQueueFull),
             Err(TrySendError::Disconnected(_)) => break,
         }

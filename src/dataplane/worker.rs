@@ -77,8 +77,6 @@ pub struct WorkerConfig {
     pub commands: Receiver<Command>,
     /// Group frames from the wire (bounded; the sender counts overflow).
     pub floods: Vec<Receiver<Vec<u8>>>,
-    /// How many workers share the endpoints' rate limits.
-    pub n_workers: usize,
     /// Counters.
     pub stats: Arc<WorkerStats>,
     /// Reports to the control thread.
@@ -155,7 +153,7 @@ struct Port {
     read_skip: u32,
     /// TAP only: the current backoff, doubled after each empty read.
     read_backoff: u32,
-    /// This worker's share of the endpoint's rate limit, if it has one.
+    /// The endpoint's rate limit on what this worker reads from it, if it has one.
     bucket: Option<TokenBucket>,
 }
 
@@ -163,7 +161,7 @@ struct Port {
 #[derive(Debug, Clone)]
 struct TokenBucket {
     limit: RateLimit,
-    /// Frames and bytes per second for this worker (its share of the limit).
+    /// Frames and bytes per second.
     pps: f64,
     bps: f64,
     frames: f64,
@@ -175,10 +173,9 @@ impl TokenBucket {
     /// Burst allowance: a tenth of a second's worth, and at least one batch / one big frame.
     const BURST_SECS: f64 = 0.1;
 
-    fn new(limit: RateLimit, share: usize) -> TokenBucket {
-        let share = share.max(1) as f64;
-        let pps = limit.pps as f64 / share;
-        let bps = limit.bytes_per_sec as f64 / share;
+    fn new(limit: RateLimit) -> TokenBucket {
+        let pps = limit.pps as f64;
+        let bps = limit.bytes_per_sec as f64;
         let mut b = TokenBucket {
             limit,
             pps,
@@ -246,9 +243,10 @@ pub struct Worker {
     floods: Vec<Receiver<Vec<u8>>>,
     /// Scratch list of flood targets, reused for every group frame.
     flood_scratch: Vec<EndpointId>,
+    /// The flood queue served first on the next pass.
+    flood_next: usize,
     /// Whether any port has a rate limit (the worker reads the clock only then).
     any_limits: bool,
-    n_workers: usize,
     stats: Arc<WorkerStats>,
     events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
@@ -303,8 +301,8 @@ impl Worker {
             commands: cfg.commands,
             floods: cfg.floods,
             flood_scratch: Vec::new(),
+            flood_next: 0,
             any_limits: false,
-            n_workers: cfg.n_workers.max(1),
             stats: cfg.stats,
             events: cfg.events,
             wake,
@@ -376,8 +374,8 @@ impl Worker {
         }
     }
 
-    /// Gives every port the rate limit its FDB entry names (this worker's share
-    /// of it), keeping a bucket whose limit did not change.
+    /// Gives every port the rate limit its FDB entry names (enforced per
+    /// worker; see below), keeping a bucket whose limit did not change.
     fn apply_limits(&mut self) {
         let fdb = self.fdb.clone();
         for (i, port) in self.ports.iter_mut().enumerate() {
@@ -387,7 +385,11 @@ impl Worker {
                 .and_then(|e| e.rate_limit);
             match (limit, &port.bucket) {
                 (Some(l), Some(b)) if b.limit == l => {}
-                (Some(l), _) => port.bucket = Some(TokenBucket::new(l, self.n_workers)),
+                // Each worker enforces the whole limit on what it reads: a TAP
+                // has one reader, and one flow lands on one queue of a veth.
+                // An endpoint spreading flows over n queues can reach n times
+                // its limit (documented).
+                (Some(l), _) => port.bucket = Some(TokenBucket::new(l)),
                 (None, _) => port.bucket = None,
             }
         }
@@ -485,8 +487,8 @@ impl Worker {
                     self.stage(id, d);
                 }
                 Verdict::Flood(flood) => {
-                    // Group frames reach this socket only on a passthru network's
-                    // VLAN, where they are classified as Endpoint; but be complete.
+                    // A group frame a private/passthru/source endpoint sent,
+                    // reflected by the wire: back to its sender.
                     let copies = self.flood_copies(&flood, data);
                     self.count_flood(copies);
                     self.pool.push(d);
@@ -694,9 +696,18 @@ impl Worker {
     /// Group frames from the wire, copied by the group listener: each
     /// network's bounded queue in turn, a batch at most.
     fn flood_rx(&mut self) -> usize {
+        let queues = self.floods.len();
+        if queues == 0 {
+            return 0;
+        }
+        // Each queue gets its share of the batch, and the first queue served
+        // rotates, so one network's storm cannot starve another's ARP.
+        let share = (self.cfg_batch / queues).max(1);
+        self.flood_next = (self.flood_next + 1) % queues;
         let mut n = 0;
-        for q in 0..self.floods.len() {
-            while n < self.cfg_batch {
+        for k in 0..queues {
+            let q = (self.flood_next + k) % queues;
+            for _ in 0..share {
                 let Ok(frame) = self.floods[q].try_recv() else {
                     break;
                 };
@@ -732,7 +743,8 @@ impl Worker {
     fn copy_to(&mut self, to: EndpointId, data: &[u8], untag: bool) {
         match self.copy_frame(data, untag) {
             Some(d) => self.stage(to, d),
-            None => self.stats.dropped(DropReason::Malformed),
+            // No free frame (counted as UMEM exhaustion) or too long for one.
+            None => self.stats.dropped(DropReason::TxFull),
         }
     }
 

@@ -376,8 +376,9 @@ impl XdpProgram {
             .map_err(|error| self.map_error(op(), error))
     }
 
-    /// Hands every frame of `vlan` (0 = untagged), group frames included, to
-    /// the AF_XDP sockets (a passthru network), or stops doing so (`None`).
+    /// Hands every unicast frame of `vlan` (0 = untagged) to the AF_XDP
+    /// sockets (a passthru network), or stops doing so (`None`). Group frames
+    /// still reach the host; mvdp copies them from its packet socket.
     pub fn set_passthru(&mut self, vlan: Option<u16>) -> Result<(), XdpError> {
         let value = vlan.map_or(0, |v| PASSTHRU_ON | u32::from(v & 0x0fff));
         self.passthru

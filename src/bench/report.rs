@@ -215,12 +215,12 @@ fn draw_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 
 /// Title, subtitle (command, kernel, date) and the legend of systems.
 fn draw_header(area: &Area<'_>, r: &BenchResults, systems: &[System]) -> anyhow::Result<()> {
+    // The generator's description is long; the JSON and the table carry it whole.
     let title = format!(
-        "mvdp bench: kernel macvlan vs mvdp — {} containers, median of {} runs × {} s, {}",
+        "mvdp bench: kernel macvlan vs mvdp — {} containers, median of {} runs × {} s",
         r.containers,
         r.runs,
         fmt_seconds(r.seconds),
-        r.generator
     );
     let command = if r.command.chars().count() > MAX_TITLE_COMMAND {
         let cut: String = r.command.chars().take(MAX_TITLE_COMMAND - 1).collect();

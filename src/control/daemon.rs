@@ -329,12 +329,10 @@ impl Daemon {
         *d.xdp.lock().expect("xdp lock") = Some(xdp);
 
         // Endpoints.
-        let mut slots = Vec::new();
         for i in 0..n_endpoints {
             d.add_endpoint(i, &umems, queues.len() as u32, mode, bind)?;
-            slots.push(Some(entry_of(&d.config, i)));
         }
-        let fdb = Arc::new(Fdb::new(networks_of(&d.config), slots)?);
+        let fdb = Arc::new(d.current_fdb()?);
         d.publish(fdb.clone());
         // Container MACs are not the parent's own: put them in its unicast
         // filter, which the kernel turns into promiscuous mode for a driver
@@ -558,6 +556,17 @@ impl Daemon {
         Ok(())
     }
 
+    /// The FDB of the endpoints in place now, as the config describes them.
+    fn current_fdb(&self) -> Result<Fdb, crate::switch::FdbError> {
+        let slots: Vec<Option<EndpointEntry>> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.as_ref().map(|_| entry_of(&self.config, i)))
+            .collect();
+        Fdb::new(networks_of(&self.config), slots)
+    }
+
     fn publish(&self, fdb: Arc<Fdb>) {
         *self.fdb.write().expect("fdb lock") = fdb.clone();
         self.fdb_generation.fetch_add(1, Ordering::Release);
@@ -637,13 +646,7 @@ impl Daemon {
                 log::warn!("endpoint {}: {e}", ep.name);
             }
         }
-        let slots: Vec<Option<EndpointEntry>> = self
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.as_ref().map(|_| entry_of(&self.config, i)))
-            .collect();
-        match Fdb::new(networks_of(&self.config), slots) {
+        match self.current_fdb() {
             Ok(fdb) => self.publish(Arc::new(fdb)),
             Err(e) => log::error!("rebuilding the FDB without {}: {e}", ep.name),
         }
@@ -697,13 +700,7 @@ impl Daemon {
             }
         }
         if !changed.is_empty() {
-            let slots: Vec<Option<EndpointEntry>> = self
-                .endpoints
-                .iter()
-                .enumerate()
-                .map(|(i, e)| e.as_ref().map(|_| entry_of(&self.config, i)))
-                .collect();
-            self.publish(Arc::new(Fdb::new(networks_of(&self.config), slots)?));
+            self.publish(Arc::new(self.current_fdb()?));
         }
         Ok(changed)
     }

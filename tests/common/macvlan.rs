@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::netns::Netns;
+use super::packet::{bound_packet_socket, sockaddr_ll, SocketOpts};
 use super::rig::{Container, Rig, PARENT_IF, PREFIX_LEN, WIRE_IF};
 
 /// `PACKET_IGNORE_OUTGOING` (`linux/if_packet.h`): the socket does not see
@@ -243,64 +244,12 @@ fn reflect(sock: &OwnedFd, own: [u8; 6], sources: &[[u8; 6]], stop: &AtomicBool)
 /// for `ethertype` (`ETH_P_ALL` for every frame), that ignores its
 /// interface's outgoing frames.
 fn bound_socket(ifname: &str, ethertype: u16) -> OwnedFd {
-    // SAFETY: socket(2) with constant arguments; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    assert!(
-        fd >= 0,
-        "socket(AF_PACKET): {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: `one` is a readable c_int whose size we pass.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_PACKET,
-            PACKET_IGNORE_OUTGOING,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert!(
-        rc == 0,
-        "setsockopt(PACKET_IGNORE_OUTGOING): {}",
-        std::io::Error::last_os_error()
-    );
-    let name = std::ffi::CString::new(ifname).expect("interface name without NUL");
-    // SAFETY: `name` is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    assert!(
-        index != 0,
-        "no interface {ifname}: {}",
-        std::io::Error::last_os_error()
-    );
-    let addr = sockaddr_ll(index as i32, ethertype.to_be());
-    // SAFETY: `addr` is a fully initialised sockaddr_ll whose size we pass.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    assert!(
-        rc == 0,
-        "bind packet socket to {ifname}: {}",
-        std::io::Error::last_os_error()
-    );
-    sock
-}
-
-fn sockaddr_ll(ifindex: i32, protocol_be: u16) -> libc::sockaddr_ll {
-    libc::sockaddr_ll {
-        sll_family: libc::AF_PACKET as u16,
-        sll_protocol: protocol_be,
-        sll_ifindex: ifindex,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 0,
-        sll_addr: [0; 8],
-    }
+    bound_packet_socket(
+        ifname,
+        ethertype,
+        SocketOpts {
+            auxdata: false,
+            ignore_outgoing: true,
+        },
+    )
 }

@@ -77,35 +77,16 @@ impl Capture {
     /// Like [`Capture::start`]; with `outgoing`, frames the interface sends
     /// are captured too.
     pub fn start_opts(ns: &Netns, ifname: &str, outgoing: bool) -> Capture {
-        let (sock, index) = ns.in_ns(|| (packet_socket(), ifindex(ifname)));
-        // Bound to one interface and ETH_P_ALL only now: the socket was
-        // opened with protocol 0, so it queued nothing from elsewhere.
-        let addr = sockaddr_ll(index, (libc::ETH_P_ALL as u16).to_be());
-        let one: libc::c_int = 1;
-        // SAFETY: `one` is a live c_int whose size is passed.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_PACKET,
-                mvdp::io::packet::PACKET_AUXDATA,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        let sock = ns.in_ns(|| {
+            bound_packet_socket(
+                ifname,
+                libc::ETH_P_ALL as u16,
+                SocketOpts {
+                    auxdata: true,
+                    ignore_outgoing: false,
+                },
             )
-        };
-        // SAFETY: `addr` is a fully initialised sockaddr_ll whose size we pass.
-        let rc = unsafe {
-            libc::bind(
-                sock.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert!(
-            rc == 0,
-            "bind packet socket to {ifname} in {}: {}",
-            ns.name(),
-            std::io::Error::last_os_error()
-        );
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
             let stop = Arc::clone(&stop);
@@ -182,6 +163,62 @@ fn read_frames(sock: OwnedFd, stop: &AtomicBool, outgoing: bool) -> Vec<Vec<u8>>
     frames
 }
 
+/// Options of [`bound_packet_socket`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketOpts {
+    /// Report tags the kernel took off (`PACKET_AUXDATA`), for [`mvdp::io::packet::recv_frame`].
+    pub auxdata: bool,
+    /// Do not see what this host sends (`PACKET_IGNORE_OUTGOING`).
+    pub ignore_outgoing: bool,
+}
+
+/// An AF_PACKET raw socket bound to `ifname` (in the calling thread's
+/// namespace) for `ethertype` frames. Opened with protocol 0 and bound only
+/// after its options are set, so it queues nothing from elsewhere.
+pub fn bound_packet_socket(ifname: &str, ethertype: u16, opts: SocketOpts) -> OwnedFd {
+    const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+    let sock = packet_socket();
+    let set = |name: libc::c_int, what: &str| {
+        let one: libc::c_int = 1;
+        // SAFETY: `one` is a live c_int whose size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_PACKET,
+                name,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert!(
+            rc == 0,
+            "setsockopt({what}): {}",
+            std::io::Error::last_os_error()
+        );
+    };
+    if opts.auxdata {
+        set(mvdp::io::packet::PACKET_AUXDATA, "PACKET_AUXDATA");
+    }
+    if opts.ignore_outgoing {
+        set(PACKET_IGNORE_OUTGOING, "PACKET_IGNORE_OUTGOING");
+    }
+    let addr = sockaddr_ll(ifindex(ifname), ethertype.to_be());
+    // SAFETY: `addr` is a fully initialised sockaddr_ll whose size we pass.
+    let rc = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert!(
+        rc == 0,
+        "bind packet socket to {ifname}: {}",
+        std::io::Error::last_os_error()
+    );
+    sock
+}
+
 /// An AF_PACKET raw socket in the calling thread's namespace, protocol 0
 /// (receives nothing until bound with a protocol).
 fn packet_socket() -> OwnedFd {
@@ -209,7 +246,8 @@ fn ifindex(ifname: &str) -> i32 {
     index as i32
 }
 
-fn sockaddr_ll(ifindex: i32, protocol_be: u16) -> libc::sockaddr_ll {
+/// A `sockaddr_ll` for `ifindex` and a protocol in network byte order.
+pub fn sockaddr_ll(ifindex: i32, protocol_be: u16) -> libc::sockaddr_ll {
     libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
         sll_protocol: protocol_be,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::netns::Netns;
+use super::packet::{bound_packet_socket, SocketOpts};
 
 /// A user-space VLAN sub-interface; dropping it stops the relay (the TAP goes with it).
 pub struct VlanIf {
@@ -89,9 +90,6 @@ fn relay(tap: OwnedFd, sock: OwnedFd, vid: u16, stop: &AtomicBool) {
             while let Ok(Some(f)) =
                 mvdp::io::packet::recv_frame(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT)
             {
-                if f.pkttype == 4 {
-                    continue; // PACKET_OUTGOING: our own
-                }
                 let frame = &buf[f.range];
                 if frame.len() >= 18
                     && frame[12..14] == [0x81, 0x00]
@@ -142,43 +140,12 @@ fn open_tap(name: &str) -> OwnedFd {
 }
 
 fn trunk_socket(trunk: &str) -> OwnedFd {
-    // SAFETY: socket(2) with constant arguments; checked below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: a fresh fd nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: `one` is a live c_int of the size passed.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_PACKET,
-            mvdp::io::packet::PACKET_AUXDATA,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    let name = std::ffi::CString::new(trunk).unwrap();
-    // SAFETY: a valid C string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    sll.sll_ifindex = index as i32;
-    // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "bind to {trunk}: {}",
-        std::io::Error::last_os_error()
-    );
-    sock
+    bound_packet_socket(
+        trunk,
+        libc::ETH_P_ALL as u16,
+        SocketOpts {
+            auxdata: true,
+            ignore_outgoing: true,
+        },
+    )
 }

@@ -337,10 +337,13 @@ impl Daemon {
         // Container MACs are not the parent's own: put them in its unicast
         // filter, which the kernel turns into promiscuous mode for a driver
         // without one. Which of the two happened is exported.
-        let promisc_before = netlink::promiscuity(&parent)?.unwrap_or(0);
+        // An address already in the list is someone else's: used, never removed.
+        let preexisting = netlink::unicast_addresses(&parent)?;
         for (id, ep) in fdb.endpoints() {
-            netlink::add_unicast_address(&parent, ep.mac)?;
-            d.unicast_addresses.push(ep.mac);
+            if !preexisting.contains(&ep.mac) {
+                netlink::add_unicast_address(&parent, ep.mac)?;
+                d.unicast_addresses.push(ep.mac);
+            }
             if let Some(xdp) = d.xdp.lock().expect("xdp lock").as_mut() {
                 let net = fdb.network(ep.network);
                 // Group frames these endpoints send, when the wire reflects
@@ -376,7 +379,9 @@ impl Daemon {
             );
         }
         let promisc_after = netlink::promiscuity(&parent)?.unwrap_or(0);
-        let mode = if promisc_after > promisc_before {
+        // Promiscuous now, whoever made it so (an earlier entry on a device
+        // without a filter, tcpdump): that is how the MACs get through.
+        let mode = if promisc_after > 0 {
             log::info!("{parent} has no unicast filter: the kernel made it promiscuous for the endpoint MACs");
             MacFilter::Promiscuous
         } else {

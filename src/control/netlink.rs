@@ -259,6 +259,37 @@ pub fn add_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkErro
     })
 }
 
+/// The unicast addresses in `ifname`'s address list (what `bridge fdb show
+/// dev IF self` lists), so mvdp can leave alone entries it did not add.
+pub fn unicast_addresses(ifname: &str) -> Result<Vec<MacAddr>, NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let index = nl.require(ifname, "list unicast addresses")?;
+        let request = nl
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Bridge)
+            .execute();
+        let messages = nl
+            .rt
+            .block_on(request.try_collect::<Vec<_>>())
+            .map_err(|e| nl.fail("list unicast addresses", ifname, e))?;
+        Ok(messages
+            .iter()
+            .filter(|m| m.header.ifindex == index)
+            .flat_map(|m| m.attributes.iter())
+            .filter_map(|a| match a {
+                NeighbourAttribute::LinkLayerAddress(b) => {
+                    <[u8; 6]>::try_from(b.as_slice()).ok().map(MacAddr)
+                }
+                _ => None,
+            })
+            .filter(|m| !m.is_multicast())
+            .collect())
+    })
+}
+
 /// Removes `mac` from `ifname`'s unicast address list. A missing entry or
 /// interface is not an error.
 pub fn del_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkError> {

@@ -524,7 +524,7 @@ fn check_names_the_bad_key() {
             "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"pt\"\nmode = \"passthru\"\nsubnet = \"10.1.0.0/24\"\n\
              [[endpoint]]\nname = \"a\"\nnetwork = \"pt\"\nnetns = \"x\"\n\
              [[endpoint]]\nname = \"b\"\nnetwork = \"pt\"\nnetns = \"y\"\n",
-            "endpoint[1]",
+            "endpoint[1] (b).network",
         ),
         (
             "[parent]\ninterface = \"p0\"\n[[network]]\nname = \"v\"\nvlan = 4095\nsubnet = \"10.1.0.0/24\"\n",

@@ -4,7 +4,7 @@
 //! then sleeps, which a zero-loss search cannot use). Plus the counters both
 //! are judged by: the wire end's TX, the containers' RX and /proc/stat.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::control::netns::in_netns;
+use crate::io::packet;
 use crate::sim::{link_packets, Lan};
 use crate::wire::MacAddr;
 
@@ -318,44 +319,16 @@ fn paced_here(
 
 fn packet_tx_socket(ifname: &str) -> Result<OwnedFd> {
     const PACKET_QDISC_BYPASS: libc::c_int = 20;
-    // SAFETY: socket(2) with constant arguments; checked below. Protocol 0: send only.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
-    }
-    // SAFETY: a fresh fd nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Protocol 0: send only.
+    let sock = packet::socket(0).context("AF_PACKET socket")?;
     let name = std::ffi::CString::new(ifname)?;
     // SAFETY: a valid NUL-terminated name.
     let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if ifindex == 0 {
         bail!("no interface {ifname}");
     }
-    let one: libc::c_int = 1;
-    // SAFETY: `one` is a live c_int and its size is passed.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_PACKET,
-            PACKET_QDISC_BYPASS,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("binding the generator's socket");
-    }
+    // Best effort: without it the frames take the qdisc path, slower but the same.
+    let _ = packet::setsockopt(&sock, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
+    packet::bind(&sock, ifindex, 0).context("binding the generator's socket")?;
     Ok(sock)
 }

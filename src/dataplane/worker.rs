@@ -560,10 +560,10 @@ impl Worker {
             work += n;
             self.stats.received(Source::Endpoint, n as u64);
             self.stats.batch(n);
-            if let (Some(now), Some(Some(port))) = (now, self.ports.get_mut(i)) {
-                if let Some(bucket) = port.bucket.as_mut() {
-                    bucket.refill(now);
-                }
+            // The port's bucket is held here for the batch: no lookup per frame.
+            let mut bucket = self.ports[i].as_mut().and_then(|p| p.bucket.take());
+            if let (Some(now), Some(b)) = (now, bucket.as_mut()) {
+                b.refill(now);
             }
             let stats = self.stats.clone();
             let counters = &stats.endpoints[i];
@@ -574,16 +574,10 @@ impl Worker {
                 let data = unsafe { umem.data(&d) }.contents();
                 bump(&counters.rx_packets, 1);
                 bump(&counters.rx_bytes, data.len() as u64);
-                if let Some(Some(Port {
-                    bucket: Some(bucket),
-                    ..
-                })) = self.ports.get_mut(i)
-                {
-                    if !bucket.take(data.len() as u64) {
-                        self.stats.dropped(DropReason::RateLimited);
-                        self.pool.push(d);
-                        continue;
-                    }
+                if bucket.as_mut().is_some_and(|b| !b.take(data.len() as u64)) {
+                    self.stats.dropped(DropReason::RateLimited);
+                    self.pool.push(d);
+                    continue;
                 }
                 match classify_egress(&self.fdb, id, data) {
                     Verdict::Endpoint(to) => self.stage(to, d),
@@ -608,6 +602,9 @@ impl Worker {
                         self.pool.push(d);
                     }
                 }
+            }
+            if let Some(port) = self.ports[i].as_mut() {
+                port.bucket = bucket;
             }
         }
         work

@@ -179,43 +179,9 @@ impl Drop for StackCapture {
     }
 }
 
-/// Polls `sock` until `stop` (or [`MAX_LIFETIME`]), handing every
-/// frame and its `sll_pkttype` to `each`.
-fn drain(sock: &OwnedFd, stop: &AtomicBool, mut each: impl FnMut(&[u8], u8)) {
-    let deadline = Instant::now() + MAX_LIFETIME;
-    let mut buf = vec![0u8; 65536];
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let mut pfd = libc::pollfd {
-            fd: sock.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, count 1.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 20) };
-        if ready <= 0 {
-            continue;
-        }
-        loop {
-            let mut from = sockaddr_ll(0, 0);
-            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: `buf` is writable for `buf.len()` bytes; `from` and
-            // `from_len` describe a writable sockaddr_ll.
-            let n = unsafe {
-                libc::recvfrom(
-                    sock.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&mut from as *mut libc::sockaddr_ll).cast(),
-                    &mut from_len,
-                )
-            };
-            if n < 0 {
-                break;
-            }
-            each(&buf[..n as usize], from.sll_pkttype);
-        }
-    }
+/// [`packet::drain`](super::packet::drain) for at most [`MAX_LIFETIME`].
+fn drain(sock: &OwnedFd, stop: &AtomicBool, each: impl FnMut(&[u8], u8)) {
+    super::packet::drain(sock, stop, Some(Instant::now() + MAX_LIFETIME), each);
 }
 
 fn reflect(sock: &OwnedFd, own: [u8; 6], sources: &[[u8; 6]], stop: &AtomicBool) -> usize {

@@ -138,29 +138,41 @@ pub fn capture(
 
 fn read_frames(sock: OwnedFd, stop: &AtomicBool, outgoing: bool) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
+    drain(&sock, stop, None, |frame, pkttype| {
+        if outgoing || pkttype != PACKET_OUTGOING {
+            frames.push(frame.to_vec());
+        }
+    });
+    frames
+}
+
+/// Polls `sock` until `stop` (or `deadline`), handing every frame and its
+/// `sll_pkttype` to `each`. Tags the kernel took off on receive are put back
+/// (on a socket with `PACKET_AUXDATA`), so frames read as on the wire.
+pub fn drain(
+    sock: &OwnedFd,
+    stop: &AtomicBool,
+    deadline: Option<std::time::Instant>,
+    mut each: impl FnMut(&[u8], u8),
+) {
     let mut buf = vec![0u8; 65536];
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| std::time::Instant::now() < d) {
         let mut pfd = libc::pollfd {
             fd: sock.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         // SAFETY: one valid pollfd, count 1.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 20) };
-        if ready <= 0 {
+        if unsafe { libc::poll(&mut pfd, 1, 20) } <= 0 {
             continue;
         }
-        // Drain everything queued before polling again. Tags the kernel took
-        // off on receive are put back, so frames read as they were on the wire.
+        // Drain everything queued before polling again.
         while let Ok(Some(f)) =
             mvdp::io::packet::recv_frame(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT)
         {
-            if outgoing || f.pkttype != PACKET_OUTGOING {
-                frames.push(buf[f.range].to_vec());
-            }
+            each(&buf[f.range], f.pkttype);
         }
     }
-    frames
 }
 
 /// Options of [`bound_packet_socket`].

@@ -18,7 +18,8 @@ CARGO ?= cargo
 TEST_THREADS ?= 2
 
 DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
-	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core
+	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core \
+	iperf3 sockperf
 RUST_COMPONENTS := rustfmt clippy
 
 # apt-get needs root; CI is root, a developer's shell may not be.

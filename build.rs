@@ -1,5 +1,5 @@
-//! Compiles the XDP program in `bpf/` to `$OUT_DIR/mvdp.bpf.o`, which
-//! `src/io/xdp.rs` embeds with `include_bytes_aligned!`.
+//! Compiles every BPF program in `bpf/` (`bpf/NAME.c`) to
+//! `$OUT_DIR/NAME.bpf.o`, which `src/io/` embeds with `include_bytes_aligned!`.
 //!
 //! Needs clang (with the BPF target) and libbpf's headers:
 //! `apt-get install clang libbpf-dev`. Set `CLANG` to use another compiler.
@@ -8,26 +8,31 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCES: [&str; 2] = ["bpf/mvdp.c", "bpf/mvdp.h"];
+/// The programs, each built from `bpf/NAME.c` into `NAME.bpf.o`.
+const PROGRAMS: [&str; 3] = ["mvdp", "fastpath", "gen"];
 
 fn main() {
-    for src in SOURCES {
-        println!("cargo:rerun-if-changed={src}");
-    }
+    println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let object = out_dir.join("mvdp.bpf.o");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
+    for name in PROGRAMS {
+        let source = format!("bpf/{name}.c");
+        compile(&clang, &source, &out_dir.join(format!("{name}.bpf.o")));
+    }
+}
 
-    let mut cmd = Command::new(&clang);
+/// Compiles one BPF C file with `clang -target bpf`.
+fn compile(clang: &str, source: &str, object: &Path) {
+    let mut cmd = Command::new(clang);
     cmd.args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-c"]);
     // The BPF target has no sysroot of its own: <linux/types.h> pulls in
     // <asm/types.h>, which Debian keeps under the multiarch include dir.
     if let Some(dir) = multiarch_include_dir() {
         cmd.arg(format!("-I{}", dir.display()));
     }
-    cmd.arg("bpf/mvdp.c").arg("-o").arg(&object);
+    cmd.arg(source).arg("-o").arg(object);
 
     let output = match cmd.output() {
         Ok(output) => output,
@@ -50,7 +55,7 @@ fn main() {
             "see clang's output above"
         };
         fail(&format!(
-            "compiling bpf/mvdp.c with `{clang}` failed ({}): {hint}\n{stderr}",
+            "compiling {source} with `{clang}` failed ({}): {hint}\n{stderr}",
             output.status
         ));
     }

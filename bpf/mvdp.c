@@ -6,8 +6,10 @@
  * to the AF_XDP socket bound to the RX queue they arrived on. Everything else
  * -- broadcast, multicast, frames for the host, frames we cannot parse -- is
  * passed to the host stack, so attaching mvdp never cuts a node off its
- * uplink. Every frame is counted exactly once besides MVDP_XDP_RX, so
- *   rx = redirect + pass_host + pass_group + no_socket + short.
+ * uplink; so are frames for endpoints on the tc fast path (fastpath.c), which
+ * the tc program on the same interface takes after GRO. Every frame is
+ * counted exactly once besides MVDP_XDP_RX, so
+ *   rx = redirect + pass_host + pass_group + no_socket + short + pass_fast.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -77,11 +79,6 @@ static __always_inline int mvdp_is_group(const struct ethhdr *eth)
 	return eth->h_dest[0] & 0x01;
 }
 
-/*
- * Fill key from the frame's destination MAC and 802.1Q VID. Returns -1 when
- * the frame claims a tag it does not carry. Only one tag (0x8100) is read:
- * an endpoint's VLAN is the outer C-tag on the wire.
- */
 /* Whether a passthru network owns frames of this VID (0: untagged). */
 static __always_inline int mvdp_passthru_owns(__u16 vid)
 {
@@ -102,6 +99,11 @@ static __always_inline int mvdp_hairpin_owned(const struct ethhdr *eth, __u16 vi
 	return value && (*value & MVDP_EP_HAIRPIN_OWNED);
 }
 
+/*
+ * Fill key from the frame's destination MAC and 802.1Q VID. Returns -1 when
+ * the frame claims a tag it does not carry. Only one tag (0x8100) is read:
+ * an endpoint's VLAN is the outer C-tag on the wire.
+ */
 static __always_inline int mvdp_parse_key(const struct ethhdr *eth,
 					  const void *data_end,
 					  struct mvdp_ep_key *key)
@@ -157,9 +159,18 @@ int mvdp_xdp(struct xdp_md *ctx)
 		goto redirect;
 	}
 
-	if (!mvdp_passthru_owns(key.vlan) && !bpf_map_lookup_elem(&endpoints, &key)) {
-		mvdp_count(MVDP_XDP_PASS_HOST);
-		return XDP_PASS;
+	if (!mvdp_passthru_owns(key.vlan)) {
+		const __u32 *value = bpf_map_lookup_elem(&endpoints, &key);
+
+		if (!value) {
+			mvdp_count(MVDP_XDP_PASS_HOST);
+			return XDP_PASS;
+		}
+		/* The tc program on this interface (fastpath.c) takes it, after GRO. */
+		if (*value & MVDP_EP_FAST) {
+			mvdp_count(MVDP_XDP_PASS_FAST);
+			return XDP_PASS;
+		}
 	}
 
 redirect:

@@ -33,6 +33,12 @@ struct mvdp_ep_key {
 /* Set in the passthru map's entry when a passthru network exists (low 12 bits: its VID). */
 #define MVDP_PASSTHRU_ON	0x10000
 
+/*
+ * Set in an endpoints map value when the endpoint's unicast takes the tc fast
+ * path (bpf/fastpath.c): the XDP program passes it on instead of redirecting.
+ */
+#define MVDP_EP_FAST		0x40000000u
+
 /* Indices of the per-CPU counters map. */
 enum mvdp_xdp_counter {
 	MVDP_XDP_RX = 0,	/* every frame seen */
@@ -41,7 +47,77 @@ enum mvdp_xdp_counter {
 	MVDP_XDP_PASS_GROUP,	/* broadcast/multicast: host stack + packet socket copy */
 	MVDP_XDP_NO_SOCKET,	/* endpoint MAC but no socket on this queue: host stack */
 	MVDP_XDP_SHORT,		/* runt or truncated 802.1Q tag: host stack */
+	MVDP_XDP_PASS_FAST,	/* unicast for a fast-path endpoint: on to the tc program */
 	MVDP_XDP_NCOUNTERS,
 };
+
+/*
+ * The tc fast path (bpf/fastpath.c).
+ */
+
+/* Modes, as src/config's `Mode` (macvlan's semantics). */
+enum mvdp_mode {
+	MVDP_MODE_BRIDGE = 0,
+	MVDP_MODE_PRIVATE,
+	MVDP_MODE_VEPA,
+	MVDP_MODE_PASSTHRU,
+	MVDP_MODE_SOURCE,
+};
+
+/* mvdp_fp_port.flags */
+/* The fast path delivers to this endpoint (a veth in another namespace). */
+#define MVDP_FP_FAST		0x01
+/* Everything the endpoint sends goes to the workers (it has a rate limit). */
+#define MVDP_FP_PUNT_EGRESS	0x02
+
+/*
+ * One endpoint as the fast path sees it: the value of both the by-MAC map
+ * (every endpoint, fast or not) and the by-port map (fast endpoints only,
+ * keyed by the ifindex of the veth's host end). 20 bytes, no padding holes.
+ */
+struct mvdp_fp_port {
+	__u32 ifindex;		/* the veth's host end, in mvdp's namespace */
+	__u16 id;		/* endpoint id: counters, and the punt tag's VID */
+	__u16 vlan;		/* the network's VID (0: untagged) */
+	__u16 network;		/* network id */
+	__u8 mode;		/* enum mvdp_mode */
+	__u8 flags;		/* MVDP_FP_* */
+	__u8 mac[6];		/* the container interface's MAC */
+	__u8 pad[2];
+};
+
+/* Entry 0 of the fast path's config map. */
+struct mvdp_fp_config {
+	__u32 parent_ifindex;	/* container egress for the wire leaves here */
+	__u32 punt_ifindex;	/* frames for the workers: tagged with the sender's id, sent here */
+};
+
+/* Per-endpoint, per-CPU counters of the fast path (same meaning as the workers'). */
+struct mvdp_fp_ep_stats {
+	__u64 rx_packets;	/* from the container */
+	__u64 rx_bytes;
+	__u64 tx_packets;	/* to the container */
+	__u64 tx_bytes;
+};
+
+/*
+ * Indices of the fast path's per-CPU counters. Frames the fast path hands
+ * to the workers (punted) are counted by the workers, not as received here.
+ */
+enum mvdp_fp_counter {
+	MVDP_FP_RX_WIRE = 0,	/* from the wire, decided here */
+	MVDP_FP_RX_ENDPOINT,	/* from a container, decided here */
+	MVDP_FP_DELIVERED,	/* redirected to a container or the parent */
+	MVDP_FP_WIRE_TX,	/* of those, to the parent */
+	MVDP_FP_PUNTED,		/* handed to the workers (not counted as received) */
+	MVDP_FP_DROP_SPOOFED,	/* DropReason::SpoofedSource */
+	MVDP_FP_DROP_VLAN_HOP,	/* DropReason::VlanHop */
+	MVDP_FP_DROP_PRIVATE,	/* DropReason::PrivateIsolation */
+	MVDP_FP_DROP_NO_PORT,	/* DropReason::EndpointGone: a port with no entry (being removed) */
+	MVDP_FP_NCOUNTERS,
+};
+
+/* The punt tag: an 802.1ad tag whose VID is the sending endpoint's id. */
+#define MVDP_PUNT_TPID		0x88a8
 
 #endif /* MVDP_H */

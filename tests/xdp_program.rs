@@ -246,7 +246,7 @@ impl Counted for XdpPort {
 fn settled(prog: &impl Counted) -> XdpCounters {
     for _ in 0..50 {
         let c = prog.read().expect("read counters");
-        if c.rx == c.redirect + c.pass_host + c.pass_group + c.no_socket + c.short {
+        if c.rx == c.redirect + c.pass_host + c.pass_group + c.no_socket + c.short + c.pass_fast {
             return c;
         }
         thread::sleep(Duration::from_millis(20));

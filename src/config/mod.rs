@@ -43,6 +43,8 @@ pub const NETNS_DIR: &str = "/var/run/netns";
 pub struct Config {
     /// The NIC mvdp attaches to, and how.
     pub parent: ParentConfig,
+    /// Which tiers carry the frames.
+    pub dataplane: DataplaneConfig,
     /// The per-queue worker threads.
     pub workers: WorkersConfig,
     /// The Prometheus exporter.
@@ -116,6 +118,34 @@ pub struct ParentConfig {
     pub umem_frames: u32,
 }
 
+/// Whether known unicast takes the kernel (BPF) fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FastPath {
+    /// tc programs move known unicast of veth endpoints in the kernel; the
+    /// workers carry the rest.
+    #[default]
+    On,
+    /// Every frame goes through the workers.
+    Off,
+}
+
+/// `[dataplane]`: which tiers carry the frames.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataplaneConfig {
+    /// The kernel fast path in front of the workers.
+    pub fast_path: FastPath,
+}
+
+/// How an idle worker waits for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Poll {
+    /// Sleep in poll(2) until a socket or the control channel wakes it.
+    #[default]
+    Interrupt,
+    /// Spin on the rings without sleeping: lowest latency, one core per worker at 100 %.
+    Busy,
+}
+
 /// `[workers]`: the data plane threads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkersConfig {
@@ -123,6 +153,8 @@ pub struct WorkersConfig {
     pub cores: Cores,
     /// Frames per batch: 1..=1024.
     pub batch: usize,
+    /// How an idle worker waits.
+    pub poll: Poll,
 }
 
 impl Default for WorkersConfig {
@@ -130,6 +162,7 @@ impl Default for WorkersConfig {
         WorkersConfig {
             cores: Cores::Auto,
             batch: DEFAULT_BATCH,
+            poll: Poll::Interrupt,
         }
     }
 }
@@ -335,10 +368,11 @@ impl Config {
             "parent {}: xdp {}, bind {}, queues {}, UMEM {} frames x {} B ({} MiB)",
             p.interface, p.xdp_mode, p.bind, p.queues, p.umem_frames, p.frame_size, umem_mib
         );
+        let _ = writeln!(s, "dataplane: fast_path {}", self.dataplane.fast_path);
         let _ = writeln!(
             s,
-            "workers: cores {}, batch {}",
-            self.workers.cores, self.workers.batch
+            "workers: cores {}, batch {}, poll {}",
+            self.workers.cores, self.workers.batch, self.workers.poll
         );
         let _ = writeln!(s, "metrics: http://{}/metrics", self.metrics.listen);
         let _ = writeln!(s, "control: {}", self.control.socket.display());
@@ -438,6 +472,12 @@ keyword_enum!(BindMode, "one of auto, zerocopy, copy", {
 keyword_enum!(Mode, "one of bridge, private, vepa, passthru, source", {
     "bridge" => Bridge, "private" => Private, "vepa" => Vepa,
     "passthru" => Passthru, "source" => Source,
+});
+keyword_enum!(FastPath, "one of on, off", {
+    "on" => On, "off" => Off,
+});
+keyword_enum!(Poll, "one of interrupt, busy", {
+    "interrupt" => Interrupt, "busy" => Busy,
 });
 keyword_enum!(EndpointKind, "one of veth, tap", {
     "veth" => Veth, "tap" => Tap,

@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub(super) struct RawConfig {
     pub parent: RawParent,
     #[serde(default)]
+    pub dataplane: RawDataplane,
+    #[serde(default)]
     pub workers: RawWorkers,
     #[serde(default)]
     pub metrics: RawMetrics,
@@ -36,9 +38,16 @@ pub(super) struct RawParent {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawDataplane {
+    pub fast_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawWorkers {
     pub cores: Option<WordOrList>,
     pub batch: Option<i64>,
+    pub poll: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -131,9 +131,11 @@ fn defaults() {
         c.workers,
         WorkersConfig {
             cores: Cores::Auto,
-            batch: 64
+            batch: 64,
+            poll: Poll::Interrupt,
         }
     );
+    assert_eq!(c.dataplane.fast_path, FastPath::On);
     assert_eq!(
         c.metrics.listen,
         "127.0.0.1:9469".parse::<SocketAddr>().unwrap()
@@ -171,9 +173,12 @@ bind = "zerocopy"
 queues = [0, 2]
 frame_size = 4096
 umem_frames = 4096
+[dataplane]
+fast_path = "off"
 [workers]
 cores = [1, 0]
 batch = 1024
+poll = "busy"
 [metrics]
 listen = "[::1]:9000"
 [control]
@@ -197,6 +202,8 @@ allowed_sources = ["52:54:00:00:00:01"]
     assert_eq!((c.parent.frame_size, c.parent.umem_frames), (4096, 4096));
     assert_eq!(c.workers.cores, Cores::List(vec![1, 0]));
     assert_eq!(c.workers.batch, 1024);
+    assert_eq!(c.workers.poll, Poll::Busy);
+    assert_eq!(c.dataplane.fast_path, FastPath::Off);
     assert_eq!(c.metrics.listen.port(), 9000);
     assert_eq!(c.networks[0].mode, Mode::Source);
     assert_eq!(c.networks[0].vlan, Some(4094));
@@ -326,6 +333,9 @@ fn workers_metrics_control_values() {
     err_at(&with("[workers]\ncores = \"all\""), "workers.cores");
     err_at(&with("[workers]\ncores = []"), "workers.cores");
     err_at(&with("[workers]\ncores = [0, 0]"), "workers.cores[1]");
+    err_at(&with("[workers]\npoll = \"spin\""), "workers.poll");
+    err_at(&with("[dataplane]\nfast_path = \"yes\""), "dataplane.fast_path");
+    err_at(&with("[dataplane]\nfastpath = \"on\""), "dataplane.fastpath");
     err_at(&with("[metrics]\nlisten = \"localhost\""), "metrics.listen");
     err_at(&with("[control]\nsocket = \"\""), "control.socket");
 }

@@ -11,6 +11,13 @@ use super::*;
 
 pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let parent = parent(raw.parent)?;
+    let dataplane = DataplaneConfig {
+        fast_path: keyword(
+            &Key::root("dataplane").field("fast_path"),
+            raw.dataplane.fast_path,
+            FastPath::EXPECTED,
+        )?,
+    };
     let workers = workers(raw.workers)?;
     let metrics = MetricsConfig {
         listen: match raw.metrics.listen {
@@ -84,6 +91,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let endpoints = endpoints(raw.endpoint, &networks)?;
     Ok(Config {
         parent,
+        dataplane,
         workers,
         metrics,
         control,
@@ -161,6 +169,7 @@ fn workers(raw: RawWorkers) -> Result<WorkersConfig, ConfigError> {
     Ok(WorkersConfig {
         cores,
         batch: batch as usize,
+        poll: keyword(&key.field("poll"), raw.poll, Poll::EXPECTED)?,
     })
 }
 

@@ -782,6 +782,7 @@ fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
     metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_group").absolute(c.pass_group);
     metrics::counter!("mvdp_xdp_frames_total", "action" => "no_socket").absolute(c.no_socket);
     metrics::counter!("mvdp_xdp_frames_total", "action" => "short").absolute(c.short);
+    metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_fast").absolute(c.pass_fast);
     metrics::counter!("mvdp_xdp_rx_frames_total").absolute(c.rx);
     metrics::gauge!("mvdp_xdp_native").set(f64::from(u8::from(
         prog.attached_mode() == crate::io::xdp::AttachedMode::Native,

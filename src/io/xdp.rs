@@ -69,16 +69,18 @@ enum Counter {
     PassGroup,
     NoSocket,
     Short,
+    PassFast,
 }
 
 impl Counter {
-    const ALL: [Counter; 6] = [
+    const ALL: [Counter; 7] = [
         Counter::Rx,
         Counter::Redirect,
         Counter::PassHost,
         Counter::PassGroup,
         Counter::NoSocket,
         Counter::Short,
+        Counter::PassFast,
     ];
 }
 
@@ -123,8 +125,8 @@ impl fmt::Display for AttachedMode {
 
 /// The XDP program's frame counters, summed over CPUs.
 ///
-/// `rx = redirect + pass_host + pass_group + no_socket + short` (up to frames
-/// in flight while the counters are read).
+/// `rx = redirect + pass_host + pass_group + no_socket + short + pass_fast`
+/// (up to frames in flight while the counters are read).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XdpCounters {
     /// Every frame the program saw.
@@ -139,6 +141,8 @@ pub struct XdpCounters {
     pub no_socket: u64,
     /// Runts and frames with a truncated 802.1Q tag, passed to the host.
     pub short: u64,
+    /// Unicast for fast-path endpoints, passed on to the tc fast path.
+    pub pass_fast: u64,
 }
 
 /// Why an XDP operation failed. Every message names the interface and the operation.
@@ -395,7 +399,7 @@ impl XdpProgram {
             .map_err(|error| self.map_error(op(), error))
     }
 
-    /// Reads the frame counters, summed over CPUs (six map lookups).
+    /// Reads the frame counters, summed over CPUs (one map lookup each).
     pub fn counters(&self) -> Result<XdpCounters, XdpError> {
         let mut sums = [0u64; Counter::ALL.len()];
         for (sum, counter) in sums.iter_mut().zip(Counter::ALL) {
@@ -405,7 +409,7 @@ impl XdpProgram {
                 .map_err(|error| self.map_error(format!("read counter {counter:?}"), error))?;
             *sum = values.iter().fold(0u64, |acc, v| acc.wrapping_add(*v));
         }
-        let [rx, redirect, pass_host, pass_group, no_socket, short] = sums;
+        let [rx, redirect, pass_host, pass_group, no_socket, short, pass_fast] = sums;
         Ok(XdpCounters {
             rx,
             redirect,
@@ -413,6 +417,7 @@ impl XdpProgram {
             pass_group,
             no_socket,
             short,
+            pass_fast,
         })
     }
 
@@ -775,6 +780,7 @@ mod tests {
             "MVDP_XDP_PASS_GROUP",
             "MVDP_XDP_NO_SOCKET",
             "MVDP_XDP_SHORT",
+            "MVDP_XDP_PASS_FAST",
             "MVDP_XDP_NCOUNTERS",
         ];
         assert_eq!(names, expected);

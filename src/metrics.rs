@@ -174,6 +174,19 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds another tier's totals to these.
+    pub fn add(&mut self, other: &Totals) {
+        for (a, b) in self.received.iter_mut().zip(other.received) {
+            *a += b;
+        }
+        self.delivered += other.delivered;
+        for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+        self.flood_copy_drops += other.flood_copy_drops;
+        self.wire_tx_packets += other.wire_tx_packets;
+    }
+
     /// Frames received from every source.
     pub fn received_all(&self) -> u64 {
         self.received.iter().sum()
@@ -218,6 +231,16 @@ pub fn endpoint_totals(workers: &[Arc<WorkerStats>], id: EndpointId) -> [u64; 4]
 /// Something that adds its own figures at scrape time (XDP program counters, ...).
 pub type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 
+/// Frames counted outside the workers (the kernel fast path), under the same
+/// meanings, added to the workers' counters at scrape time so that every
+/// series covers both tiers.
+pub trait CounterSource: Send + Sync {
+    /// This tier's totals.
+    fn totals(&self) -> Totals;
+    /// One endpoint's counters: (rx_packets, rx_bytes, tx_packets, tx_bytes).
+    fn endpoint(&self, id: EndpointId) -> [u64; 4];
+}
+
 /// The state the exporter reads at scrape time.
 pub struct Exporter {
     handle: PrometheusHandle,
@@ -226,6 +249,7 @@ pub struct Exporter {
     /// The FDB in force (names and labels of endpoints), replaced by the control thread.
     pub fdb: Arc<std::sync::RwLock<Arc<Fdb>>>,
     hooks: Vec<ScrapeHook>,
+    sources: Vec<Arc<dyn CounterSource>>,
 }
 
 impl Exporter {
@@ -240,7 +264,22 @@ impl Exporter {
             workers,
             fdb,
             hooks: Vec::new(),
+            sources: Vec::new(),
         })
+    }
+
+    /// Adds a tier whose counters are summed with the workers'.
+    pub fn add_source(&mut self, source: Arc<dyn CounterSource>) {
+        self.sources.push(source);
+    }
+
+    /// Frame totals over the workers and every added tier.
+    pub fn totals(&self) -> Totals {
+        let mut t = totals(&self.workers);
+        for s in &self.sources {
+            t.add(&s.totals());
+        }
+        t
     }
 
     /// Adds a hook run at every scrape before rendering.
@@ -253,7 +292,13 @@ impl Exporter {
         let fdb = self.fdb.read().expect("fdb lock").clone();
         for (id, ep) in fdb.endpoints() {
             let net = fdb.network(ep.network).name.clone();
-            let [rxp, rxb, txp, txb] = endpoint_totals(&self.workers, id);
+            let mut sums = endpoint_totals(&self.workers, id);
+            for s in &self.sources {
+                for (a, b) in sums.iter_mut().zip(s.endpoint(id)) {
+                    *a += b;
+                }
+            }
+            let [rxp, rxb, txp, txb] = sums;
             let labels = [("endpoint", ep.name.clone()), ("network", net)];
             metrics::counter!("mvdp_endpoint_rx_packets_total", &labels).absolute(rxp);
             metrics::counter!("mvdp_endpoint_rx_bytes_total", &labels).absolute(rxb);
@@ -261,7 +306,7 @@ impl Exporter {
             metrics::counter!("mvdp_endpoint_tx_bytes_total", &labels).absolute(txb);
         }
         metrics::gauge!("mvdp_fdb_entries").set(fdb.len() as f64);
-        let t = totals(&self.workers);
+        let t = self.totals();
         for (src, name) in SOURCES {
             metrics::counter!("mvdp_frames_received_total", "source" => name)
                 .absolute(t.received[src as usize]);

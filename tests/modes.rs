@@ -1,4 +1,6 @@
-//! The five macvlan modes, proven against the kernel's macvlan (issue 4).
+//! The five macvlan modes, proven against the kernel's macvlan (issue 4),
+//! for both tiers: with the kernel fast path on and with every frame
+//! through the workers (issue 7).
 //!
 //! In the spirit of the kernel's
 //! `tools/testing/selftests/net/forwarding/local_termination.sh`: for each
@@ -328,10 +330,11 @@ fn kernel_table(mode: Mode) -> Table {
 
 /// mvdp's config for `mode` on `rig`: the rig's three endpoints (one for
 /// passthru), the network switched to `mode`, and in source mode the wire
-/// host as every endpoint's only allowed source.
-fn mvdp_config(rig: &Rig, mode: Mode) -> String {
+/// host as every endpoint's only allowed source; the kernel fast path
+/// `fast_path` ("on" or "off").
+fn mvdp_config(rig: &Rig, mode: Mode, fast_path: &str) -> String {
     let bridge = "mode = \"bridge\"";
-    let mut toml = rig.base_toml("");
+    let mut toml = rig.base_toml(&format!("[dataplane]\nfast_path = \"{fast_path}\""));
     assert!(
         toml.contains(bridge),
         "base config has no mode line:\n{toml}"
@@ -347,11 +350,12 @@ fn mvdp_config(rig: &Rig, mode: Mode) -> String {
     toml
 }
 
-/// mvdp in `mode` on a fresh rig. The config must also pass `mvdp check`.
-fn mvdp_table(mode: Mode) -> Table {
+/// mvdp in `mode` on a fresh rig, with the fast path `fast_path`. The
+/// config must also pass `mvdp check`.
+fn mvdp_table(mode: Mode, fast_path: &str) -> Table {
     let rig = Rig::new(3, 1);
     let macs = Macs::of(&rig);
-    let toml = mvdp_config(&rig, mode);
+    let toml = mvdp_config(&rig, mode, fast_path);
 
     let config = TempConfig::new(&toml);
     let check = mvdp_command()
@@ -476,35 +480,43 @@ fn render(table: &Table) -> String {
     s
 }
 
-/// The differential test for one mode.
+/// The differential test for one mode: the kernel's table, then mvdp's with
+/// the fast path on and with every frame through the workers. Both tiers
+/// must land every frame where the other does, and where the kernel does
+/// (after mvdp's deliberate differences).
 fn differential(mode: Mode) {
     if !require_privileges() {
         return;
     }
     let kernel = kernel_table(mode);
     println!("kernel macvlan, mode {}:\n{}", mode.name(), render(&kernel));
-
-    let got = mvdp_table(mode);
-    println!("mvdp, mode {}:\n{}", mode.name(), render(&got));
-
     let want = expected_mvdp(mode, &kernel);
-    if got != want {
-        let mut diff = String::new();
-        for (label, w) in &want {
-            let g = got.get(label);
-            if g != Some(w) {
-                let _ = writeln!(diff, "  {label}: want {w:?}, got {g:?}");
-            }
-        }
-        panic!(
-            "mode {}: mvdp's deliveries differ from the kernel's (after mvdp's \
-             deliberate differences)\n\
-             kernel:\n{}\nexpected of mvdp:\n{}\nmvdp:\n{}\ndifferences:\n{diff}",
+
+    for fast_path in ["on", "off"] {
+        let got = mvdp_table(mode, fast_path);
+        println!(
+            "mvdp, mode {}, fast path {fast_path}:\n{}",
             mode.name(),
-            render(&kernel),
-            render(&want),
             render(&got)
         );
+        if got != want {
+            let mut diff = String::new();
+            for (label, w) in &want {
+                let g = got.get(label);
+                if g != Some(w) {
+                    let _ = writeln!(diff, "  {label}: want {w:?}, got {g:?}");
+                }
+            }
+            panic!(
+                "mode {}, fast path {fast_path}: mvdp's deliveries differ from the \
+                 kernel's (after mvdp's deliberate differences)\n\
+                 kernel:\n{}\nexpected of mvdp:\n{}\nmvdp:\n{}\ndifferences:\n{diff}",
+                mode.name(),
+                render(&kernel),
+                render(&want),
+                render(&got)
+            );
+        }
     }
 }
 

@@ -139,6 +139,7 @@ fn spec<'a>(
         prefix_len: 24,
         gateway,
         queues: 2,
+        tx_offload: false,
     }
 }
 

@@ -1,10 +1,20 @@
 //! The node daemon: builds the data plane from a validated config, runs it
 //! until SIGTERM/SIGINT, and tears down everything it created.
 //!
+//! Two tiers carry the frames. The workers (AF_XDP) are the complete
+//! implementation; in front of them, unless `[dataplane] fast_path = "off"`
+//! or the kernel refuses it, the tc fast path (`bpf/fastpath.c`) moves the
+//! known unicast of veth endpoints in the kernel and hands the workers the
+//! rest through the punt device. The parent's XDP program is attached only
+//! while some frame from the wire needs the workers' AF_XDP socket: an
+//! endpoint the fast path does not serve, or a network whose reflected group
+//! frames are its sender's alone (private, passthru, source).
+//!
 //! Start-up order keeps the host safe: UMEMs and parent sockets first, then
-//! the XDP program (which passes everything until endpoint MACs are added),
-//! then the endpoints, and only then their MACs in the XDP map. Teardown runs
-//! in reverse from `Drop`, so a failure half-way leaves nothing behind.
+//! the fast path and the XDP program (both pass everything until endpoint
+//! MACs are added), then the endpoints, and only then their MACs in the
+//! maps. Teardown runs in reverse from `Drop`, so a failure half-way leaves
+//! nothing behind.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -17,10 +27,13 @@ use anyhow::{bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::config::{
-    BindMode, Config, Cores, EndpointConfig, EndpointKind, NetnsRef, Queues, XdpMode,
+    BindMode, Config, Cores, EndpointConfig, EndpointKind, FastPath as FastPathMode, Mode,
+    NetnsRef, Queues, XdpMode,
 };
 use crate::control::netlink::{self, EndpointLinkSpec, LinkKind};
+use crate::control::punt::PuntDevice;
 use crate::dataplane::{Command, EndpointIo, Event, Worker, WorkerConfig, WorkerHandle};
+use crate::io::fastpath::{FastEndpoint, FastPath};
 use crate::io::packet::GroupListener;
 use crate::io::tap::TapPort;
 use crate::io::xdp::{AttachMode, XdpPort, XdpProgram};
@@ -49,6 +62,8 @@ struct Endpoint {
     port_prog: Option<XdpPort>,
     /// The TAP fd (closing it deletes the device).
     tap: Option<TapPort>,
+    /// Its entry in the fast path's maps, while the fast path is on.
+    fast: Option<FastEndpoint>,
 }
 
 /// A running data plane. Dropping it tears everything down.
@@ -58,6 +73,10 @@ pub struct Daemon {
     stats: Vec<Arc<WorkerStats>>,
     /// The parent's program; shared with the exporter, which reads its counters at scrape time.
     xdp: Arc<Mutex<Option<XdpProgram>>>,
+    /// The kernel fast path, when on; shared with the exporter (its counters).
+    fast: Arc<Mutex<Option<FastPath>>>,
+    /// Where the fast path hands frames to the workers, while it is on.
+    punt: Option<PuntDevice>,
     endpoints: Vec<Option<Endpoint>>,
     fdb: Arc<RwLock<Arc<Fdb>>>,
     stop: Arc<AtomicBool>,
@@ -230,6 +249,8 @@ impl Daemon {
             workers: Vec::new(),
             stats: Vec::new(),
             xdp: Arc::new(Mutex::new(None)),
+            fast: Arc::new(Mutex::new(None)),
+            punt: None,
             endpoints: Vec::new(),
             fdb: Arc::new(RwLock::new(fdb.clone())),
             stop: Arc::new(AtomicBool::new(false)),
@@ -262,6 +283,12 @@ impl Daemon {
         let (express_tx, express_rx) = bounded(EXPRESS_QUEUE_LEN);
         flood_rxs.push(express_rx);
         let events_tx = d.events_tx.clone();
+        // The punt device's sockets share the parent's fill budget.
+        let fill_sharers = if d.config.dataplane.fast_path == FastPathMode::On {
+            2
+        } else {
+            1
+        };
         for (i, &q) in queues.iter().enumerate() {
             let umem = create_umem(frames, d.config.parent.frame_size, RING)
                 .context("creating the UMEM")?;
@@ -279,10 +306,12 @@ impl Daemon {
             let stats = Arc::new(WorkerStats::new(q.to_string()));
             let (tx, rx) = crossbeam_channel::unbounded();
             // Half the UMEM may sit posted on fill rings, the rest carries frames
-            // in flight and flood copies: the parent gets up to half of that
-            // half, the endpoints share what is left.
-            let parent_fill = (frames as usize / 4).min(RING as usize);
-            let per_port = ((frames as usize / 2 - parent_fill) / n_endpoints.max(1)).min(256);
+            // in flight and flood copies: the parent (and with the fast path,
+            // the punt device) get up to half of that half, the endpoints share
+            // what is left.
+            let parent_fill = (frames as usize / 4).min(RING as usize) / fill_sharers;
+            let per_port =
+                ((frames as usize / 2 - parent_fill * fill_sharers) / n_endpoints.max(1)).min(256);
             if per_port < MIN_PORT_FILL {
                 bail!(
                     "parent.umem_frames: {frames} frames are too few for {n_endpoints} endpoints \
@@ -297,6 +326,7 @@ impl Daemon {
                     Some(cores[i % cores.len()])
                 },
                 parent_fill,
+                punt_fill: parent_fill,
                 port_fill: per_port,
                 tx_ring: RING as usize,
                 umem,
@@ -316,17 +346,37 @@ impl Daemon {
             d.stats.push(stats);
         }
 
-        // The parent's XDP program: passes everything until endpoint MACs are added.
         let mode = match d.config.parent.xdp_mode {
             XdpMode::Auto => AttachMode::Auto,
             XdpMode::Native => AttachMode::Native,
             XdpMode::Skb => AttachMode::Skb,
         };
-        let mut xdp = XdpProgram::attach(&parent, mode)?;
-        for (q, fd) in parent_fds {
-            xdp.set_socket(q, fd)?;
+        // The kernel fast path, in front of the workers.
+        if d.config.dataplane.fast_path == FastPathMode::On {
+            match d.enable_fast_path(&umems, mode, bind) {
+                Ok(()) => log::info!(
+                    "fast path on: known unicast of veth endpoints moves in the kernel (tc on {parent} and the endpoints); the workers carry the rest"
+                ),
+                Err(e) => log::warn!(
+                    "fast path unavailable, so every frame goes through the workers: {e:#}"
+                ),
+            }
+        } else {
+            log::info!(
+                "fast path off ([dataplane] fast_path): every frame goes through the workers"
+            );
         }
-        *d.xdp.lock().expect("xdp lock") = Some(xdp);
+        // The parent's XDP program, where the workers need frames from the
+        // wire: it passes everything until endpoint MACs are added.
+        if d.needs_xdp() {
+            let mut xdp = XdpProgram::attach(&parent, mode)?;
+            for (q, fd) in parent_fds {
+                xdp.set_socket(q, fd)?;
+            }
+            *d.xdp.lock().expect("xdp lock") = Some(xdp);
+        } else {
+            log::info!("no XDP program on {parent}: the fast path serves every endpoint");
+        }
 
         // Endpoints.
         for i in 0..n_endpoints {
@@ -344,33 +394,11 @@ impl Daemon {
                 netlink::add_unicast_address(&parent, ep.mac)?;
                 d.unicast_addresses.push(ep.mac);
             }
-            if let Some(xdp) = d.xdp.lock().expect("xdp lock").as_mut() {
-                let net = fdb.network(ep.network);
-                // Group frames these endpoints send, when the wire reflects
-                // them, go back to the sender alone (the kernel's "forward to
-                // original port"), never to the host.
-                let owned = matches!(
-                    net.mode,
-                    crate::config::Mode::Private
-                        | crate::config::Mode::Passthru
-                        | crate::config::Mode::Source
-                );
-                let value = u32::from(id.0)
-                    | if owned {
-                        crate::io::xdp::EP_HAIRPIN_OWNED
-                    } else {
-                        0
-                    };
-                xdp.add_endpoint(ep.mac, net.vlan.unwrap_or(0), value)?;
-            }
+            d.steer_to_endpoint(&fdb, id)?;
         }
         // A passthru network takes over every unicast frame on its VLAN; group
         // frames reach both the host and the endpoint, as with the kernel.
-        let passthru = d
-            .config
-            .networks
-            .iter()
-            .find(|n| n.mode == crate::config::Mode::Passthru);
+        let passthru = d.config.networks.iter().find(|n| n.mode == Mode::Passthru);
         if let (Some(n), Some(xdp)) = (passthru, d.xdp.lock().expect("xdp lock").as_mut()) {
             xdp.set_passthru(Some(n.vlan.unwrap_or(0)))?;
             log::info!(
@@ -418,6 +446,9 @@ impl Daemon {
             let mut exporter = Exporter::install(d.stats.clone(), d.fdb.clone())?;
             let xdp = d.xdp.clone();
             exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
+            let fast = d.fast.clone();
+            exporter.add_source(fast.clone());
+            exporter.add_hook(Box::new(move || publish_fast_path_state(&fast)));
             let filter = d.mac_filter.clone();
             exporter.add_hook(Box::new(move || {
                 let mode = filter.load(Ordering::Relaxed);
@@ -450,6 +481,7 @@ impl Daemon {
         let id = EndpointId(i as u16);
         let host = host_ifname(i, &ep.name);
         let netns_path = ep.netns.path();
+        let fast = self.fast_eligible(&ep);
         let link = netlink::create_endpoint(&EndpointLinkSpec {
             kind: match ep.kind {
                 EndpointKind::Veth => LinkKind::Veth,
@@ -474,6 +506,9 @@ impl Daemon {
                 Some(net.gateway)
             },
             queues,
+            // The fast path keeps the container's skbs whole: its checksum
+            // offload and TSO can stay on.
+            tx_offload: fast,
         })
         .with_context(|| format!("endpoint {}: creating its interface", ep.name))?;
         let mut state = Endpoint {
@@ -484,6 +519,7 @@ impl Daemon {
             netns_path,
             port_prog: None,
             tap: link.tap.map(TapPort::new),
+            fast: self.fast_entry(&ep, id, fast.then_some(link.host_ifindex)),
         };
         if self.endpoints.len() <= i {
             self.endpoints.resize_with(i + 1, || None);
@@ -492,8 +528,18 @@ impl Daemon {
             EndpointKind::Veth => {
                 // Recorded before anything else can fail, so teardown deletes the pair.
                 self.endpoints[i] = Some(state);
-                let mut prog = XdpPort::attach(&host, mode)
-                    .with_context(|| format!("endpoint {}", ep.name))?;
+                // The workers transmit to the container through one socket per
+                // worker. Its egress comes to them through these sockets (the
+                // XDP port program steers it there) unless the fast path takes
+                // it (its tc program on the host end, after `steer_to_endpoint`).
+                let mut prog = if fast {
+                    None
+                } else {
+                    Some(
+                        XdpPort::attach(&host, mode)
+                            .with_context(|| format!("endpoint {}", ep.name))?,
+                    )
+                };
                 let mut socks = Vec::new();
                 for (w, umem) in umems.iter().enumerate() {
                     let s = XskSocket::bind(
@@ -503,18 +549,21 @@ impl Daemon {
                         bind,
                         RingSizes { rx: RING, tx: RING },
                     )?;
-                    prog.set_socket(w as u32, s.fd())?;
+                    if let Some(prog) = prog.as_mut() {
+                        prog.set_socket(w as u32, s.fd())?;
+                    }
                     socks.push(s);
                 }
-                for (w, s) in socks.into_iter().enumerate() {
-                    self.workers[w]
-                        .commands
-                        .send(Command::AddPort(id, EndpointIo::Xsk(s)))
-                        .ok();
+                for (w, socket) in socks.into_iter().enumerate() {
+                    let io = EndpointIo::Xsk {
+                        socket,
+                        receives: !fast,
+                    };
+                    self.workers[w].commands.send(Command::AddPort(id, io)).ok();
                     self.workers[w].wake.wake();
                 }
                 if let Some(st) = self.endpoints[i].as_mut() {
-                    st.port_prog = Some(prog);
+                    st.port_prog = prog;
                 }
             }
             EndpointKind::Tap => {
@@ -558,6 +607,123 @@ impl Daemon {
             ep.netns,
             ep.ifname
         );
+        Ok(())
+    }
+
+    /// Loads the fast path: the punt device (a socket per worker) and the
+    /// tc programs, the parent's attached. On failure nothing stays behind.
+    fn enable_fast_path(
+        &mut self,
+        umems: &[xsk_rs::Umem],
+        mode: AttachMode,
+        bind: Bind,
+    ) -> Result<()> {
+        let parent = self.config.parent.interface.clone();
+        let parent_ifindex = netlink::link_index(&parent)?
+            .with_context(|| format!("parent.interface: {parent} vanished"))?;
+        let (punt, sockets) =
+            PuntDevice::create(umems, bind, mode, RingSizes { rx: RING, tx: RING })
+                .context("creating the punt device")?;
+        let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex)?;
+        for (w, socket) in sockets.into_iter().enumerate() {
+            self.workers[w].commands.send(Command::SetPunt(socket)).ok();
+            self.workers[w].wake.wake();
+        }
+        *self.fast.lock().expect("fast path lock") = Some(fast);
+        self.punt = Some(punt);
+        Ok(())
+    }
+
+    /// Whether the fast path carries an endpoint's unicast: a container's
+    /// veth on a bridge, vepa or private network, while the fast path is on.
+    /// TAP endpoints, the host shim (its peer shares mvdp's namespace, which
+    /// `bpf_redirect_peer` cannot enter) and passthru and source networks
+    /// stay with the workers.
+    fn fast_eligible(&self, ep: &EndpointConfig) -> bool {
+        let mode = self.config.network(&ep.network).map(|n| n.mode);
+        self.fast.lock().expect("fast path lock").is_some()
+            && ep.kind == EndpointKind::Veth
+            && !is_shim(ep)
+            && matches!(mode, Some(Mode::Bridge | Mode::Vepa | Mode::Private))
+    }
+
+    /// Whether the workers need frames from the wire through the parent's
+    /// XDP program: some endpoint is theirs alone, or some network's
+    /// reflected group frames go back to their sender only (private,
+    /// passthru, source: the XDP program keeps those from the host).
+    fn needs_xdp(&self) -> bool {
+        self.fast.lock().expect("fast path lock").is_none()
+            || self.config.endpoints.iter().any(|e| !self.fast_eligible(e))
+            || self
+                .config
+                .networks
+                .iter()
+                .any(|n| matches!(n.mode, Mode::Private | Mode::Passthru | Mode::Source))
+    }
+
+    /// The fast path's entry for an endpoint (`port`: its veth host end's
+    /// ifindex when the fast path delivers to it), or `None` when the fast
+    /// path is off.
+    fn fast_entry(
+        &self,
+        ep: &EndpointConfig,
+        id: EndpointId,
+        port: Option<u32>,
+    ) -> Option<FastEndpoint> {
+        self.fast.lock().expect("fast path lock").as_ref()?;
+        let network = self
+            .config
+            .networks
+            .iter()
+            .position(|n| n.name == ep.network)?;
+        let net = &self.config.networks[network];
+        Some(FastEndpoint {
+            id,
+            mac: ep.mac,
+            vlan: net.vlan.unwrap_or(0),
+            network: network as u16,
+            mode: net.mode,
+            port,
+            punt_egress: ep.rate_limit.is_some(),
+        })
+    }
+
+    /// Puts endpoint `id` into the maps that steer frames to it: the XDP
+    /// program's (AF_XDP, or on to the fast path) and the fast path's.
+    fn steer_to_endpoint(&mut self, fdb: &Fdb, id: EndpointId) -> Result<()> {
+        let Some(ep) = fdb.endpoint(id) else {
+            return Ok(());
+        };
+        let Some(state) = self
+            .endpoints
+            .get(usize::from(id.0))
+            .and_then(Option::as_ref)
+        else {
+            return Ok(());
+        };
+        let net = fdb.network(ep.network);
+        let fast_port = state.fast.is_some_and(|f| f.port.is_some());
+        if let Some(xdp) = self.xdp.lock().expect("xdp lock").as_mut() {
+            // Group frames these endpoints send, when the wire reflects
+            // them, go back to the sender alone (the kernel's "forward to
+            // original port"), never to the host.
+            let owned = matches!(net.mode, Mode::Private | Mode::Passthru | Mode::Source);
+            let mut value = u32::from(id.0);
+            if owned {
+                value |= crate::io::xdp::EP_HAIRPIN_OWNED;
+            }
+            if fast_port {
+                value |= crate::io::xdp::EP_FAST;
+            }
+            xdp.add_endpoint(ep.mac, net.vlan.unwrap_or(0), value)?;
+        }
+        if let (Some(entry), Some(fast)) = (
+            state.fast,
+            self.fast.lock().expect("fast path lock").as_mut(),
+        ) {
+            fast.set_endpoint(&entry)?;
+            fast.attach_port(&entry, &state.host_ifname)?;
+        }
         Ok(())
     }
 
@@ -645,6 +811,13 @@ impl Daemon {
                 log::warn!("endpoint {}: {e}", ep.name);
             }
         }
+        if let (Some(fe), Some(fast)) =
+            (ep.fast, self.fast.lock().expect("fast path lock").as_mut())
+        {
+            if let Err(e) = fast.remove_endpoint(&fe) {
+                log::warn!("endpoint {}: {e}", ep.name);
+            }
+        }
         if let Some(pos) = self.unicast_addresses.iter().position(|m| *m == entry.mac) {
             self.unicast_addresses.swap_remove(pos);
             if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, entry.mac) {
@@ -689,6 +862,15 @@ impl Daemon {
                 ep.allowed_sources = n.allowed_sources.clone();
                 ep.rate_limit = n.rate_limit;
                 changed.push(ep.name.clone());
+                // A rate limit is the workers' to enforce: the fast path hands
+                // them all the endpoint sends while it has one.
+                let state = self.endpoints.get_mut(i).and_then(Option::as_mut);
+                if let Some(fe) = state.and_then(|s| s.fast.as_mut()) {
+                    fe.punt_egress = n.rate_limit.is_some();
+                    if let Some(fast) = self.fast.lock().expect("fast path lock").as_mut() {
+                        fast.set_endpoint(fe)?;
+                    }
+                }
             }
             if n.ip != ep.ip
                 || n.mac != ep.mac
@@ -728,6 +910,12 @@ impl Daemon {
                 errors.push(format!("{e}"));
             }
         }
+        let fast = self.fast.lock().map(|mut f| f.take()).unwrap_or(None);
+        if let Some(fast) = fast {
+            if let Err(e) = fast.detach() {
+                errors.push(format!("{e}"));
+            }
+        }
         self.stop.store(true, Ordering::Relaxed);
         for w in &self.workers {
             w.commands.send(Command::Stop).ok();
@@ -741,6 +929,8 @@ impl Daemon {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // Deletes the punt device.
+        self.punt = None;
         for mac in self.unicast_addresses.drain(..) {
             if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, mac) {
                 errors.push(format!("{e}"));
@@ -772,21 +962,39 @@ impl Drop for Daemon {
     }
 }
 
-/// Publishes the parent XDP program's per-CPU counters, summed.
+/// Publishes the parent XDP program's per-CPU counters, summed (zeros while
+/// no program is attached: no frame went through one).
 fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
     let Ok(guard) = xdp.lock() else { return };
-    let Some(prog) = guard.as_ref() else { return };
-    let Ok(c) = prog.counters() else { return };
-    metrics::counter!("mvdp_xdp_frames_total", "action" => "redirect").absolute(c.redirect);
-    metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_host").absolute(c.pass_host);
-    metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_group").absolute(c.pass_group);
-    metrics::counter!("mvdp_xdp_frames_total", "action" => "no_socket").absolute(c.no_socket);
-    metrics::counter!("mvdp_xdp_frames_total", "action" => "short").absolute(c.short);
-    metrics::counter!("mvdp_xdp_frames_total", "action" => "pass_fast").absolute(c.pass_fast);
+    let prog = guard.as_ref();
+    let c = prog.and_then(|p| p.counters().ok()).unwrap_or_default();
+    for (action, n) in [
+        ("redirect", c.redirect),
+        ("pass_host", c.pass_host),
+        ("pass_group", c.pass_group),
+        ("no_socket", c.no_socket),
+        ("short", c.short),
+        ("pass_fast", c.pass_fast),
+    ] {
+        metrics::counter!("mvdp_xdp_frames_total", "action" => action).absolute(n);
+    }
     metrics::counter!("mvdp_xdp_rx_frames_total").absolute(c.rx);
+    metrics::gauge!("mvdp_xdp_attached").set(f64::from(u8::from(prog.is_some())));
     metrics::gauge!("mvdp_xdp_native").set(f64::from(u8::from(
-        prog.attached_mode() == crate::io::xdp::AttachedMode::Native,
+        prog.is_some_and(|p| p.attached_mode() == crate::io::xdp::AttachedMode::Native),
     )));
+}
+
+/// Publishes whether the fast path is on, how many endpoints it serves and
+/// how many frames it handed to the workers.
+fn publish_fast_path_state(fast: &Mutex<Option<FastPath>>) {
+    let Ok(guard) = fast.lock() else { return };
+    let fp = guard.as_ref();
+    metrics::gauge!("mvdp_fast_path_active").set(f64::from(u8::from(fp.is_some())));
+    metrics::gauge!("mvdp_fast_path_endpoints").set(fp.map_or(0, FastPath::ports) as f64);
+    if let Some(c) = fp.and_then(|fp| fp.counters().ok()) {
+        metrics::counter!("mvdp_fast_path_punted_total").absolute(c.punted);
+    }
 }
 
 /// What the group listener thread works with.

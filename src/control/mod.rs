@@ -4,4 +4,5 @@ pub mod daemon;
 pub mod ethtool;
 pub mod netlink;
 pub mod netns;
+pub mod punt;
 pub mod signals;

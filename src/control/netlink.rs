@@ -69,6 +69,10 @@ pub struct EndpointLinkSpec<'a> {
     pub gateway: Option<Ipv4Addr>,
     /// veth only: RX and TX queue count of both ends (>= 1). Ignored for TAP.
     pub queues: u32,
+    /// veth only: keep TX checksum offload (and with it TSO) on the
+    /// container end. Only where nothing takes the container's frames raw
+    /// (the tc fast path keeps skbs whole); AF_XDP needs finished checksums.
+    pub tx_offload: bool,
 }
 
 /// An endpoint interface that `create_endpoint` built and configured.
@@ -188,6 +192,41 @@ fn create_endpoint_blocking(spec: &EndpointLinkSpec) -> Result<EndpointLink, Net
         LinkKind::Veth => create_veth(spec, &ns),
         LinkKind::Tap => create_tap(spec, &ns),
     }
+}
+
+/// Creates a veth pair `a` ↔ `b` in the calling thread's netns, with
+/// `queues` RX/TX queues on each end, IPv6 off on both (so they stay
+/// silent), both up. Returns their ifindexes. A pair left over under these
+/// names (by an mvdp that was killed) is deleted first; on failure nothing
+/// is left behind.
+pub fn create_local_veth(a: &str, b: &str, queues: u32) -> Result<(u32, u32), NetlinkError> {
+    for name in [a, b] {
+        check_ifname(name, "veth name")?;
+    }
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        if let Some(index) = nl.index(a)? {
+            log::warn!("deleting {a}, left behind by an earlier mvdp");
+            nl.delete(index, a)?;
+        }
+        if let Some(index) = nl.index(b)? {
+            nl.delete(index, b)?;
+        }
+        nl.add_veth(a, b, queues.max(1))?;
+        let mut guard = DeleteOnDrop {
+            nl: &nl,
+            ifname: a,
+            armed: true,
+        };
+        let ia = nl.require(a, "set it up")?;
+        let ib = nl.require(b, "set it up")?;
+        for (index, name) in [(ia, a), (ib, b)] {
+            disable_ipv6(name);
+            nl.set_up(index, name)?;
+        }
+        guard.armed = false;
+        Ok((ia, ib))
+    })
 }
 
 /// Deletes `ifname` in the calling thread's netns; a missing link is `Ok`.
@@ -424,12 +463,14 @@ fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netli
     let host_ifindex = nl.require(host, "configure the veth host end")?;
     let peer_index = nl.require(&peer, "move the veth peer")?;
     // Features survive the move into another namespace, so this is done here.
-    set_tx_checksum(&peer, false).map_err(|source| NetlinkError::Link {
-        op: "turn off TX checksum offload".into(),
-        ifname: peer.clone(),
-        netns: OWN_NETNS.into(),
-        source,
-    })?;
+    if !spec.tx_offload {
+        set_tx_checksum(&peer, false).map_err(|source| NetlinkError::Link {
+            op: "turn off TX checksum offload".into(),
+            ifname: peer.clone(),
+            netns: OWN_NETNS.into(),
+            source,
+        })?;
+    }
     disable_ipv6(host);
     nl.set_up(host_ifindex, host)?;
     nl.move_to_netns(peer_index, &peer, ns, spec.netns_path)?;
@@ -800,6 +841,7 @@ mod tests {
             prefix_len: 24,
             gateway: None,
             queues: 1,
+            tx_offload: false,
         };
         assert!(validate(&spec).is_ok());
         assert!(validate(&EndpointLinkSpec {

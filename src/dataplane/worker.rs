@@ -31,7 +31,15 @@ use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 /// How an endpoint is reached from this worker.
 pub enum EndpointIo {
     /// The host end of a veth, through an AF_XDP socket on this worker's UMEM.
-    Xsk(XskSocket),
+    /// It receives the container's egress only where mvdp's XDP port program
+    /// steers it there; a fast-path endpoint's egress comes through the punt
+    /// port instead, and its socket only transmits.
+    Xsk {
+        /// The socket.
+        socket: XskSocket,
+        /// Whether frames arrive on it (its fill ring is kept posted).
+        receives: bool,
+    },
     /// A TAP fd. `read` is true on the one worker that reads the container's egress.
     Tap {
         /// The device.
@@ -49,6 +57,9 @@ pub enum Command {
     AddPort(EndpointId, EndpointIo),
     /// Stop serving an endpoint; frames still staged for it are dropped.
     RemovePort(EndpointId),
+    /// Read the fast path's punt device through this socket: frames it
+    /// could not decide, under an 802.1ad tag whose VID is the sender's id.
+    SetPunt(XskSocket),
     /// Leave the loop.
     Stop,
 }
@@ -69,6 +80,8 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// Fill-ring entries kept posted on the parent socket.
     pub parent_fill: usize,
+    /// Fill-ring entries kept posted on the punt device's socket.
+    pub punt_fill: usize,
     /// Fill-ring entries kept posted on each endpoint socket.
     pub port_fill: usize,
     /// TX ring size of every socket (bounds frames in flight per socket).
@@ -229,6 +242,8 @@ pub struct Worker {
     pool: FramePool,
     parent: XskSocket,
     parent_inflight: Inflight,
+    /// The fast path's punt device, once it is set up.
+    punt: Option<(XskSocket, Inflight)>,
     to_wire: Vec<FrameDesc>,
     ports: Vec<Option<Port>>,
     /// Ids of ports with staged frames.
@@ -237,6 +252,7 @@ pub struct Worker {
     fdb: Arc<Fdb>,
     cfg_batch: usize,
     parent_fill: usize,
+    punt_fill: usize,
     port_fill: usize,
     tx_ring: usize,
     commands: Receiver<Command>,
@@ -289,6 +305,7 @@ impl Worker {
             pool: FramePool::new(cfg.umem.frames, cfg.umem.frame_size),
             parent: cfg.parent,
             parent_inflight: Inflight::default(),
+            punt: None,
             to_wire: Vec::with_capacity(batch * 4),
             ports: Vec::new(),
             dirty: Vec::new(),
@@ -296,6 +313,7 @@ impl Worker {
             fdb: cfg.fdb,
             cfg_batch: batch,
             parent_fill: cfg.parent_fill,
+            punt_fill: cfg.punt_fill,
             port_fill: cfg.port_fill,
             tx_ring: cfg.tx_ring,
             commands: cfg.commands,
@@ -315,6 +333,7 @@ impl Worker {
         while self.handle_commands() {
             let mut work = self.parent_rx();
             work += self.endpoints_rx();
+            work += self.punt_rx();
             work += self.flood_rx();
             self.flush();
             work += self.reap();
@@ -368,6 +387,14 @@ impl Worker {
                     self.dirty.retain(|d| *d != id);
                     self.rebuild_pollfds();
                 }
+                Ok(Command::SetPunt(socket)) => {
+                    if let Some((old, _)) = self.punt.take() {
+                        drop(old);
+                        self.pool.reclaim(PUNT);
+                    }
+                    self.punt = Some((socket, Inflight::default()));
+                    self.rebuild_pollfds();
+                }
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => return true,
             }
@@ -398,9 +425,16 @@ impl Worker {
 
     fn rebuild_pollfds(&mut self) {
         let mut fds = vec![self.wake.fd(), self.parent.fd()];
+        if let Some((punt, _)) = &self.punt {
+            fds.push(punt.fd());
+        }
         for port in self.ports.iter().flatten() {
             match &port.io {
-                EndpointIo::Xsk(s) => fds.push(s.fd()),
+                EndpointIo::Xsk {
+                    socket,
+                    receives: true,
+                } => fds.push(socket.fd()),
+                EndpointIo::Xsk { .. } => {}
                 EndpointIo::Tap { port, read: true } => fds.push(port.fd()),
                 EndpointIo::Tap { .. } => {}
             }
@@ -518,13 +552,17 @@ impl Worker {
                 continue;
             };
             let n = match &mut port.io {
-                EndpointIo::Xsk(s) => {
+                EndpointIo::Xsk {
+                    socket,
+                    receives: true,
+                } => {
                     // SAFETY: as in parent_rx: descriptors of our own UMEM, ours until reposted.
-                    let n = unsafe { s.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
+                    let n = unsafe { socket.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
                     port.inflight.fill -= n;
                     self.pool.received(&self.rx_buf[..n]);
                     n
                 }
+                EndpointIo::Xsk { .. } => 0,
                 EndpointIo::Tap {
                     port: tap,
                     read: true,
@@ -565,49 +603,109 @@ impl Worker {
             if let (Some(now), Some(b)) = (now, bucket.as_mut()) {
                 b.refill(now);
             }
-            let stats = self.stats.clone();
-            let counters = &stats.endpoints[i];
             let umem = self.umem.clone();
             for k in 0..n {
-                let d = self.rx_buf[k];
-                // SAFETY: the frame is ours (just consumed or just read into).
-                let data = unsafe { umem.data(&d) }.contents();
-                bump(&counters.rx_packets, 1);
-                bump(&counters.rx_bytes, data.len() as u64);
-                if bucket.as_mut().is_some_and(|b| !b.take(data.len() as u64)) {
-                    self.stats.dropped(DropReason::RateLimited);
-                    self.pool.push(d);
-                    continue;
-                }
-                match classify_egress(&self.fdb, id, data) {
-                    Verdict::Endpoint(to) => self.stage(to, d),
-                    Verdict::EndpointUntag(to) => {
-                        let d = self.untag(d);
-                        self.stage(to, d);
-                    }
-                    Verdict::Wire { tag } => self.send_to_wire(d, tag),
-                    Verdict::Flood(flood) => {
-                        let copies = self.flood_copies(&flood, data);
-                        if flood.wire {
-                            // Accounted when it leaves for the wire.
-                            let tag = self.fdb.network(flood.network).vlan;
-                            self.send_to_wire(d, tag);
-                        } else {
-                            self.count_flood(copies);
-                            self.pool.push(d);
-                        }
-                    }
-                    Verdict::Drop(r) => {
-                        self.stats.dropped(r);
-                        self.pool.push(d);
-                    }
-                }
+                self.egress(&umem, id, self.rx_buf[k], &mut bucket);
             }
             if let Some(port) = self.ports[i].as_mut() {
                 port.bucket = bucket;
             }
         }
         work
+    }
+
+    /// Frames the fast path handed over (bpf/fastpath.c's punt): each under
+    /// an 802.1ad tag whose VID is its sender's endpoint id. The tag comes
+    /// off, and the frame is the sender's egress like any other.
+    fn punt_rx(&mut self) -> usize {
+        let Some((punt, inflight)) = self.punt.as_mut() else {
+            return 0;
+        };
+        // SAFETY: as in parent_rx: descriptors of our own UMEM, ours until reposted.
+        let n = unsafe { punt.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
+        if n == 0 {
+            return 0;
+        }
+        inflight.fill -= n;
+        self.pool.received(&self.rx_buf[..n]);
+        self.stats.received(Source::Endpoint, n as u64);
+        self.stats.batch(n);
+        let now = self.any_limits.then(Instant::now);
+        let umem = self.umem.clone();
+        for k in 0..n {
+            let d = self.rx_buf[k];
+            // SAFETY: the frame is ours (just consumed).
+            let data = unsafe { umem.data(&d) }.contents();
+            let Some(id) = punt_sender(data) else {
+                // Not from the fast path's punt: nothing else sends there.
+                self.stats.dropped(DropReason::Malformed);
+                self.pool.push(d);
+                continue;
+            };
+            let d = self.untag(d);
+            let mut bucket = self
+                .ports
+                .get_mut(usize::from(id.0))
+                .and_then(Option::as_mut)
+                .and_then(|p| p.bucket.take());
+            if let (Some(now), Some(b)) = (now, bucket.as_mut()) {
+                b.refill(now);
+            }
+            self.egress(&umem, id, d, &mut bucket);
+            if let Some(port) = self
+                .ports
+                .get_mut(usize::from(id.0))
+                .and_then(Option::as_mut)
+            {
+                port.bucket = bucket;
+            }
+        }
+        n
+    }
+
+    /// One frame endpoint `id` sent (counted as received by the caller):
+    /// counted for the endpoint, held to its rate limit, classified, staged.
+    #[inline]
+    fn egress(
+        &mut self,
+        umem: &Umem,
+        id: EndpointId,
+        d: FrameDesc,
+        bucket: &mut Option<TokenBucket>,
+    ) {
+        // SAFETY: the frame is ours (just consumed or just read into).
+        let data = unsafe { umem.data(&d) }.contents();
+        let counters = &self.stats.endpoints[usize::from(id.0)];
+        bump(&counters.rx_packets, 1);
+        bump(&counters.rx_bytes, data.len() as u64);
+        if bucket.as_mut().is_some_and(|b| !b.take(data.len() as u64)) {
+            self.stats.dropped(DropReason::RateLimited);
+            self.pool.push(d);
+            return;
+        }
+        match classify_egress(&self.fdb, id, data) {
+            Verdict::Endpoint(to) => self.stage(to, d),
+            Verdict::EndpointUntag(to) => {
+                let d = self.untag(d);
+                self.stage(to, d);
+            }
+            Verdict::Wire { tag } => self.send_to_wire(d, tag),
+            Verdict::Flood(flood) => {
+                let copies = self.flood_copies(&flood, data);
+                if flood.wire {
+                    // Accounted when it leaves for the wire.
+                    let tag = self.fdb.network(flood.network).vlan;
+                    self.send_to_wire(d, tag);
+                } else {
+                    self.count_flood(copies);
+                    self.pool.push(d);
+                }
+            }
+            Verdict::Drop(r) => {
+                self.stats.dropped(r);
+                self.pool.push(d);
+            }
+        }
     }
 
     /// Removes a frame's outer 802.1Q tag in place (the payload moves up 4 bytes).
@@ -866,7 +964,7 @@ impl Worker {
             };
             let counters = &self.stats.endpoints[i];
             match &mut port.io {
-                EndpointIo::Xsk(s) => {
+                EndpointIo::Xsk { socket: s, .. } => {
                     let room = self.tx_ring - port.inflight.tx;
                     let n = port.staged.len().min(room);
                     for d in &mut port.staged[..n] {
@@ -926,8 +1024,8 @@ impl Worker {
             .pool
             .reap(&mut self.parent, &mut self.parent_inflight, self.cfg_batch);
         for port in self.ports.iter_mut().flatten() {
-            if let EndpointIo::Xsk(s) = &mut port.io {
-                n += self.pool.reap(s, &mut port.inflight, self.cfg_batch);
+            if let EndpointIo::Xsk { socket, .. } = &mut port.io {
+                n += self.pool.reap(socket, &mut port.inflight, self.cfg_batch);
             }
         }
         n
@@ -941,14 +1039,21 @@ impl Worker {
             self.parent_fill,
             PARENT,
         );
+        if let Some((punt, inflight)) = self.punt.as_mut() {
+            self.pool.refill(punt, inflight, self.punt_fill, PUNT);
+        }
         for (i, port) in self.ports.iter_mut().enumerate() {
             if let Some(Port {
-                io: EndpointIo::Xsk(s),
+                io:
+                    EndpointIo::Xsk {
+                        socket,
+                        receives: true,
+                    },
                 inflight,
                 ..
             }) = port
             {
-                self.pool.refill(s, inflight, self.port_fill, i as u32);
+                self.pool.refill(socket, inflight, self.port_fill, i as u32);
             }
         }
     }
@@ -976,6 +1081,19 @@ fn kick_tx(s: &mut XskSocket, inflight: usize) {
 
 /// Ledger tag of frames held by the parent's socket.
 const PARENT: u32 = u32::MAX - 1;
+/// Ledger tag of frames held by the punt device's socket.
+const PUNT: u32 = u32::MAX - 2;
+
+/// The 802.1ad TPID of the fast path's punt tag (`MVDP_PUNT_TPID`).
+const PUNT_TPID: u16 = 0x88a8;
+
+/// The sender a punted frame names in its punt tag, if it carries one.
+#[inline]
+fn punt_sender(frame: &[u8]) -> Option<EndpointId> {
+    let tag = frame.get(MACS_LEN..MACS_LEN + VLAN_TAG_LEN)?;
+    (u16::from_be_bytes([tag[0], tag[1]]) == PUNT_TPID)
+        .then(|| EndpointId(u16::from_be_bytes([tag[2], tag[3]]) & 0x0fff))
+}
 /// Ledger tag of frames held by user space (free, staged, being classified).
 const USER: u32 = u32::MAX;
 

@@ -1,5 +1,7 @@
 //! Ports: everything that makes a syscall to move frames lives here.
 
+mod bpf;
+pub mod fastpath;
 pub mod memory;
 pub mod packet;
 pub mod tap;

@@ -18,6 +18,7 @@ use aya::programs::xdp::XdpLinkId;
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError};
 
+use super::bpf::{self, chain, EpKey};
 use crate::wire::MacAddr;
 
 /// The parent NIC's program in `bpf/mvdp.c`: endpoint frames to AF_XDP, the rest to the host.
@@ -33,6 +34,9 @@ const MAP_PASSTHRU: &str = "passthru";
 /// [`XdpProgram::add_endpoint`] when reflected group frames from its MAC are
 /// mvdp's (private, passthru and source networks).
 pub const EP_HAIRPIN_OWNED: u32 = 0x8000_0000;
+/// `MVDP_EP_FAST` in bpf/mvdp.h: or'ed into an endpoint's value when its
+/// unicast takes the tc fast path, so the XDP program passes it on.
+pub const EP_FAST: u32 = 0x4000_0000;
 /// `MVDP_PASSTHRU_ON` in bpf/mvdp.h.
 const PASSTHRU_ON: u32 = 0x10000;
 
@@ -43,21 +47,6 @@ const MAX_VLAN: u16 = 4094;
 fn program_object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mvdp.bpf.o"))
 }
-
-/// Mirror of `struct mvdp_ep_key` in `bpf/mvdp.h`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct EpKey {
-    mac: [u8; 6],
-    /// 802.1Q VID in host byte order; 0 = untagged.
-    vlan: u16,
-}
-
-const _: () = assert!(std::mem::size_of::<EpKey>() == 8);
-
-// SAFETY: `EpKey` is `repr(C)`, 8 bytes with no padding (asserted above), and
-// every bit pattern is a valid value, as `Pod` requires.
-unsafe impl aya::Pod for EpKey {}
 
 /// Mirror of `enum mvdp_xdp_counter` in `bpf/mvdp.h`, in the same order.
 #[derive(Clone, Copy, Debug)]
@@ -514,22 +503,6 @@ impl XdpPort {
     }
 }
 
-/// An error and its sources, joined with ": " (aya keeps errno in `source()`),
-/// skipping a source whose text its parent already printed.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
-}
-
 /// The interface's index in the calling thread's network namespace.
 fn if_index(ifname: &str) -> Option<u32> {
     let c_name = std::ffi::CString::new(ifname).ok()?;
@@ -559,18 +532,12 @@ fn xdp_program<'a>(
     ifname: &str,
     name: &'static str,
 ) -> Result<&'a mut Xdp, XdpError> {
-    let missing = |error: String| XdpError::MissingObject {
+    bpf::program(bpf, name).map_err(|error| XdpError::MissingObject {
         ifname: ifname.to_string(),
         what: "program",
         name,
         error,
-    };
-    let program = bpf
-        .program_mut(name)
-        .ok_or_else(|| missing("not found".to_string()))?;
-    program
-        .try_into()
-        .map_err(|e: ProgramError| missing(e.to_string()))
+    })
 }
 
 fn take_map<M>(
@@ -579,16 +546,12 @@ fn take_map<M>(
     name: &'static str,
     convert: impl FnOnce(aya::maps::Map) -> Result<M, MapError>,
 ) -> Result<M, XdpError> {
-    let missing = |error: String| XdpError::MissingObject {
+    bpf::take_map(bpf, name, convert).map_err(|error| XdpError::MissingObject {
         ifname: ifname.to_string(),
         what: "map",
         name,
         error,
-    };
-    let map = bpf
-        .take_map(name)
-        .ok_or_else(|| missing("not found".to_string()))?;
-    convert(map).map_err(|e| missing(e.to_string()))
+    })
 }
 
 fn try_attach(program: &mut Xdp, ifname: &str, mode: AttachedMode) -> Result<XdpLinkId, XdpError> {
@@ -763,16 +726,7 @@ mod tests {
     #[test]
     fn counter_enum_matches_header() {
         let header = include_str!("../../bpf/mvdp.h");
-        let body = header
-            .split("enum mvdp_xdp_counter {")
-            .nth(1)
-            .and_then(|rest| rest.split("};").next())
-            .expect("enum mvdp_xdp_counter in bpf/mvdp.h");
-        let names: Vec<&str> = body
-            .lines()
-            .filter_map(|line| line.trim().split([' ', ',', '\t', '=']).next())
-            .filter(|name| name.starts_with("MVDP_XDP_"))
-            .collect();
+        let names = bpf::c_enum_names(header, "mvdp_xdp_counter");
         let expected = [
             "MVDP_XDP_RX",
             "MVDP_XDP_REDIRECT",
@@ -791,14 +745,6 @@ mod tests {
     }
 
     #[test]
-    fn key_layout_matches_header() {
-        let header = include_str!("../../bpf/mvdp.h");
-        assert!(header.contains("struct mvdp_ep_key {\n\t__u8 mac[6];\n\t__u16 vlan;\n};"));
-        assert_eq!(std::mem::size_of::<EpKey>(), 8);
-        assert_eq!(std::mem::align_of::<EpKey>(), 2);
-    }
-
-    #[test]
     fn netlink_attrs_walk_aligned_and_stop_at_truncation() {
         let attr = |kind: u16, payload: &[u8]| {
             let len = 4 + payload.len() as u16;
@@ -811,18 +757,6 @@ mod tests {
         bytes.extend_from_slice(&64u16.to_ne_bytes()); // a header cut short
         let got: Vec<_> = attrs(&bytes).collect();
         assert_eq!(got, [(2, &[1u8][..]), (4, &126u32.to_ne_bytes()[..])]);
-    }
-
-    #[test]
-    fn error_chain_shows_errno_once() {
-        let io = std::io::Error::from_raw_os_error(libc::EOPNOTSUPP);
-        let error = ProgramError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_link_create",
-            io_error: io,
-        });
-        let text = chain(&error);
-        assert!(text.starts_with("`bpf_link_create` failed: "), "{text}");
-        assert_eq!(text.matches("os error 95").count(), 1, "{text}");
     }
 
     #[test]

@@ -76,9 +76,16 @@ clippy:
 	@echo "==> test: $(CARGO) clippy (warnings are errors)"
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
+# The end-to-end suites that run the daemon, run a second time with every
+# frame through the workers (the first run has the kernel fast path on, the
+# default; tests/modes.rs and tests/fastpath.rs choose their tiers themselves).
+TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard
+
 cargo-test:
 	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"
 	$(CARGO) test --locked -- --test-threads=$(TEST_THREADS)
+	@echo "==> test: again with [dataplane] fast_path = \"off\": $(TIER_SUITES)"
+	MVDP_TEST_FAST_PATH=off $(CARGO) test --locked $(addprefix --test ,$(TIER_SUITES)) -- --test-threads=$(TEST_THREADS)
 
 demo: deps build
 	@echo "==> demo: ./target/release/mvdp demo"

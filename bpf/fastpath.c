@@ -158,10 +158,10 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	int c_tagged;
 
 	if ((const void *)(eth + 1) > data_end)
-		return TC_ACT_UNSPEC;
+		goto pass;
 	/* Broadcast and multicast: the host's, and the workers' flood path. */
 	if (eth->h_dest[0] & 0x01)
-		return TC_ACT_UNSPEC;
+		goto pass;
 
 	c_tagged = skb->vlan_present && skb->vlan_proto == bpf_htons(ETH_P_8021Q);
 	key.vlan = mvdp_outer_vid(skb);
@@ -169,7 +169,7 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	to = bpf_map_lookup_elem(&fp_macs, &key);
 	/* The host's own frames, and endpoints the workers serve. */
 	if (!to || !(to->flags & MVDP_FP_FAST))
-		return TC_ACT_UNSPEC;
+		goto pass;
 
 	frames = mvdp_frames(skb);
 	bytes = skb->len;
@@ -195,6 +195,11 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	mvdp_fp_tx(to->id, frames, bytes);
 	/* Straight into the container's interface: no backlog, no second GRO. */
 	return bpf_redirect_peer(to->ifindex, 0);
+
+pass:
+	/* Not ours: on to the next tc program, or the host stack. */
+	mvdp_fp_count(MVDP_FP_PASSED, mvdp_frames(skb));
+	return TC_ACT_UNSPEC;
 }
 
 /* Hands a frame to the workers, tagged with its sender's id. */

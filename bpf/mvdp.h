@@ -110,6 +110,7 @@ enum mvdp_fp_counter {
 	MVDP_FP_DELIVERED,	/* redirected to a container or the parent */
 	MVDP_FP_WIRE_TX,	/* of those, to the parent */
 	MVDP_FP_PUNTED,		/* handed to the workers (not counted as received) */
+	MVDP_FP_PASSED,		/* from the wire, not for a fast endpoint: left to the host */
 	MVDP_FP_DROP_SPOOFED,	/* DropReason::SpoofedSource */
 	MVDP_FP_DROP_VLAN_HOP,	/* DropReason::VlanHop */
 	MVDP_FP_DROP_PRIVATE,	/* DropReason::PrivateIsolation */

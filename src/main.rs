@@ -107,7 +107,7 @@ fn run(config_path: &std::path::Path, config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
     let mut daemon = Daemon::start(config, Some(listener))?;
-    log::info!("running; metrics on http://{listen}/metrics; SIGHUP reloads source lists and rate limits; SIGTERM or Ctrl-C stops");
+    log::info!("running; metrics on http://{listen}/metrics; SIGHUP reloads endpoints, source lists and rate limits; SIGTERM or Ctrl-C stops");
     loop {
         match signals.wait(std::time::Duration::from_secs(1))? {
             Some("SIGHUP") => match load(config_path) {

@@ -20,6 +20,11 @@ const VLAN_IF: &str = "w0v50";
 
 fn vlan_rig() -> (Rig, Daemon, VlanIf) {
     let rig = Rig::new(3, 1);
+    // The relay reads the wire raw. A NIC finishes checksums and segments
+    // before the wire; the veth standing in for one leaves both to its
+    // peer's stack (a fast-path container keeps its offloads), so p0 does
+    // them in software here, as a NIC would in hardware.
+    rig.host.run(&["ethtool", "-K", PARENT_IF, "tx", "off"]);
     let vlan_if = VlanIf::start(&rig.wire, WIRE_IF, 50, VLAN_IF, &format!("{V50_WIRE}/24"));
     let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
     let mut toml = rig.base_toml("");

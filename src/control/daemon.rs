@@ -91,7 +91,23 @@ pub struct Daemon {
     unicast_addresses: Vec<crate::wire::MacAddr>,
     /// How the parent accepts the endpoints' MACs ([`MacFilter`] as u8; 0 = not yet).
     mac_filter: Arc<std::sync::atomic::AtomicU8>,
+    /// What endpoints and a late XDP program are built from.
+    plumbing: Plumbing,
     torn_down: bool,
+}
+
+/// What start-up set up that later steps build on: an endpoint added at
+/// run time, or the XDP program attached late for one the workers serve.
+#[derive(Default)]
+struct Plumbing {
+    /// One UMEM per worker, in worker order.
+    umems: Vec<xsk_rs::Umem>,
+    /// The parent's socket per RX queue: (queue, fd), for the XSKMAP.
+    parent_fds: Vec<(u32, std::os::fd::RawFd)>,
+    /// How XDP programs attach.
+    mode: AttachMode,
+    /// How AF_XDP sockets bind.
+    bind: Option<Bind>,
 }
 
 /// How many RX and TX queues an interface has (ETHTOOL_GCHANNELS), if the driver says.
@@ -261,6 +277,7 @@ impl Daemon {
             fdb_generation: Arc::new(AtomicU64::new(0)),
             unicast_addresses: Vec::new(),
             mac_filter: Arc::new(std::sync::atomic::AtomicU8::new(0)),
+            plumbing: Plumbing::default(),
             torn_down: false,
             config,
         };
@@ -366,46 +383,18 @@ impl Daemon {
                 "fast path off ([dataplane] fast_path): every frame goes through the workers"
             );
         }
-        // The parent's XDP program, where the workers need frames from the
-        // wire: it passes everything until endpoint MACs are added.
-        if d.needs_xdp() {
-            let mut xdp = XdpProgram::attach(&parent, mode)?;
-            for (q, fd) in parent_fds {
-                xdp.set_socket(q, fd)?;
-            }
-            *d.xdp.lock().expect("xdp lock") = Some(xdp);
-        } else {
+        d.plumbing = Plumbing {
+            umems,
+            parent_fds,
+            mode,
+            bind: Some(bind),
+        };
+        if !d.needs_xdp() {
             log::info!("no XDP program on {parent}: the fast path serves every endpoint");
         }
-
-        // Endpoints.
-        for i in 0..n_endpoints {
-            d.add_endpoint(i, &umems, queues.len() as u32, mode, bind)?;
-        }
-        let fdb = Arc::new(d.current_fdb()?);
-        d.publish(fdb.clone());
-        // Container MACs are not the parent's own: put them in its unicast
-        // filter, which the kernel turns into promiscuous mode for a driver
-        // without one. Which of the two happened is exported.
-        // An address already in the list is someone else's: used, never removed.
-        let preexisting = netlink::unicast_addresses(&parent)?;
-        for (id, ep) in fdb.endpoints() {
-            if !preexisting.contains(&ep.mac) {
-                netlink::add_unicast_address(&parent, ep.mac)?;
-                d.unicast_addresses.push(ep.mac);
-            }
-            d.steer_to_endpoint(&fdb, id)?;
-        }
-        // A passthru network takes over every unicast frame on its VLAN; group
-        // frames reach both the host and the endpoint, as with the kernel.
-        let passthru = d.config.networks.iter().find(|n| n.mode == Mode::Passthru);
-        if let (Some(n), Some(xdp)) = (passthru, d.xdp.lock().expect("xdp lock").as_mut()) {
-            xdp.set_passthru(Some(n.vlan.unwrap_or(0)))?;
-            log::info!(
-                "network {}: passthru, its endpoint takes over {parent}'s traffic",
-                n.name
-            );
-        }
+        // Endpoints (and the XDP program first, where the workers need it).
+        let all: Vec<usize> = (0..n_endpoints).collect();
+        d.bring_up(&all)?;
         let promisc_after = netlink::promiscuity(&parent)?.unwrap_or(0);
         // Promiscuous now, whoever made it so (an earlier entry on a device
         // without a filter, tcpdump): that is how the MACs get through.
@@ -423,7 +412,8 @@ impl Daemon {
         let ifindex = netlink::link_index(&parent)?
             .with_context(|| format!("parent.interface: {parent} vanished"))?;
         // Passthru receives frames for any MAC, as the kernel's passthru does.
-        let gl = GroupListener::open(ifindex, Duration::from_millis(200), passthru.is_some())
+        let passthru = d.config.networks.iter().any(|n| n.mode == Mode::Passthru);
+        let gl = GroupListener::open(ifindex, Duration::from_millis(200), passthru)
             .context("opening the group listener")?;
         let path = GroupPath {
             listener: gl,
@@ -468,14 +458,14 @@ impl Daemon {
         Ok(d)
     }
 
-    fn add_endpoint(
-        &mut self,
-        i: usize,
-        umems: &[xsk_rs::Umem],
-        queues: u32,
-        mode: AttachMode,
-        bind: Bind,
-    ) -> Result<()> {
+    /// Creates endpoint `i` of the config (its interface, its sockets on
+    /// every worker) and records it. Steering frames to it is
+    /// [`Daemon::bring_up`]'s next step.
+    fn add_endpoint(&mut self, i: usize) -> Result<()> {
+        let umems = self.plumbing.umems.clone();
+        let queues = umems.len() as u32;
+        let mode = self.plumbing.mode;
+        let bind = self.plumbing.bind.expect("set at start");
         let ep = self.config.endpoints[i].clone();
         let net = self.config.network(&ep.network).expect("validated").clone();
         let id = EndpointId(i as u16);
@@ -586,18 +576,6 @@ impl Daemon {
                 self.endpoints[i] = Some(state);
             }
         }
-        if is_shim(&ep) {
-            for other in self
-                .config
-                .endpoints
-                .iter()
-                .filter(|o| o.network == ep.network && !is_shim(o))
-            {
-                netlink::add_link_route(&ep.ifname, other.ip, 32).with_context(|| {
-                    format!("network {}: host shim route to {}", ep.network, other.name)
-                })?;
-            }
-        }
         log::info!(
             "endpoint {} ({:?}) up: {} {} in {} as {}",
             ep.name,
@@ -688,12 +666,104 @@ impl Daemon {
         })
     }
 
-    /// Puts endpoint `id` into the maps that steer frames to it: the XDP
-    /// program's (AF_XDP, or on to the fast path) and the fast path's.
-    fn steer_to_endpoint(&mut self, fdb: &Fdb, id: EndpointId) -> Result<()> {
+    /// Steers frames to newly created endpoints (config indices): the XDP
+    /// program where the workers now need it, the FDB, the parent's unicast
+    /// filter, the XDP and fast-path maps, the host shim's routes. Start-up
+    /// and a reload that adds endpoints both come here.
+    fn bring_up(&mut self, indices: &[usize]) -> Result<()> {
+        self.ensure_xdp()?;
+        for &i in indices {
+            if let Err(e) = self.add_endpoint(i) {
+                // Whatever it created so far goes (the others stay).
+                self.remove_endpoint(EndpointId(i as u16));
+                return Err(e);
+            }
+        }
+        let fdb = Arc::new(self.current_fdb()?);
+        self.publish(fdb.clone());
+        // Container MACs are not the parent's own: put them in its unicast
+        // filter, which the kernel turns into promiscuous mode for a driver
+        // without one. An address already in the list is someone else's:
+        // used, never removed.
+        let parent = self.config.parent.interface.clone();
+        let preexisting = netlink::unicast_addresses(&parent)?;
+        for &i in indices {
+            let id = EndpointId(i as u16);
+            let Some(ep) = fdb.endpoint(id) else { continue };
+            if !preexisting.contains(&ep.mac) {
+                netlink::add_unicast_address(&parent, ep.mac)?;
+                self.unicast_addresses.push(ep.mac);
+            }
+            self.xdp_steer(&fdb, id)?;
+            self.fast_steer(id)?;
+            self.shim_routes(i, true)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the parent's XDP program if the workers need frames from
+    /// the wire and it is not there yet, with every endpoint in its map. It
+    /// passes everything until endpoint MACs are added.
+    fn ensure_xdp(&mut self) -> Result<()> {
+        if !self.needs_xdp() || self.xdp.lock().expect("xdp lock").is_some() {
+            return Ok(());
+        }
+        let mut xdp = XdpProgram::attach(&self.config.parent.interface, self.plumbing.mode)?;
+        for &(q, fd) in &self.plumbing.parent_fds {
+            xdp.set_socket(q, fd)?;
+        }
+        *self.xdp.lock().expect("xdp lock") = Some(xdp);
+        let fdb = self.fdb();
+        for (id, _) in fdb.endpoints() {
+            self.xdp_steer(&fdb, id)?;
+        }
+        Ok(())
+    }
+
+    /// Puts endpoint `id` into the XDP program's map, if one is attached:
+    /// to AF_XDP, or on to the fast path.
+    fn xdp_steer(&self, fdb: &Fdb, id: EndpointId) -> Result<()> {
         let Some(ep) = fdb.endpoint(id) else {
             return Ok(());
         };
+        let mut guard = self.xdp.lock().expect("xdp lock");
+        let Some(xdp) = guard.as_mut() else {
+            return Ok(());
+        };
+        let net = fdb.network(ep.network);
+        let fast_port = self
+            .endpoints
+            .get(usize::from(id.0))
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.fast.is_some_and(|f| f.port.is_some()));
+        // Group frames these endpoints send, when the wire reflects them, go
+        // back to the sender alone (the kernel's "forward to original
+        // port"), never to the host.
+        let owned = matches!(net.mode, Mode::Private | Mode::Passthru | Mode::Source);
+        let mut value = u32::from(id.0);
+        if owned {
+            value |= crate::io::xdp::EP_HAIRPIN_OWNED;
+        }
+        if fast_port {
+            value |= crate::io::xdp::EP_FAST;
+        }
+        xdp.add_endpoint(ep.mac, net.vlan.unwrap_or(0), value)?;
+        // A passthru network takes over every unicast frame on its VLAN;
+        // group frames reach both the host and the endpoint, as with the kernel.
+        if net.mode == Mode::Passthru {
+            xdp.set_passthru(Some(net.vlan.unwrap_or(0)))?;
+            log::info!(
+                "network {}: passthru, its endpoint takes over {}'s traffic",
+                net.name,
+                self.config.parent.interface
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts endpoint `id` into the fast path's maps, and for a fast
+    /// endpoint attaches the port program that takes its egress.
+    fn fast_steer(&mut self, id: EndpointId) -> Result<()> {
         let Some(state) = self
             .endpoints
             .get(usize::from(id.0))
@@ -701,28 +771,39 @@ impl Daemon {
         else {
             return Ok(());
         };
-        let net = fdb.network(ep.network);
-        let fast_port = state.fast.is_some_and(|f| f.port.is_some());
-        if let Some(xdp) = self.xdp.lock().expect("xdp lock").as_mut() {
-            // Group frames these endpoints send, when the wire reflects
-            // them, go back to the sender alone (the kernel's "forward to
-            // original port"), never to the host.
-            let owned = matches!(net.mode, Mode::Private | Mode::Passthru | Mode::Source);
-            let mut value = u32::from(id.0);
-            if owned {
-                value |= crate::io::xdp::EP_HAIRPIN_OWNED;
-            }
-            if fast_port {
-                value |= crate::io::xdp::EP_FAST;
-            }
-            xdp.add_endpoint(ep.mac, net.vlan.unwrap_or(0), value)?;
-        }
-        if let (Some(entry), Some(fast)) = (
-            state.fast,
-            self.fast.lock().expect("fast path lock").as_mut(),
-        ) {
+        let mut guard = self.fast.lock().expect("fast path lock");
+        if let (Some(entry), Some(fast)) = (state.fast, guard.as_mut()) {
             fast.set_endpoint(&entry)?;
             fast.attach_port(&entry, &state.host_ifname)?;
+        }
+        Ok(())
+    }
+
+    /// The host shim's /32 routes for endpoint `i` (added, or deleted when
+    /// `add` is false): a shim reaches every other endpoint of its network,
+    /// and every endpoint is reached from its network's shim.
+    fn shim_routes(&self, i: usize, add: bool) -> Result<()> {
+        let ep = &self.config.endpoints[i];
+        let live = |j: usize| self.endpoints.get(j).is_some_and(Option::is_some);
+        let pairs: Vec<(&EndpointConfig, &EndpointConfig)> = self
+            .config
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|&(j, e)| {
+                j != i && live(j) && e.network == ep.network && is_shim(e) != is_shim(ep)
+            })
+            .map(|(_, e)| if is_shim(ep) { (ep, e) } else { (e, ep) })
+            .collect();
+        for (shim, to) in pairs {
+            let result = if add {
+                netlink::add_link_route(&shim.ifname, to.ip, 32)
+            } else {
+                netlink::del_link_route(&shim.ifname, to.ip, 32)
+            };
+            result.with_context(|| {
+                format!("network {}: host shim route to {}", ep.network, to.name)
+            })?;
         }
         Ok(())
     }
@@ -788,6 +869,10 @@ impl Daemon {
 
     /// Removes one endpoint: out of the XDP map and FDB, out of the workers, interface deleted.
     pub fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
+        self.endpoints.get(usize::from(id.0))?.as_ref()?;
+        if let Err(e) = self.shim_routes(usize::from(id.0), false) {
+            log::warn!("{e:#}");
+        }
         let ep = self.endpoints.get_mut(usize::from(id.0))?.take()?;
         let entry = entry_of(&self.config, usize::from(id.0));
         let was_passthru = self
@@ -842,22 +927,36 @@ impl Daemon {
         Some(ep.name)
     }
 
-    /// Applies what can change at run time from a re-read config: each
-    /// endpoint's `allowed_sources` and `rate_limit`. Returns the endpoints
-    /// updated; other differences are logged as needing a restart.
+    /// Applies a re-read config to the running data plane: endpoints that
+    /// left the file are removed, new ones created, changed ones re-created
+    /// (address, MAC, network, namespace, kind or interface name), and
+    /// `allowed_sources` and `rate_limit` change in place. Networks and the
+    /// rest keep their running values until a restart (logged by key).
+    /// Returns the names of the endpoints touched.
     pub fn reload(&mut self, new: &Config) -> Result<Vec<String>> {
+        for key in self.restart_only_changes(new) {
+            log::warn!("reload: {key} changed; it takes effect at a restart");
+        }
         let mut changed = Vec::new();
+        let mut remove = Vec::new();
         for (i, ep) in self.config.endpoints.iter_mut().enumerate() {
             if is_shim(ep) || self.endpoints.get(i).is_none_or(Option::is_none) {
                 continue;
             }
             let Some(n) = new.endpoint(&ep.name) else {
-                log::warn!(
-                    "reload: endpoint {} is gone from the config; it stays until a restart",
-                    ep.name
-                );
+                remove.push(i);
                 continue;
             };
+            if n.ip != ep.ip
+                || n.mac != ep.mac
+                || n.network != ep.network
+                || n.netns != ep.netns
+                || n.kind != ep.kind
+                || n.ifname != ep.ifname
+            {
+                remove.push(i);
+                continue;
+            }
             if n.allowed_sources != ep.allowed_sources || n.rate_limit != ep.rate_limit {
                 ep.allowed_sources = n.allowed_sources.clone();
                 ep.rate_limit = n.rate_limit;
@@ -872,24 +971,82 @@ impl Daemon {
                     }
                 }
             }
-            if n.ip != ep.ip
-                || n.mac != ep.mac
-                || n.network != ep.network
-                || n.netns != ep.netns
-                || n.kind != ep.kind
-            {
-                log::warn!("reload: endpoint {}: only allowed_sources and rate_limit change at run time; restart for the rest", ep.name);
+        }
+        for i in remove {
+            if let Some(name) = self.remove_endpoint(EndpointId(i as u16)) {
+                log::info!("reload: endpoint {name} removed");
+                changed.push(name);
             }
         }
+        // New endpoints (and the re-created ones) get ids after the last.
+        let mut added = Vec::new();
         for n in &new.endpoints {
-            if self.config.endpoint(&n.name).is_none() {
-                log::warn!("reload: new endpoint {} needs a restart", n.name);
+            let running = self.config.endpoints.iter().enumerate().any(|(i, e)| {
+                e.name == n.name && self.endpoints.get(i).is_some_and(Option::is_some)
+            });
+            if running {
+                continue;
             }
+            if self.config.network(&n.network) != new.network(&n.network) {
+                log::error!(
+                    "reload: endpoint {}: its network {} is new or changed, which takes a restart; not added",
+                    n.name,
+                    n.network
+                );
+                continue;
+            }
+            if self.config.endpoints.len() >= crate::metrics::MAX_ENDPOINTS {
+                bail!(
+                    "endpoint {}: this build serves at most {} endpoints",
+                    n.name,
+                    crate::metrics::MAX_ENDPOINTS
+                );
+            }
+            added.push(self.config.endpoints.len());
+            self.config.endpoints.push(n.clone());
         }
-        if !changed.is_empty() {
+        if !added.is_empty() {
+            // Whatever fails leaves the endpoints created so far in place,
+            // with the FDB republished, and says which one failed.
+            let result = self.bring_up(&added);
+            for &i in &added {
+                if self.endpoints.get(i).is_some_and(Option::is_some) {
+                    log::info!("reload: endpoint {} added", self.config.endpoints[i].name);
+                    changed.push(self.config.endpoints[i].name.clone());
+                }
+            }
+            if let Err(e) = result {
+                let fdb = self.current_fdb()?;
+                self.publish(Arc::new(fdb));
+                return Err(e);
+            }
+        } else if !changed.is_empty() {
             self.publish(Arc::new(self.current_fdb()?));
         }
         Ok(changed)
+    }
+
+    /// The config keys that differ in `new` but only change at a restart.
+    fn restart_only_changes(&self, new: &Config) -> Vec<String> {
+        let old = &self.config;
+        let mut keys = Vec::new();
+        for (name, differs) in [
+            ("parent", old.parent != new.parent),
+            ("dataplane", old.dataplane != new.dataplane),
+            ("workers", old.workers != new.workers),
+            ("metrics", old.metrics != new.metrics),
+            ("control", old.control != new.control),
+        ] {
+            if differs {
+                keys.push(format!("[{name}]"));
+            }
+        }
+        for n in &new.networks {
+            if old.network(&n.name).is_some_and(|o| o != n) {
+                keys.push(format!("network {}", n.name));
+            }
+        }
+        keys
     }
 
     /// Stops the workers, detaches every XDP program and deletes every interface mvdp created.
@@ -985,15 +1142,22 @@ fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
     )));
 }
 
-/// Publishes whether the fast path is on, how many endpoints it serves and
-/// how many frames it handed to the workers.
+/// Publishes whether the fast path is on, how many endpoints it serves, the
+/// frames it decided itself (from the wire, from containers), those it
+/// handed to the workers and those from the wire it left to the host.
 fn publish_fast_path_state(fast: &Mutex<Option<FastPath>>) {
     let Ok(guard) = fast.lock() else { return };
     let fp = guard.as_ref();
     metrics::gauge!("mvdp_fast_path_active").set(f64::from(u8::from(fp.is_some())));
     metrics::gauge!("mvdp_fast_path_endpoints").set(fp.map_or(0, FastPath::ports) as f64);
-    if let Some(c) = fp.and_then(|fp| fp.counters().ok()) {
-        metrics::counter!("mvdp_fast_path_punted_total").absolute(c.punted);
+    let c = fp.and_then(|fp| fp.counters().ok());
+    for (action, n) in [
+        ("from_wire", c.map_or(0, |c| c.rx_wire)),
+        ("from_endpoint", c.map_or(0, |c| c.rx_endpoint)),
+        ("punted", c.map_or(0, |c| c.punted)),
+        ("passed", c.map_or(0, |c| c.passed)),
+    ] {
+        metrics::counter!("mvdp_fast_path_frames_total", "action" => action).absolute(n);
     }
 }
 

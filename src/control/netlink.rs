@@ -277,6 +277,26 @@ pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<()
     })
 }
 
+/// Deletes the route to `dest/prefix_len` through `ifname` in the calling
+/// thread's netns; a route (or interface) already gone is `Ok`.
+pub fn del_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let Some(index) = nl.index(ifname)? else {
+            return Ok(());
+        };
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(index)
+            .build();
+        match nl.rt.block_on(nl.handle.route().del(route).execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
+            Err(e) => Err(nl.fail(format!("delete route {dest}/{prefix_len}"), ifname, e)),
+        }
+    })
+}
+
 /// Adds `mac` to `ifname`'s unicast address list (`bridge fdb add MAC dev IF
 /// self permanent`): a NIC with a unicast filter then accepts frames for it;
 /// for one without, the kernel puts the device in promiscuous mode instead.

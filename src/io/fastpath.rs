@@ -90,6 +90,7 @@ enum Counter {
     Delivered,
     WireTx,
     Punted,
+    Passed,
     DropSpoofed,
     DropVlanHop,
     DropPrivate,
@@ -97,12 +98,13 @@ enum Counter {
 }
 
 impl Counter {
-    const ALL: [Counter; 9] = [
+    const ALL: [Counter; 10] = [
         Counter::RxWire,
         Counter::RxEndpoint,
         Counter::Delivered,
         Counter::WireTx,
         Counter::Punted,
+        Counter::Passed,
         Counter::DropSpoofed,
         Counter::DropVlanHop,
         Counter::DropPrivate,
@@ -187,6 +189,8 @@ pub struct FastPathCounters {
     pub wire_tx: u64,
     /// Frames it handed to the workers (they count them as received).
     pub punted: u64,
+    /// Frames from the wire that were not for a fast endpoint, left to the host.
+    pub passed: u64,
     /// Drops by reason.
     pub drops: [(DropReason, u64); 4],
 }
@@ -444,6 +448,7 @@ impl FastPath {
             delivered: sums[Counter::Delivered as usize],
             wire_tx: sums[Counter::WireTx as usize],
             punted: sums[Counter::Punted as usize],
+            passed: sums[Counter::Passed as usize],
             drops,
         })
     }

@@ -413,3 +413,55 @@ fn same_labels(a: &[(String, String)], b: &[(String, String)]) -> bool {
     b.sort();
     a == b
 }
+
+/// The frame counters (not the worker's own activity, like poll() sleeps).
+pub fn frame_counters(samples: &[Sample]) -> Vec<&Sample> {
+    const FRAME_SERIES: [&str; 6] = [
+        "mvdp_frames_",
+        "mvdp_drops_",
+        "mvdp_endpoint_",
+        "mvdp_wire_tx_",
+        "mvdp_xdp_",
+        "mvdp_fast_path_frames_",
+    ];
+    let mut v: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| FRAME_SERIES.iter().any(|p| s.name.starts_with(p)))
+        .collect();
+    // The exporter's order is not stable between scrapes.
+    v.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    v
+}
+
+/// Waits until two scrapes a moment apart agree on every frame counter, so
+/// that assertions compare settled numbers.
+pub fn settled(d: &Daemon) -> Vec<Sample> {
+    let mut last = parse_prometheus(&d.metrics());
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = parse_prometheus(&d.metrics());
+        if frame_counters(&now) == frame_counters(&last) {
+            return now;
+        }
+        last = now;
+    }
+    panic!("mvdp frame counters never settled:\n{}", d.metrics());
+}
+
+/// A series' value summed over the samples matching `labels` (0 if none).
+pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    sum_samples(samples, name, labels).unwrap_or(0.0)
+}
+
+/// received = delivered + Σ dropped{reason}, over every source.
+pub fn assert_accounting(samples: &[Sample]) {
+    let received = value(samples, "mvdp_frames_received_total", &[]);
+    let delivered = value(samples, "mvdp_frames_delivered_total", &[]);
+    let dropped = value(samples, "mvdp_drops_total", &[]);
+    assert!(received > 0.0, "mvdp received nothing");
+    assert_eq!(
+        received,
+        delivered + dropped,
+        "received {received} != delivered {delivered} + dropped {dropped}"
+    );
+}

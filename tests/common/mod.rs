@@ -23,13 +23,16 @@ pub mod traffic;
 pub mod vlan;
 
 pub use daemon::{
-    mvdp_command, parse_prometheus, scrape_metrics, sum_samples, Daemon, Sample, TempConfig, MVDP,
+    assert_accounting, frame_counters, mvdp_command, parse_prometheus, scrape_metrics, settled,
+    sum_samples, value, Daemon, Sample, TempConfig, MVDP,
 };
 pub use links::{link_exists, link_mac, list_links, xdp_attached};
 pub use macvlan::{add_kernel_macvlans, fmt_mac, Reflector, StackCapture};
 pub use netns::{in_netns_path, Netns};
 pub use packet::{capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};
-pub use rig::{Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP};
+pub use rig::{
+    tier, Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP,
+};
 pub use traffic::{ping, tcp_transfer, udp_exchange};
 pub use vlan::VlanIf;
 

@@ -176,12 +176,16 @@ impl Rig {
     }
 
     /// The config without endpoints: `[parent] interface = "p0"`, then
-    /// `extra` verbatim, then `[metrics]`, `[control]` and the `lan` network.
+    /// `extra` verbatim, then `[dataplane]` (unless `extra` has one),
+    /// `[metrics]`, `[control]` and the `lan` network.
     ///
     /// `extra` is placed right after the `[parent]` keys, so bare
     /// `key = value` lines extend `[parent]` (e.g. `xdp_mode = "skb"`), and it
     /// may open other tables (`[workers]`, more `[[network]]`s, ...), but not
     /// `[metrics]` or `[control]`, which come after it.
+    ///
+    /// `[dataplane] fast_path` is [`tier`]'s: the whole suite runs once with
+    /// the kernel fast path and once without (`make test`).
     pub fn base_toml(&self, extra: &str) -> String {
         let mut t = String::new();
         let _ = writeln!(
@@ -192,6 +196,9 @@ impl Rig {
         let _ = writeln!(t, "[parent]\ninterface = \"{PARENT_IF}\"");
         if !extra.is_empty() {
             let _ = writeln!(t, "{}", extra.trim_end());
+        }
+        if !extra.contains("[dataplane]") {
+            let _ = writeln!(t, "\n[dataplane]\nfast_path = \"{}\"", tier());
         }
         let _ = writeln!(t, "\n[metrics]\nlisten = \"{}\"", self.metrics_addr);
         let _ = writeln!(
@@ -238,4 +245,14 @@ fn prepare_namespace(ns: &Netns) {
     ns.set_sysctl("net/ipv6/conf/all/disable_ipv6", "1");
     ns.set_sysctl("net/ipv6/conf/default/disable_ipv6", "1");
     ns.ip(&["link", "set", "lo", "up"]);
+}
+
+/// The data plane tier the suite runs against: `MVDP_TEST_FAST_PATH` ("on"
+/// or "off"), "on" (mvdp's default) when unset.
+pub fn tier() -> &'static str {
+    match std::env::var("MVDP_TEST_FAST_PATH").as_deref() {
+        Ok("off") => "off",
+        Ok("on") | Err(_) => "on",
+        Ok(other) => panic!("MVDP_TEST_FAST_PATH={other:?}: use on or off"),
+    }
 }

@@ -518,3 +518,26 @@ fn check_names_the_bad_key() {
         assert!(err.contains(key), "message does not name {key}: {err}");
     }
 }
+
+/// `[workers] poll = "busy"`: a worker that never sleeps still carries
+/// everything (unicast, broadcast, TCP both ways) and stops on SIGTERM.
+#[test]
+fn busy_polling_worker_carries_traffic_and_stops() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let mut d = Daemon::start(&rig, &rig.config_toml("veth", "[workers]\npoll = \"busy\""));
+    d.wait_ready(Duration::from_secs(20));
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    assert!(ping(&rig.wire, c1.ip, 2), "wire -> c1\n{}", d.log());
+    assert!(ping(&c1.ns, c2.ip, 2), "c1 -> c2");
+    tcp_transfer(&c1.ns, c1.ip, &rig.wire, 4 * MIB).expect("TCP wire -> c1");
+    tcp_transfer(&rig.wire, WIRE_IP, &c2.ns, 4 * MIB).expect("TCP c2 -> wire");
+    assert_accounting(&settled(&d));
+    // A busy worker never sleeps in poll().
+    assert_eq!(d.metric_sum("mvdp_worker_sleeps_total", &[]), Some(0.0));
+    let status = d.stop();
+    assert!(status.success(), "{status}\n{}", d.log());
+    assert_clean(&rig);
+}

@@ -32,7 +32,9 @@ use crate::config::{
 };
 use crate::control::netlink::{self, EndpointLinkSpec, LinkKind};
 use crate::control::punt::PuntDevice;
-use crate::dataplane::{Command, EndpointIo, Event, Worker, WorkerConfig, WorkerHandle};
+use crate::dataplane::{
+    Command, EndpointIo, Event, GroupFrame, Worker, WorkerConfig, WorkerHandle,
+};
 use crate::io::fastpath::{FastEndpoint, FastPath};
 use crate::io::packet::GroupListener;
 use crate::io::tap::TapPort;
@@ -44,8 +46,12 @@ use crate::switch::{
     NetworkId, Verdict,
 };
 
-/// Capacity of the queue for group frames with a single receiver.
+/// Capacity of each worker's queue for group frames with a single receiver.
 const EXPRESS_QUEUE_LEN: usize = 4096;
+/// Frame buffers the workers hand back to the group listener for reuse.
+const RECYCLED_BUFFERS: usize = 4096;
+/// Group frames the listener takes in one go before waking the workers.
+const LISTENER_BATCH: usize = 64;
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
 /// Fewest frames kept posted on an endpoint socket's fill ring.
@@ -287,18 +293,27 @@ impl Daemon {
         let rings = RingSizes { rx: RING, tx: RING };
         let mut umems = Vec::new();
         let mut parent_fds = Vec::new();
-        // Group frames from the wire go to the first worker through one bounded
-        // queue per network (`bcast_queue_len`), plus an express queue for
-        // frames with a single receiver, which cost what a unicast frame does.
+        // Group frames from the wire: one bounded queue per network
+        // (`bcast_queue_len`), served by the worker the network falls to
+        // (network k: worker k mod n), so a network's group frames stay in
+        // order and networks spread over the workers; plus an express queue
+        // per worker for frames with a single receiver, which cost what a
+        // unicast frame does. Buffers go back to the listener for reuse.
+        let n_workers = queues.len();
         let mut flood_txs = Vec::new();
-        let mut flood_rxs = Vec::new();
-        for n in &d.config.networks {
+        let mut worker_floods: Vec<Vec<Receiver<GroupFrame>>> = vec![Vec::new(); n_workers];
+        for (k, n) in d.config.networks.iter().enumerate() {
             let (tx, rx) = bounded(n.bcast_queue_len.max(1));
             flood_txs.push(tx);
-            flood_rxs.push(rx);
+            worker_floods[k % n_workers].push(rx);
         }
-        let (express_tx, express_rx) = bounded(EXPRESS_QUEUE_LEN);
-        flood_rxs.push(express_rx);
+        let mut express_txs = Vec::new();
+        for floods in &mut worker_floods {
+            let (tx, rx) = bounded(EXPRESS_QUEUE_LEN);
+            express_txs.push(tx);
+            floods.push(rx);
+        }
+        let (recycle_tx, recycle_rx) = bounded(RECYCLED_BUFFERS);
         let events_tx = d.events_tx.clone();
         // The punt device's sockets share the parent's fill budget.
         let fill_sharers = if d.config.dataplane.fast_path == FastPathMode::On {
@@ -351,11 +366,9 @@ impl Daemon {
                 fdb: fdb.clone(),
                 batch: d.config.workers.batch,
                 commands: rx,
-                floods: if i == 0 {
-                    flood_rxs.clone()
-                } else {
-                    Vec::new()
-                },
+                floods: std::mem::take(&mut worker_floods[i]),
+                recycle: recycle_tx.clone(),
+                poll: d.config.workers.poll,
                 stats: stats.clone(),
                 events: events_tx.clone(),
             };
@@ -420,8 +433,9 @@ impl Daemon {
             fdb: d.fdb.clone(),
             generation: d.fdb_generation.clone(),
             out: flood_txs,
-            express: express_tx,
-            wake: d.workers[0].wake.clone(),
+            express: express_txs,
+            wakes: d.workers.iter().map(|w| w.wake.clone()).collect(),
+            recycle: recycle_rx,
             stats: listener_stats,
             stop: d.stop.clone(),
         };
@@ -1166,67 +1180,97 @@ struct GroupPath {
     listener: GroupListener,
     fdb: Arc<RwLock<Arc<Fdb>>>,
     generation: Arc<AtomicU64>,
-    /// One bounded queue per network, by `NetworkId`.
-    out: Vec<Sender<Vec<u8>>>,
-    /// Frames with exactly one receiver.
-    express: Sender<Vec<u8>>,
-    wake: Arc<crate::dataplane::EventFd>,
+    /// One bounded queue per network, by `NetworkId`; network k is worker
+    /// (k mod workers)'s.
+    out: Vec<Sender<GroupFrame>>,
+    /// Each worker's queue for frames with exactly one receiver.
+    express: Vec<Sender<GroupFrame>>,
+    /// Each worker's wake-up.
+    wakes: Vec<Arc<crate::dataplane::EventFd>>,
+    /// Buffers the workers are done with.
+    recycle: Receiver<Vec<u8>>,
     stats: Arc<WorkerStats>,
     stop: Arc<AtomicBool>,
 }
 
-/// Copies broadcast/multicast frames from the parent to worker 0, through
-/// the bounded queue of the network that owns the frame's VLAN. A frame
-/// whose overflow is counted as `flood_queue_full` is dropped whole.
+/// Copies broadcast/multicast frames from the parent to the workers,
+/// classified once here: through the bounded queue of the network that owns
+/// the frame's VLAN, or the express queue for a single receiver. A frame
+/// whose queue is full is dropped whole, counted as `flood_queue_full`. It
+/// takes what the socket holds, a batch at most, then wakes each worker that
+/// got frames once.
 fn group_listener(p: GroupPath, cap: usize) {
     let mut buf = vec![0u8; cap];
     let mut seen = p.generation.load(Ordering::Acquire);
     let mut snapshot = p.fdb.read().expect("fdb lock").clone();
+    let mut woken = vec![false; p.wakes.len()];
+    let workers = p.wakes.len();
     while !p.stop.load(Ordering::Relaxed) {
-        let frame = match p.listener.recv(&mut buf) {
-            Ok(Some(range)) => &buf[range],
-            Ok(None) => continue,
-            Err(e) => {
-                log::warn!("group listener: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
         let now = p.generation.load(Ordering::Acquire);
         if now != seen {
             seen = now;
             snapshot = p.fdb.read().expect("fdb lock").clone();
         }
-        p.stats.received(Source::WireGroup, 1);
-        // Which queue: the network's, or express for a single receiver.
-        let queue = match classify_ingress(&snapshot, frame) {
-            Verdict::Flood(flood) => {
-                let mut receivers = 0;
-                flood_targets(&snapshot, &flood, |_| receivers += 1);
-                if receivers == 1 {
-                    &p.express
-                } else {
-                    &p.out[usize::from(flood.network.0)]
+        // The first frame is waited for (up to the socket's timeout); the
+        // rest of the batch is what is queued already.
+        let mut wait = true;
+        for _ in 0..LISTENER_BATCH {
+            let frame = match p.listener.recv(&mut buf, wait) {
+                Ok(Some(range)) => &buf[range],
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("group listener: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    break;
                 }
+            };
+            wait = false;
+            p.stats.received(Source::WireGroup, 1);
+            let verdict = classify_ingress(&snapshot, frame);
+            let (queue, worker) = match verdict {
+                Verdict::Flood(flood) => {
+                    let mut receivers = 0;
+                    flood_targets(&snapshot, &flood, |_| receivers += 1);
+                    let net = usize::from(flood.network.0);
+                    let worker = net % workers;
+                    if receivers == 1 {
+                        (&p.express[worker], worker)
+                    } else {
+                        (&p.out[net], worker)
+                    }
+                }
+                Verdict::Endpoint(id) | Verdict::EndpointUntag(id) => {
+                    let net = snapshot
+                        .endpoint(id)
+                        .map_or(0, |e| usize::from(e.network.0));
+                    (&p.express[net % workers], net % workers)
+                }
+                Verdict::Drop(r) => {
+                    // Nobody may receive it (a VLAN no network owns, a bridge
+                    // endpoint's own frame coming back): counted here, not queued.
+                    p.stats.dropped(r);
+                    continue;
+                }
+                Verdict::Wire { .. } => {
+                    p.stats.dropped(DropReason::NoEndpoint);
+                    continue;
+                }
+            };
+            let mut copy = p.recycle.try_recv().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(frame);
+            match queue.try_send(GroupFrame { verdict, buf: copy }) {
+                Ok(()) => woken[worker] = true,
+                Err(TrySendError::Full(_)) => p.stats.dropped(DropReason::FloodQueueFull),
+                Err(TrySendError::Disconnected(_)) => return,
             }
-            Verdict::Endpoint(_) | Verdict::EndpointUntag(_) => &p.express,
-            Verdict::Drop(r) => {
-                // Nobody may receive it (a VLAN no network owns, a bridge
-                // endpoint's own frame coming back): counted here, not queued.
-                p.stats.dropped(r);
-                continue;
+        }
+        // After the last frame of the batch is queued: a worker that drains
+        // its queue before this still wakes once more and finds the rest.
+        for (w, woke) in woken.iter_mut().enumerate() {
+            if std::mem::take(woke) {
+                p.wakes[w].wake();
             }
-            Verdict::Wire { .. } => {
-                p.stats.dropped(DropReason::NoEndpoint);
-                continue;
-            }
-        };
-        // Wake the worker every time: checking for an empty queue first races
-        // with the worker draining it and going to sleep.
-        match queue.try_send(frame.to_vec()) {
-            Ok(()) => p.wake.wake(),
-            Err(TrySendError::Full(_)) => p.stats.dropped(DropReason::FloodQueueFull),
-            Err(TrySendError::Disconnected(_)) => break,
         }
     }
 }

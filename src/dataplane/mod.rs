@@ -2,4 +2,6 @@
 
 mod worker;
 
-pub use worker::{Command, EndpointIo, Event, EventFd, Worker, WorkerConfig, WorkerHandle};
+pub use worker::{
+    Command, EndpointIo, Event, EventFd, GroupFrame, Worker, WorkerConfig, WorkerHandle,
+};

@@ -19,6 +19,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, TryRecvError};
 use xsk_rs::{FrameDesc, Umem};
 
+use crate::config::Poll;
 use crate::io::tap::TapPort;
 use crate::io::xsk::{UmemArea, XskSocket};
 use crate::metrics::{bump, Source, WorkerStats};
@@ -47,6 +48,16 @@ pub enum EndpointIo {
         /// Whether this worker reads from it.
         read: bool,
     },
+}
+
+/// A broadcast or multicast frame from the wire, classified once by the
+/// group listener against its FDB snapshot.
+#[derive(Debug)]
+pub struct GroupFrame {
+    /// The listener's verdict: a flood, or the one endpoint that takes it.
+    pub verdict: Verdict,
+    /// The frame. The worker hands the buffer back for reuse.
+    pub buf: Vec<u8>,
 }
 
 /// Messages from the control thread to a worker.
@@ -88,8 +99,13 @@ pub struct WorkerConfig {
     pub tx_ring: usize,
     /// Control messages.
     pub commands: Receiver<Command>,
-    /// Group frames from the wire (bounded; the sender counts overflow).
-    pub floods: Vec<Receiver<Vec<u8>>>,
+    /// Group frames from the wire, one queue per network this worker
+    /// floods for and its express queue (bounded; the sender counts overflow).
+    pub floods: Vec<Receiver<GroupFrame>>,
+    /// Where flooded frames' buffers go back to the group listener.
+    pub recycle: crossbeam_channel::Sender<Vec<u8>>,
+    /// How an idle worker waits.
+    pub poll: Poll,
     /// Counters.
     pub stats: Arc<WorkerStats>,
     /// Reports to the control thread.
@@ -256,7 +272,9 @@ pub struct Worker {
     port_fill: usize,
     tx_ring: usize,
     commands: Receiver<Command>,
-    floods: Vec<Receiver<Vec<u8>>>,
+    floods: Vec<Receiver<GroupFrame>>,
+    recycle: crossbeam_channel::Sender<Vec<u8>>,
+    poll: Poll,
     /// Scratch list of flood targets, reused for every group frame.
     flood_scratch: Vec<EndpointId>,
     /// The flood queue served first on the next pass.
@@ -318,6 +336,8 @@ impl Worker {
             tx_ring: cfg.tx_ring,
             commands: cfg.commands,
             floods: cfg.floods,
+            recycle: cfg.recycle,
+            poll: cfg.poll,
             flood_scratch: Vec::new(),
             flood_next: 0,
             any_limits: false,
@@ -330,6 +350,7 @@ impl Worker {
 
     fn run(&mut self) {
         self.refill();
+        let mut idle: u32 = 0;
         while self.handle_commands() {
             let mut work = self.parent_rx();
             work += self.endpoints_rx();
@@ -338,8 +359,23 @@ impl Worker {
             self.flush();
             work += self.reap();
             self.refill();
-            if work == 0 {
-                self.sleep();
+            if work > 0 {
+                idle = 0;
+                continue;
+            }
+            match self.poll {
+                Poll::Interrupt => self.sleep(),
+                // Never sleep: the next frame is seen as soon as it is on a
+                // ring, with no wake-up to wait for. No syscall while idle.
+                Poll::Busy => {
+                    idle = idle.wrapping_add(1);
+                    if idle % 4096 == 0 {
+                        self.stats
+                            .umem_free
+                            .store(self.pool.free.len() as u64, Relaxed);
+                    }
+                    std::hint::spin_loop();
+                }
             }
         }
         self.stats.parent_fd.store(-1, Relaxed);
@@ -462,16 +498,23 @@ impl Worker {
         self.rebuild_pollfds();
     }
 
+    /// Sleeps in poll(2) until a socket, a TAP or the eventfd (commands,
+    /// group frames) has work. Never while a fill ring is short of frames
+    /// that only a TX completion can give back: no completion wakes poll(),
+    /// so the frames would wait on a timer. (Copy mode completes a kick's
+    /// frames on the way out of the syscall, so the next pass finds them.)
     fn sleep(&mut self) {
         if self.pollfds.is_empty() {
             self.rebuild_pollfds();
         }
-        // Wake soon if frames are still in flight on a TX ring (copy mode
-        // completes them on the next kick); otherwise sleep until an fd or the
-        // eventfd says there is work.
         let tx_pending =
             self.parent_inflight.tx > 0 || self.ports.iter().flatten().any(|p| p.inflight.tx > 0);
-        let timeout = if tx_pending { 1 } else { 500 };
+        if tx_pending && self.pool.free.len() < self.cfg_batch {
+            std::thread::yield_now();
+            return;
+        }
+        // The timeout only refreshes the idle gauges; no frame waits on it.
+        let timeout = 500;
         bump(&self.stats.sleeps, 1);
         self.stats
             .umem_free
@@ -788,8 +831,8 @@ impl Worker {
         Ok(n)
     }
 
-    /// Group frames from the wire, copied by the group listener: each
-    /// network's bounded queue in turn, a batch at most.
+    /// Group frames from the wire, copied and classified by the group
+    /// listener: each network's bounded queue in turn, a batch at most.
     fn flood_rx(&mut self) -> usize {
         let queues = self.floods.len();
         if queues == 0 {
@@ -803,22 +846,25 @@ impl Worker {
         for k in 0..queues {
             let q = (self.flood_next + k) % queues;
             for _ in 0..share {
-                let Ok(frame) = self.floods[q].try_recv() else {
+                let Ok(GroupFrame { verdict, buf }) = self.floods[q].try_recv() else {
                     break;
                 };
                 // Counted as received by the group listener, which owns the queue's input side.
                 n += 1;
-                match classify_ingress(&self.fdb, &frame) {
+                match verdict {
                     Verdict::Flood(flood) => {
-                        let copies = self.flood_copies(&flood, &frame);
+                        let copies = self.flood_copies(&flood, &buf);
                         self.count_flood(copies);
                     }
                     // A passthru network's endpoint takes group frames whole.
-                    Verdict::Endpoint(to) => self.copy_to(to, &frame, false),
-                    Verdict::EndpointUntag(to) => self.copy_to(to, &frame, true),
+                    Verdict::Endpoint(to) => self.copy_to(to, &buf, false),
+                    Verdict::EndpointUntag(to) => self.copy_to(to, &buf, true),
+                    // The listener queues floods and single receivers only.
                     Verdict::Drop(r) => self.stats.dropped(r),
                     Verdict::Wire { .. } => self.stats.dropped(DropReason::NoEndpoint),
                 }
+                // Back to the listener; if its pool is full, freed here.
+                let _ = self.recycle.try_send(buf);
             }
         }
         n

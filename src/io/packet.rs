@@ -74,12 +74,14 @@ impl GroupListener {
         Ok(GroupListener { fd })
     }
 
-    /// Waits up to the timeout for a frame; returns where in `buf` a
-    /// broadcast or multicast frame was put, or `None` (timeout, or a frame
-    /// of another type, which is ignored). A VLAN tag the driver took off
-    /// (RX VLAN offload) is put back, so the frame reads as it was on the wire.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Range<usize>>> {
-        let Some(frame) = recv_frame(self.fd.as_raw_fd(), buf, 0)? else {
+    /// Takes a frame, waiting up to the timeout for one if `wait`; returns
+    /// where in `buf` a broadcast or multicast frame was put, or `None`
+    /// (nothing came, or a frame of another type, which is ignored). A VLAN
+    /// tag the driver took off (RX VLAN offload) is put back, so the frame
+    /// reads as it was on the wire.
+    pub fn recv(&self, buf: &mut [u8], wait: bool) -> io::Result<Option<Range<usize>>> {
+        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+        let Some(frame) = recv_frame(self.fd.as_raw_fd(), buf, flags)? else {
             return Ok(None);
         };
         let group = matches!(

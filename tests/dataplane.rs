@@ -101,11 +101,16 @@ fn end_to_end(kind: &str) {
     assert_clean(&rig);
 }
 
-/// After shutdown: no XDP program on the parent, no interface mvdp created.
+/// After shutdown: no XDP or tc program on the parent, no interface mvdp created.
 fn assert_clean(rig: &Rig) {
     assert!(
         !xdp_attached(&rig.host, PARENT_IF),
         "XDP program left on {PARENT_IF}"
+    );
+    assert_eq!(
+        tcx_programs(&rig.host, PARENT_IF),
+        Vec::<String>::new(),
+        "tc programs left on {PARENT_IF}"
     );
     let mut left = list_links(&rig.host);
     left.sort();

@@ -11,26 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use common::*;
 
 const MIB: usize = 1 << 20;
 const FAST_ON: &str = "[dataplane]\nfast_path = \"on\"";
-
-/// The names of the tcx programs on `ifname`'s ingress in `ns`.
-fn tcx_programs(ns: &Netns, ifname: &str) -> Vec<String> {
-    let ifname = ifname.to_string();
-    ns.in_ns(
-        move || match SchedClassifier::query_tcx(&ifname, TcAttachType::Ingress) {
-            Ok((_, programs)) => programs
-                .iter()
-                .map(|p| p.name_as_str().unwrap_or("?").to_string())
-                .collect(),
-            // No device left, or nothing ever attached: nothing is there.
-            Err(_) => Vec::new(),
-        },
-    )
-}
 
 /// `ethtool -k` of the container's interface, as "feature: on|off" lines.
 fn features(c: &Container) -> String {

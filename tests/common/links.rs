@@ -1,4 +1,4 @@
-//! Link inspection through `ip -n <ns> link`.
+//! Link inspection: `ip -n <ns> link`, and the tcx programs on a link.
 
 use super::netns::Netns;
 
@@ -53,4 +53,22 @@ pub fn link_mac(ns: &Netns, ifname: &str) -> [u8; 6] {
         *byte = u8::from_str_radix(part, 16).expect("hex MAC octet");
     }
     mac
+}
+
+/// The names of the tcx programs on `ifname`'s ingress in `ns`.
+pub fn tcx_programs(ns: &Netns, ifname: &str) -> Vec<String> {
+    let ifname = ifname.to_string();
+    ns.in_ns(move || {
+        match aya::programs::SchedClassifier::query_tcx(
+            &ifname,
+            aya::programs::TcAttachType::Ingress,
+        ) {
+            Ok((_, programs)) => programs
+                .iter()
+                .map(|p| p.name_as_str().unwrap_or("?").to_string())
+                .collect(),
+            // No device left, or nothing ever attached: nothing is there.
+            Err(_) => Vec::new(),
+        }
+    })
 }

@@ -26,7 +26,7 @@ pub use daemon::{
     assert_accounting, frame_counters, mvdp_command, parse_prometheus, scrape_metrics, settled,
     sum_samples, value, Daemon, Sample, TempConfig, MVDP,
 };
-pub use links::{link_exists, link_mac, list_links, xdp_attached};
+pub use links::{link_exists, link_mac, list_links, tcx_programs, xdp_attached};
 pub use macvlan::{add_kernel_macvlans, fmt_mac, Reflector, StackCapture};
 pub use netns::{in_netns_path, Netns};
 pub use packet::{capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};

@@ -334,8 +334,14 @@ fn workers_metrics_control_values() {
     err_at(&with("[workers]\ncores = []"), "workers.cores");
     err_at(&with("[workers]\ncores = [0, 0]"), "workers.cores[1]");
     err_at(&with("[workers]\npoll = \"spin\""), "workers.poll");
-    err_at(&with("[dataplane]\nfast_path = \"yes\""), "dataplane.fast_path");
-    err_at(&with("[dataplane]\nfastpath = \"on\""), "dataplane.fastpath");
+    err_at(
+        &with("[dataplane]\nfast_path = \"yes\""),
+        "dataplane.fast_path",
+    );
+    err_at(
+        &with("[dataplane]\nfastpath = \"on\""),
+        "dataplane.fastpath",
+    );
     err_at(&with("[metrics]\nlisten = \"localhost\""), "metrics.listen");
     err_at(&with("[control]\nsocket = \"\""), "control.socket");
 }

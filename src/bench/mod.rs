@@ -7,6 +7,7 @@
 //! macvlan per container namespace), mvdp with veth endpoints, mvdp with TAP
 //! endpoints. Every figure is a median over the runs.
 
+pub mod nicgen;
 pub mod report;
 pub mod results;
 mod traffic;

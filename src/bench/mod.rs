@@ -630,6 +630,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchResults> {
             t0.elapsed().as_secs_f64(),
             opts.containers
         );
+        if opts.parts.contains(&Part::C2c) && opts.containers < 2 {
+            eprintln!(
+                "[{:6.1}s] container ↔ container needs two containers: skipped",
+                t0.elapsed().as_secs_f64()
+            );
+        }
         let lan = Lan::build(&tag, opts.containers, 1)?;
         nic_like_wire(&lan)?;
         let dsts: Vec<MacAddr> = (0..opts.containers).map(Lan::container_mac).collect();

@@ -47,7 +47,7 @@ pub enum Command {
 /// Options of `mvdp bench`; unset ones take the full (or `--quick`) defaults.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Fewer, shorter runs: every figure in under two minutes.
+    /// Every system, direction and part with short runs (about three minutes): checks that all works.
     #[arg(long)]
     pub quick: bool,
     /// Containers on the rig.
@@ -59,18 +59,62 @@ pub struct BenchArgs {
     /// Seconds per maximum-load and fixed-rate measurement.
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// Frame sizes on the wire, with FCS (64 and 1514 by default; 1514 means a full 1500-byte MTU frame).
+    /// Frame sizes on the wire, with FCS (64 by default; 1518 is a full 1500-byte MTU frame).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
     /// Fixed offered rate for the CPU comparison, frames/s.
     #[arg(long)]
     pub fixed_rate: Option<f64>,
+    /// Parts to run (all by default).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<BenchPart>>,
+    /// Systems to measure (all by default; ratios need `kernel`).
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<BenchSystem>>,
+    /// Seconds per TCP (iperf3) run.
+    #[arg(long)]
+    pub tcp_seconds: Option<u32>,
+    /// Seconds per latency (sockperf) run.
+    #[arg(long)]
+    pub latency_seconds: Option<u32>,
     /// Endpoint counts to report the daemon's memory for (e.g. 4,256; 0 to skip).
     #[arg(long, value_delimiter = ',')]
     pub memory: Option<Vec<usize>>,
     /// Directory for the JSON and PNG results.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// Parts of `mvdp bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchPart {
+    /// Frames wire → containers from the NIC-like XDP generator.
+    WireIn,
+    /// Frames wire → containers from trafgen (skbs).
+    WireInSkb,
+    /// Frames containers → wire.
+    WireOut,
+    /// Frames container ↔ container.
+    C2c,
+    /// TCP bulk with iperf3, both ways.
+    Tcp,
+    /// UDP request/response latency with sockperf, idle and with a busy core.
+    Latency,
+}
+
+/// Systems `mvdp bench` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchSystem {
+    /// The kernel's macvlan, bridge mode (the baseline).
+    Kernel,
+    /// mvdp, veth endpoints, fast_path = "on".
+    FastPath,
+    /// mvdp, veth endpoints, fast_path = "off" (every frame through the workers).
+    Workers,
+    /// mvdp, TAP endpoints.
+    Tap,
+    /// mvdp, veth endpoints, fast_path = "off", poll = "busy" (latency only).
+    BusyPoll,
 }
 
 /// Endpoint kinds the demo can use.

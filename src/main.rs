@@ -59,7 +59,9 @@ fn main() -> ExitCode {
 }
 
 fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
+    use mvdp::bench::results::{Part, System};
     use mvdp::bench::{report, BenchOptions};
+    use mvdp::cli::{BenchPart, BenchSystem};
     let mut o = if args.quick {
         BenchOptions::quick()
     } else {
@@ -80,9 +82,45 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|s| s.saturating_sub(4).clamp(60, 1514))
             .collect();
+        o.frame_lens.dedup();
     }
     if let Some(v) = args.fixed_rate {
         o.fixed_rate = v;
+    }
+    if let Some(v) = args.only {
+        o.parts = Part::ALL
+            .into_iter()
+            .filter(|p| {
+                v.contains(&match p {
+                    Part::WireIn => BenchPart::WireIn,
+                    Part::WireInSkb => BenchPart::WireInSkb,
+                    Part::WireOut => BenchPart::WireOut,
+                    Part::C2c => BenchPart::C2c,
+                    Part::Tcp => BenchPart::Tcp,
+                    Part::Latency => BenchPart::Latency,
+                })
+            })
+            .collect();
+    }
+    if let Some(v) = args.systems {
+        o.systems = System::ALL
+            .into_iter()
+            .filter(|s| {
+                v.contains(&match s {
+                    System::KernelMacvlan => BenchSystem::Kernel,
+                    System::MvdpFastPath => BenchSystem::FastPath,
+                    System::MvdpWorkers => BenchSystem::Workers,
+                    System::MvdpTap => BenchSystem::Tap,
+                    System::MvdpBusyPoll => BenchSystem::BusyPoll,
+                })
+            })
+            .collect();
+    }
+    if let Some(v) = args.tcp_seconds {
+        o.tcp_seconds = v.max(1);
+    }
+    if let Some(v) = args.latency_seconds {
+        o.latency_seconds = v.max(1);
     }
     if let Some(v) = args.memory {
         o.memory_endpoints = v.into_iter().filter(|&n| n > 0).collect();

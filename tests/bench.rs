@@ -1,12 +1,73 @@
-//! `mvdp bench --quick` end to end: every system delivers traffic and the JSON
-//! carries every figure. (Speed is for the benchmark itself, not for a test.)
+//! `mvdp bench --quick` end to end: every system and every direction is
+//! measured, every system delivers traffic, iperf3 and sockperf give
+//! figures, and the JSON carries every field. Shape only: speed is for the
+//! benchmark itself, not for a test.
 
 mod common;
 
 use common::*;
+use serde_json::Value;
+
+const SYSTEMS: [&str; 5] = [
+    "kernel_macvlan",
+    "mvdp_fast_path",
+    "mvdp_workers",
+    "mvdp_tap",
+    "mvdp_busy_poll",
+];
+/// Systems measured for frames and TCP (busy polling is for latency only).
+const FRAME_SYSTEMS: [&str; 4] = [
+    "kernel_macvlan",
+    "mvdp_fast_path",
+    "mvdp_workers",
+    "mvdp_tap",
+];
+const DIRECTIONS: [&str; 4] = [
+    "wire_to_containers_nic",
+    "wire_to_containers_skb",
+    "containers_to_wire",
+    "container_to_container",
+];
+const FRAME_FIELDS: [&str; 17] = [
+    "system",
+    "direction",
+    "frame_len",
+    "max_offered_frames",
+    "max_refused_frames",
+    "max_delivered_frames",
+    "max_loss_ratio",
+    "max_offered_fps",
+    "max_delivered_fps",
+    "zero_loss_fps",
+    "fixed_rate_fps",
+    "fixed_delivered_frames",
+    "fixed_loss_ratio",
+    "cpu_ns_per_frame",
+    "samples_max_delivered_fps",
+    "samples_zero_loss_fps",
+    "samples_cpu_ns_per_frame",
+];
+
+fn count(items: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
+    items.iter().filter(|v| pred(v)).count()
+}
+
+fn positive(v: &Value, field: &str, who: &str) {
+    let x = v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{who}: {field} is not a number: {v}"));
+    assert!(x > 0.0, "{who}: {field} is {x}, expected > 0");
+}
+
+fn samples(v: &Value, field: &str, runs: usize, who: &str) {
+    let a = v[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{who}: {field} is not an array: {v}"));
+    assert_eq!(a.len(), runs, "{who}: {field} has one sample per run");
+}
 
 #[test]
-fn quick_bench_measures_every_system_and_writes_every_field() {
+fn quick_bench_measures_every_system_and_direction() {
     if !require_privileges() {
         return;
     }
@@ -29,9 +90,18 @@ fn quick_bench_measures_every_system_and_writes_every_field() {
     );
     for label in [
         "kernel macvlan",
-        "mvdp veth",
+        "mvdp fast path",
+        "mvdp workers",
         "mvdp tap",
-        "ratios",
+        "mvdp busy poll",
+        "wire → containers, NIC-like generator",
+        "wire → containers, trafgen",
+        "containers → wire",
+        "container ↔ container",
+        "TCP bulk",
+        "latency: UDP request/response",
+        "mvdp / kernel macvlan",
+        "goals met",
         "resident memory",
     ] {
         assert!(
@@ -41,7 +111,7 @@ fn quick_bench_measures_every_system_and_writes_every_field() {
     }
 
     let json = std::fs::read_to_string(out.join("latest.json")).expect("latest.json");
-    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let v: Value = serde_json::from_str(&json).expect("valid JSON");
     for key in [
         "command",
         "started_at",
@@ -50,35 +120,40 @@ fn quick_bench_measures_every_system_and_writes_every_field() {
         "containers",
         "runs",
         "seconds",
+        "tcp_seconds",
+        "latency_seconds",
+        "rig",
         "generator",
+        "placement",
+        "cpu_accounting",
+        "frames",
+        "tcp",
+        "latency",
+        "ratios",
+        "memory",
     ] {
         assert!(v.get(key).is_some(), "JSON lacks {key}");
     }
-    let results = v["results"].as_array().expect("results");
-    assert_eq!(results.len(), 6, "3 systems x 2 frame sizes");
-    const FIELDS: [&str; 16] = [
-        "system",
-        "frame_len",
-        "max_offered_frames",
-        "max_delivered_frames",
-        "max_loss_ratio",
-        "max_offered_fps",
-        "max_delivered_fps",
-        "zero_loss_fps",
-        "fixed_rate_fps",
-        "fixed_delivered_frames",
-        "fixed_loss_ratio",
-        "cpu_ns_per_frame",
-        "samples_max_delivered_fps",
-        "samples_zero_loss_fps",
-        "samples_cpu_ns_per_frame",
-        "frame_len",
-    ];
-    for r in results {
-        for f in FIELDS {
-            assert!(r.get(f).is_some(), "result lacks {f}: {r}");
+    let runs = v["runs"].as_u64().expect("runs") as usize;
+    assert!(runs > 0);
+
+    let frames = v["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), 16, "4 systems x 4 directions at 64 B");
+    for system in FRAME_SYSTEMS {
+        for direction in DIRECTIONS {
+            assert_eq!(
+                count(frames, |r| r["system"] == system
+                    && r["direction"] == direction),
+                1,
+                "{system} {direction}"
+            );
         }
-        let who = format!("{} {}", r["system"], r["frame_len"]);
+    }
+    for r in frames {
+        for f in FRAME_FIELDS {
+            assert!(r.get(f).is_some(), "frame result lacks {f}: {r}");
+        }
+        let who = format!("{} {} {}", r["system"], r["direction"], r["frame_len"]);
         assert!(
             r["max_delivered_frames"].as_u64().unwrap() > 0,
             "{who} delivered nothing at max load"
@@ -87,40 +162,77 @@ fn quick_bench_measures_every_system_and_writes_every_field() {
             r["fixed_delivered_frames"].as_u64().unwrap() > 0,
             "{who} delivered nothing at the fixed rate"
         );
-        assert!(
-            r["zero_loss_fps"].as_f64().unwrap() > 0.0,
-            "{who}: no zero-loss rate found"
-        );
-        assert!(
-            r["cpu_ns_per_frame"].as_f64().unwrap() > 0.0,
-            "{who}: no CPU figure"
-        );
-        assert_eq!(
-            r["samples_max_delivered_fps"].as_array().unwrap().len(),
-            3,
-            "{who}: one sample per run"
-        );
-    }
-    for system in ["kernel_macvlan", "mvdp_veth", "mvdp_tap"] {
-        assert_eq!(
-            results.iter().filter(|r| r["system"] == system).count(),
-            2,
-            "{system}"
-        );
-    }
-    let ratios = v["ratios"].as_array().expect("ratios");
-    assert_eq!(ratios.len(), 4, "2 mvdp systems x 2 sizes");
-    for r in ratios {
+        positive(r, "zero_loss_fps", &who);
+        positive(r, "cpu_ns_per_frame", &who);
         for f in [
-            "system",
-            "frame_len",
-            "max_delivered_fps",
-            "zero_loss_fps",
-            "cpu_ns_per_frame",
+            "samples_max_delivered_fps",
+            "samples_zero_loss_fps",
+            "samples_cpu_ns_per_frame",
         ] {
-            assert!(r[f].is_number() || r[f].is_string(), "ratio lacks {f}: {r}");
+            samples(r, f, runs, &who);
         }
     }
+
+    let tcp = v["tcp"].as_array().expect("tcp");
+    assert_eq!(tcp.len(), 8, "4 systems x 2 directions");
+    for system in FRAME_SYSTEMS {
+        for direction in ["wire_to_container", "container_to_wire"] {
+            assert_eq!(
+                count(tcp, |r| r["system"] == system
+                    && r["direction"] == direction),
+                1,
+                "TCP {system} {direction}"
+            );
+        }
+    }
+    for r in tcp {
+        let who = format!("TCP {} {}", r["system"], r["direction"]);
+        positive(r, "gbps", &who);
+        assert!(r["retransmits"].is_u64(), "{who}: {r}");
+        samples(r, "samples_gbps", runs, &who);
+    }
+
+    let latency = v["latency"].as_array().expect("latency");
+    assert_eq!(latency.len(), 10, "5 systems x idle/busy core");
+    for system in SYSTEMS {
+        for load in ["idle", "busy_core"] {
+            assert_eq!(
+                count(latency, |r| r["system"] == system && r["load"] == load),
+                1,
+                "latency {system} {load}"
+            );
+        }
+    }
+    for r in latency {
+        let who = format!("latency {} {}", r["system"], r["load"]);
+        for f in ["p50_us", "p99_us", "p999_us"] {
+            positive(r, f, &who);
+        }
+        for f in ["samples_p50_us", "samples_p99_us", "samples_p999_us"] {
+            samples(r, f, runs, &who);
+        }
+    }
+
+    let ratios = v["ratios"].as_array().expect("ratios");
+    for r in ratios {
+        for f in [
+            "system", "key", "row", "figure", "ratio", "samples", "goal", "met",
+        ] {
+            assert!(r.get(f).is_some(), "ratio lacks {f}: {r}");
+        }
+        assert_ne!(r["system"], "kernel_macvlan");
+    }
+    // 4 directions x 3 figures + 2 TCP + 2 loads x 3 percentiles per system
+    // measured everywhere; latency alone for busy polling.
+    for system in ["mvdp_fast_path", "mvdp_workers", "mvdp_tap"] {
+        assert_eq!(count(ratios, |r| r["system"] == system), 20, "{system}");
+    }
+    assert_eq!(count(ratios, |r| r["system"] == "mvdp_busy_poll"), 6);
+    // The goals: 10 for the fast path, 7 for the workers.
+    let goals = |s: &str| count(ratios, |r| r["system"] == s && !r["goal"].is_null());
+    assert_eq!(goals("mvdp_fast_path"), 10);
+    assert_eq!(goals("mvdp_workers"), 7);
+
     let memory = v["memory"].as_array().expect("memory");
     assert!(!memory.is_empty());
     for m in memory {

@@ -15,55 +15,135 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::results::{BenchResults, Ratios, System, SystemResult};
+use super::results::{BenchResults, Direction, FrameResult, Load, Ratio, System, TcpDirection};
 
 /// The font the chart is drawn with (Debian package `fonts-dejavu-core`).
 pub const CHART_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 /// The bold face of [`CHART_FONT`], used for titles when present.
 const CHART_FONT_BOLD: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
-/// The chart's size in pixels.
-pub const CHART_SIZE: (u32, u32) = (1200, 800);
-
+/// The chart's width in pixels; the height follows the number of panels.
+pub const CHART_WIDTH: u32 = 1500;
+/// Panels per row of the chart.
+const CHART_COLUMNS: usize = 3;
+/// Height of one row of panels, pixels.
+const PANEL_HEIGHT: u32 = 260;
 /// Height of the title and legend band at the top of the chart, pixels.
-const HEADER_PX: u32 = 104;
-/// Longest command line shown in the chart's subtitle before it is cut.
-const MAX_TITLE_COMMAND: usize = 90;
+const HEADER_PX: u32 = 112;
+/// Left and right margin of the header text, pixels.
+const HEADER_MARGIN: i32 = 20;
 
-/// Human table for the terminal: one block per frame size; rows = systems;
-/// columns: offered frames, delivered, loss %, delivered Mfps at max load,
-/// zero-loss Mfps, CPU ns/frame at the fixed rate; then the ratios
-/// mvdp/kernel with the goal next to each (≥1.0, ≥1.0, ≤1.0) and a ✓/✗
-/// marker; then memory rows if any.
+/// Human table for the terminal: the set-up, one block per direction and
+/// frame size (offered, refused, delivered, loss, delivered Mfps at max load,
+/// zero-loss Mfps, CPU ns/frame at the fixed rate), TCP, latency, the ratios
+/// against the kernel's macvlan with the issue's goals marked ✓/✗, memory.
 pub fn table(r: &BenchResults) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "mvdp bench · {} · kernel {} · {} CPUs · {} containers · {} runs × {} s · {}",
+        "mvdp bench · {} · kernel {} · {} CPUs · {} containers · {} runs · frames {} s, TCP {} s, latency {} s per measurement",
         r.started_at,
         r.kernel,
         r.cpus,
         r.containers,
         r.runs,
         fmt_seconds(r.seconds),
-        r.generator
+        r.tcp_seconds,
+        r.latency_seconds,
     );
     let _ = writeln!(out, "command: {}", r.command);
+    let _ = writeln!(out, "rig: {}", r.rig);
+    let _ = writeln!(out, "generators: {}", r.generator);
+    let _ = writeln!(out, "placement: {}", r.placement);
+    let _ = writeln!(out, "CPU: {}", r.cpu_accounting);
+    if !r.frames.is_empty() {
+        let _ = writeln!(
+            out,
+            "columns: offered = frames the sending interfaces took; refused = frames they dropped because the \
+             next queue was full (not offered; a zero-loss step allows none); lost = 1 - delivered/offered"
+        );
+    }
 
-    for frame_len in frame_lens(r) {
+    for dir in Direction::ALL {
+        for frame_len in frame_lens(r) {
+            let rows = frames_at(r, dir, frame_len);
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{}, {} B frames", dir.label(), frame_len + 4);
+            write_frame_rows(&mut out, &rows);
+        }
+    }
+
+    if !r.tcp.is_empty() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{}", frame_heading(frame_len));
-        let rows: Vec<&SystemResult> = systems_at(r, frame_len);
-        if !rows.is_empty() {
-            write_system_rows(&mut out, &rows);
+        let _ = writeln!(
+            out,
+            "TCP bulk: iperf3, 1 stream, {} s, MTU-sized frames on the wire; receiver Gbit/s",
+            r.tcp_seconds
+        );
+        let _ = writeln!(
+            out,
+            "  {:<SYSTEM_W$}  {:>16}  {:>16}",
+            "system",
+            TcpDirection::WireToContainer.label(),
+            TcpDirection::ContainerToWire.label()
+        );
+        for s in systems_present(r) {
+            let cell = |d: TcpDirection| {
+                r.tcp
+                    .iter()
+                    .find(|t| t.system == s && t.direction == d)
+                    .map(|t| format!("{:.2}", t.gbps))
+                    .unwrap_or_else(|| "-".into())
+            };
+            if r.tcp.iter().any(|t| t.system == s) {
+                let _ = writeln!(
+                    out,
+                    "  {:<SYSTEM_W$}  {:>16}  {:>16}",
+                    s.label(),
+                    cell(TcpDirection::WireToContainer),
+                    cell(TcpDirection::ContainerToWire)
+                );
+            }
         }
-        let ratios: Vec<&Ratios> = r
-            .ratios
-            .iter()
-            .filter(|x| x.frame_len == frame_len)
-            .collect();
-        if !ratios.is_empty() {
-            write_ratio_rows(&mut out, &ratios);
+    }
+
+    if !r.latency.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "latency: UDP request/response round trip, sockperf ping-pong, 64 B, wire host → container, {} s; µs",
+            r.latency_seconds
+        );
+        let _ = writeln!(
+            out,
+            "  {:<SYSTEM_W$}  {:>8}  {:>8}  {:>8}    {:>14}  {:>8}  {:>8}",
+            "system", "idle p50", "p99", "p99.9", "busy core p50", "p99", "p99.9"
+        );
+        for s in systems_present(r) {
+            if !r.latency.iter().any(|l| l.system == s) {
+                continue;
+            }
+            let cells = |load: Load| -> [String; 3] {
+                match r.latency.iter().find(|l| l.system == s && l.load == load) {
+                    Some(l) => [fmt_us(l.p50_us), fmt_us(l.p99_us), fmt_us(l.p999_us)],
+                    None => ["-".into(), "-".into(), "-".into()],
+                }
+            };
+            let [a, b, c] = cells(Load::Idle);
+            let [d, e, f] = cells(Load::BusyCore);
+            let _ = writeln!(
+                out,
+                "  {:<SYSTEM_W$}  {a:>8}  {b:>8}  {c:>8}    {d:>14}  {e:>8}  {f:>8}",
+                s.label()
+            );
         }
+    }
+
+    if !r.ratios.is_empty() {
+        let _ = writeln!(out);
+        write_ratios(&mut out, &r.ratios);
     }
 
     if !r.memory.is_empty() {
@@ -87,6 +167,117 @@ pub fn table(r: &BenchResults) -> String {
         }
     }
     out
+}
+
+const SYSTEM_W: usize = 16;
+
+fn write_frame_rows(out: &mut String, rows: &[&FrameResult]) {
+    let fixed = rows[0].fixed_rate_fps;
+    let cpu_head = format!("CPU ns/frame @ {}", fmt_rate(fixed));
+    let w = cpu_head.chars().count().max(12);
+    let _ = writeln!(
+        out,
+        "  {:<SYSTEM_W$}  {:>9}  {:>8}  {:>9}  {:>7}  {:>8}  {:>14}  {:>w$}",
+        "system", "offered", "refused", "delivered", "lost", "max Mfps", "zero-loss Mfps", cpu_head,
+    );
+    let mut notes = Vec::new();
+    for s in rows {
+        let mut cpu = fmt_ns(s.cpu_ns_per_frame);
+        if s.fixed_loss_ratio > 0.0 {
+            cpu.push('*');
+            notes.push(format!(
+                "  * {}: {} loss at the fixed rate, its CPU figure is not comparable",
+                s.system.label(),
+                fmt_loss(s.fixed_loss_ratio)
+            ));
+        }
+        if (s.fixed_rate_fps - fixed).abs() > 0.5 {
+            cpu.push_str(&format!(" @ {}", fmt_rate(s.fixed_rate_fps)));
+        }
+        let _ = writeln!(
+            out,
+            "  {:<SYSTEM_W$}  {:>9}  {:>8}  {:>9}  {:>7}  {:>8}  {:>14}  {:>w$}",
+            s.system.label(),
+            fmt_count(s.max_offered_frames),
+            fmt_count(s.max_refused_frames),
+            fmt_count(s.max_delivered_frames),
+            fmt_loss(s.max_loss_ratio),
+            fmt_mfps(s.max_delivered_fps),
+            fmt_mfps(s.zero_loss_fps),
+            cpu,
+        );
+    }
+    for n in notes {
+        let _ = writeln!(out, "{n}");
+    }
+}
+
+/// The ratios, one block per mvdp system, one line per row (direction and
+/// size, TCP, latency per load), each figure with its goal and ✓/✗ where
+/// the issue sets one; then how many goals are met.
+fn write_ratios(out: &mut String, ratios: &[Ratio]) {
+    let _ = writeln!(
+        out,
+        "mvdp / kernel macvlan: median of per-run ratios (each run against the kernel in the same run); \
+         goals of issue 7 marked ✓ met, ✗ missed"
+    );
+    let mut systems: Vec<System> = Vec::new();
+    for x in ratios {
+        if !systems.contains(&x.system) {
+            systems.push(x.system);
+        }
+    }
+    let row_w = ratios
+        .iter()
+        .map(|x| x.row.chars().count())
+        .max()
+        .unwrap_or(0);
+    for s in &systems {
+        let _ = writeln!(out, "  {}", s.label());
+        let mut rows: Vec<&str> = Vec::new();
+        for x in ratios.iter().filter(|x| x.system == *s) {
+            if !rows.contains(&x.row.as_str()) {
+                rows.push(&x.row);
+            }
+        }
+        for row in rows {
+            let cells: Vec<String> = ratios
+                .iter()
+                .filter(|x| x.system == *s && x.row == row)
+                .map(|x| format!("{} {}", x.figure, fmt_ratio(x)))
+                .collect();
+            let _ = writeln!(out, "    {row:<row_w$}   {}", cells.join("   "));
+        }
+    }
+    let mut summary = Vec::new();
+    for s in &systems {
+        let goals: Vec<&Ratio> = ratios
+            .iter()
+            .filter(|x| x.system == *s && x.goal.is_some())
+            .collect();
+        if !goals.is_empty() {
+            let met = goals.iter().filter(|x| x.met == Some(true)).count();
+            summary.push(format!("{} {met} of {}", s.label(), goals.len()));
+        }
+    }
+    if !summary.is_empty() {
+        let _ = writeln!(out, "  goals met: {}", summary.join(", "));
+    }
+}
+
+/// "1.12 (≥ 1.0) ✓"; "0.93"; "n/a (≥ 1.0) ?" when the ratio could not be computed.
+fn fmt_ratio(x: &Ratio) -> String {
+    let v = if x.ratio.is_finite() {
+        format!("{:.2}", x.ratio)
+    } else {
+        "n/a".to_string()
+    };
+    match (x.goal, x.met) {
+        (None, _) => v,
+        (Some(g), Some(true)) => format!("{v} ({} {}) ✓", g.op, g.bound),
+        (Some(g), Some(false)) => format!("{v} ({} {}) ✗", g.op, g.bound),
+        (Some(g), None) => format!("{v} ({} {}) ?", g.op, g.bound),
+    }
 }
 
 /// Writes `<dir>/bench-<timestamp>.json` (serde_json, pretty) and
@@ -115,21 +306,116 @@ pub fn write(r: &BenchResults, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(vec![json_path, png_path, latest_json, latest_png])
 }
 
-/// The PNG chart (1200×800): one row of panels per frame size, one panel per
-/// metric (delivered Mfps at max load, zero-loss Mfps, CPU ns per delivered
-/// frame at the fixed rate), a bar per system in each, with a legend and a
-/// title naming the command, kernel and date.
+/// One bar chart of the PNG: a figure, a bar per system that has it.
+struct Panel {
+    caption: String,
+    axis: &'static str,
+    /// Decimals of the value labels.
+    decimals: usize,
+    bars: Vec<(System, f64)>,
+}
+
+/// The panels, in reading order: per direction (at the smallest frame size)
+/// delivered Mfps at max load, zero-loss Mfps and CPU ns per frame; then TCP
+/// both ways; then latency (p50 idle, p99 idle, p99 with a busy core).
+fn panels(r: &BenchResults) -> Vec<Panel> {
+    let mut out = Vec::new();
+    let finite = |v: f64| (v.is_finite() && v >= 0.0).then_some(v);
+    if let Some(&len) = frame_lens(r).first() {
+        for dir in Direction::ALL {
+            let rows = frames_at(r, dir, len);
+            if rows.is_empty() {
+                continue;
+            }
+            let bars = |f: fn(&FrameResult) -> f64| -> Vec<(System, f64)> {
+                rows.iter()
+                    .filter_map(|x| finite(f(x)).map(|v| (x.system, v)))
+                    .collect()
+            };
+            let head = format!("{}, {} B", dir.short(), len + 4);
+            out.push(Panel {
+                caption: format!("{head}: delivered at max load"),
+                axis: "Mframes/s (higher is better)",
+                decimals: 3,
+                bars: bars(|x| x.max_delivered_fps / 1e6),
+            });
+            out.push(Panel {
+                caption: format!("{head}: zero-loss rate"),
+                axis: "Mframes/s (higher is better)",
+                decimals: 3,
+                bars: bars(|x| x.zero_loss_fps / 1e6),
+            });
+            out.push(Panel {
+                caption: format!(
+                    "{head}: CPU per frame @ {}",
+                    fmt_rate(rows[0].fixed_rate_fps)
+                ),
+                axis: "CPU ns per frame (lower is better)",
+                decimals: 0,
+                bars: bars(|x| x.cpu_ns_per_frame),
+            });
+        }
+    }
+    for dir in TcpDirection::ALL {
+        let bars: Vec<(System, f64)> = systems_present(r)
+            .into_iter()
+            .filter_map(|s| {
+                r.tcp
+                    .iter()
+                    .find(|t| t.system == s && t.direction == dir)
+                    .and_then(|t| finite(t.gbps).map(|v| (s, v)))
+            })
+            .collect();
+        if !bars.is_empty() {
+            out.push(Panel {
+                caption: format!("TCP {} (iperf3)", dir.label()),
+                axis: "Gbit/s (higher is better)",
+                decimals: 2,
+                bars,
+            });
+        }
+    }
+    type Pick = fn(&super::results::LatencyResult) -> f64;
+    let latency: [(Load, &str, Pick); 3] = [
+        (Load::Idle, "p50", |l| l.p50_us),
+        (Load::Idle, "p99", |l| l.p99_us),
+        (Load::BusyCore, "p99", |l| l.p99_us),
+    ];
+    for (load, pct, f) in latency {
+        let bars: Vec<(System, f64)> = systems_present(r)
+            .into_iter()
+            .filter_map(|s| {
+                r.latency
+                    .iter()
+                    .find(|l| l.system == s && l.load == load)
+                    .and_then(|l| finite(f(l)).map(|v| (s, v)))
+            })
+            .collect();
+        if !bars.is_empty() {
+            out.push(Panel {
+                caption: format!("UDP round trip {pct}, {}", load.label()),
+                axis: "µs (lower is better)",
+                decimals: 0,
+                bars,
+            });
+        }
+    }
+    out
+}
+
+/// The PNG chart: a header (title, command, kernel, date, legend) and a grid
+/// of bar charts, [`CHART_COLUMNS`] to a row (see [`panels`]).
 pub fn chart(r: &BenchResults, path: &Path) -> anyhow::Result<()> {
     load_font()?;
-    let systems = systems_present(r);
-    let frame_lens = frame_lens(r);
-
-    let root = BitMapBackend::new(path, CHART_SIZE).into_drawing_area();
+    let panels = panels(r);
+    let rows = panels.len().div_ceil(CHART_COLUMNS).max(1);
+    let size = (CHART_WIDTH, HEADER_PX + rows as u32 * PANEL_HEIGHT);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let (header, body) = root.split_vertically(HEADER_PX);
-    draw_header(&header, r, &systems)?;
+    draw_header(&header, r)?;
 
-    if frame_lens.is_empty() {
+    if panels.is_empty() {
         body.draw(&Text::new(
             "no results",
             (20, 20),
@@ -137,13 +423,9 @@ pub fn chart(r: &BenchResults, path: &Path) -> anyhow::Result<()> {
         ))
         .map_err(draw_err)?;
     } else {
-        let panels = body.split_evenly((frame_lens.len(), Metric::ALL.len()));
-        for (row, &frame_len) in frame_lens.iter().enumerate() {
-            let rows = systems_at(r, frame_len);
-            for (col, metric) in Metric::ALL.iter().enumerate() {
-                let area = &panels[row * Metric::ALL.len() + col];
-                draw_panel(area, *metric, frame_len, &systems, &rows)?;
-            }
+        let areas = body.split_evenly((rows, CHART_COLUMNS));
+        for (panel, area) in panels.iter().zip(&areas) {
+            draw_panel(area, panel)?;
         }
     }
     root.present()
@@ -151,59 +433,25 @@ pub fn chart(r: &BenchResults, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One figure shown per panel of the chart.
-#[derive(Debug, Clone, Copy)]
-enum Metric {
-    /// Delivered frames/s at maximum offered load.
-    MaxDelivered,
-    /// Highest offered rate without loss.
-    ZeroLoss,
-    /// CPU time per delivered frame at the fixed rate.
-    CpuPerFrame,
-}
-
-impl Metric {
-    const ALL: [Metric; 3] = [Metric::MaxDelivered, Metric::ZeroLoss, Metric::CpuPerFrame];
-
-    fn title(self) -> &'static str {
-        match self {
-            Metric::MaxDelivered => "delivered at max load",
-            Metric::ZeroLoss => "zero-loss rate",
-            Metric::CpuPerFrame => "CPU per frame",
-        }
-    }
-
-    fn axis(self) -> &'static str {
-        match self {
-            Metric::MaxDelivered | Metric::ZeroLoss => "Mframes/s (higher is better)",
-            Metric::CpuPerFrame => "CPU ns per delivered frame (lower is better)",
-        }
-    }
-
-    /// The value in the axis's unit, if it was measured.
-    fn value(self, s: &SystemResult) -> Option<f64> {
-        let v = match self {
-            Metric::MaxDelivered => s.max_delivered_fps / 1e6,
-            Metric::ZeroLoss => s.zero_loss_fps / 1e6,
-            Metric::CpuPerFrame => s.cpu_ns_per_frame,
-        };
-        (v.is_finite() && v >= 0.0).then_some(v)
-    }
-
-    fn label(self, v: f64) -> String {
-        match self {
-            Metric::MaxDelivered | Metric::ZeroLoss => format!("{v:.3}"),
-            Metric::CpuPerFrame => format!("{v:.0}"),
-        }
-    }
-}
-
 /// The bar colour of a system, the same in every panel and in the legend.
 fn system_color(s: System) -> RGBColor {
     match s {
         System::KernelMacvlan => RGBColor(120, 120, 130),
-        System::MvdpVeth => RGBColor(31, 119, 180),
+        System::MvdpFastPath => RGBColor(44, 160, 44),
+        System::MvdpWorkers => RGBColor(31, 119, 180),
         System::MvdpTap => RGBColor(255, 127, 14),
+        System::MvdpBusyPoll => RGBColor(148, 103, 189),
+    }
+}
+
+/// The x-axis label of a system in a panel (the legend has the full name).
+fn system_short(s: System) -> &'static str {
+    match s {
+        System::KernelMacvlan => "kernel",
+        System::MvdpFastPath => "fast path",
+        System::MvdpWorkers => "workers",
+        System::MvdpTap => "tap",
+        System::MvdpBusyPoll => "busy poll",
     }
 }
 
@@ -213,36 +461,63 @@ fn draw_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing the bench chart: {e}")
 }
 
-/// Title, subtitle (command, kernel, date) and the legend of systems.
-fn draw_header(area: &Area<'_>, r: &BenchResults, systems: &[System]) -> anyhow::Result<()> {
-    // The generator's description is long; the JSON and the table carry it whole.
+/// Draws `text` at `pos` in the largest size up to `size` that fits `width` pixels.
+fn fitted_text(
+    area: &Area<'_>,
+    text: &str,
+    pos: (i32, i32),
+    size: u32,
+    style: FontStyle,
+    color: RGBColor,
+    width: i32,
+) -> anyhow::Result<()> {
+    let mut px = size;
+    loop {
+        let font: TextStyle = ("sans-serif", px, style).into_font().color(&color);
+        let (w, _) = area.estimate_text_size(text, &font).map_err(draw_err)?;
+        if w as i32 <= width || px <= 9 {
+            area.draw(&Text::new(text.to_string(), pos, font))
+                .map_err(draw_err)?;
+            return Ok(());
+        }
+        px -= 1;
+    }
+}
+
+/// Title, subtitle (command, kernel, CPUs, date) and the legend of systems.
+fn draw_header(area: &Area<'_>, r: &BenchResults) -> anyhow::Result<()> {
+    let width = area.dim_in_pixel().0 as i32 - 2 * HEADER_MARGIN;
     let title = format!(
-        "mvdp bench: kernel macvlan vs mvdp — {} containers, median of {} runs × {} s",
-        r.containers,
-        r.runs,
-        fmt_seconds(r.seconds),
+        "mvdp bench vs the kernel's macvlan · {} containers · median of {} runs",
+        r.containers, r.runs
     );
-    let command = if r.command.chars().count() > MAX_TITLE_COMMAND {
-        let cut: String = r.command.chars().take(MAX_TITLE_COMMAND - 1).collect();
-        format!("{cut}…")
-    } else {
-        r.command.clone()
-    };
+    fitted_text(
+        area,
+        &title,
+        (HEADER_MARGIN, 12),
+        24,
+        FontStyle::Bold,
+        RGBColor(0, 0, 0),
+        width,
+    )?;
     let subtitle = format!(
-        "{command}   ·   kernel {}   ·   {} CPUs   ·   {}",
-        r.kernel, r.cpus, r.started_at
+        "{}   ·   kernel {}   ·   {} CPUs   ·   {}   ·   NIC-like wire (MTU frames, GRO on)",
+        r.command, r.kernel, r.cpus, r.started_at
     );
-    let title_font = ("sans-serif", 22, FontStyle::Bold).into_font();
-    let sub_font = ("sans-serif", 15).into_font().color(&RGBColor(70, 70, 70));
-    area.draw(&Text::new(title, (16, 10), title_font))
-        .map_err(draw_err)?;
-    area.draw(&Text::new(subtitle, (16, 42), sub_font))
-        .map_err(draw_err)?;
+    fitted_text(
+        area,
+        &subtitle,
+        (HEADER_MARGIN, 46),
+        15,
+        FontStyle::Normal,
+        RGBColor(70, 70, 70),
+        width,
+    )?;
 
     let legend_font: TextStyle = ("sans-serif", 16).into_font().into();
-    let mut x = 16;
-    let y = 74;
-    for &s in systems {
+    let mut x = HEADER_MARGIN;
+    let y = 80;
+    for s in systems_present(r) {
         area.draw(&Rectangle::new(
             [(x, y), (x + 18, y + 18)],
             system_color(s).filled(),
@@ -258,37 +533,25 @@ fn draw_header(area: &Area<'_>, r: &BenchResults, systems: &[System]) -> anyhow:
     Ok(())
 }
 
-/// One panel: one metric at one frame size, a bar per system.
-fn draw_panel(
-    area: &Area<'_>,
-    metric: Metric,
-    frame_len: usize,
-    systems: &[System],
-    rows: &[&SystemResult],
-) -> anyhow::Result<()> {
-    let values: Vec<Option<f64>> = systems
-        .iter()
-        .map(|&s| {
-            rows.iter()
-                .find(|x| x.system == s)
-                .and_then(|x| metric.value(x))
-        })
-        .collect();
-    let top = values.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+/// One panel: a bar per system that has the figure.
+fn draw_panel(area: &Area<'_>, panel: &Panel) -> anyhow::Result<()> {
+    let top = panel.bars.iter().fold(0.0f64, |a, &(_, b)| a.max(b));
     // Room above the tallest bar for its value label.
     let y_max = if top > 0.0 { top * 1.2 } else { 1.0 };
-    let n = systems.len().max(1) as i32;
-
-    let mut caption = format!("{}: {}", frame_short(frame_len), metric.title());
-    if let (Metric::CpuPerFrame, Some(first)) = (metric, rows.first()) {
-        caption.push_str(&format!(" @ {}", fmt_rate(first.fixed_rate_fps)));
-    }
+    let n = panel.bars.len().max(1) as i32;
+    let (w, _) = area.dim_in_pixel();
+    // Captions are cut to the panel rather than drawn past it.
+    let caption_px = if panel.caption.chars().count() * 9 > w as usize - 20 {
+        13
+    } else {
+        15
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 16, FontStyle::Bold))
+        .caption(&panel.caption, ("sans-serif", caption_px, FontStyle::Bold))
         .margin(10)
-        .x_label_area_size(26)
-        .y_label_area_size(62)
-        // One segment per system: bars span a segment, labels sit at its centre.
+        .x_label_area_size(24)
+        .y_label_area_size(58)
+        // One segment per bar: bars span a segment, labels sit at its centre.
         .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..y_max)
         .map_err(draw_err)?;
 
@@ -296,70 +559,59 @@ fn draw_panel(
         match v {
             SegmentValue::CenterOf(i) => usize::try_from(*i)
                 .ok()
-                .and_then(|i| systems.get(i))
-                .map(|s| s.label().to_string())
+                .and_then(|i| panel.bars.get(i))
+                .map(|(s, _)| system_short(*s).to_string())
                 .unwrap_or_default(),
             _ => String::new(),
         }
     };
     let y_fmt = |v: &f64| -> String {
-        match metric {
-            Metric::CpuPerFrame => format!("{v:.0}"),
-            _ if y_max < 0.1 => format!("{v:.3}"),
-            _ if y_max < 2.0 => format!("{v:.2}"),
-            _ => format!("{v:.1}"),
+        if panel.decimals == 0 || y_max >= 100.0 {
+            format!("{v:.0}")
+        } else if y_max < 0.1 {
+            format!("{v:.3}")
+        } else if y_max < 2.0 {
+            format!("{v:.2}")
+        } else {
+            format!("{v:.1}")
         }
     };
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n as usize)
-        .y_labels(6)
+        .y_labels(5)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
-        .x_label_style(("sans-serif", 14))
-        .y_label_style(("sans-serif", 13))
-        .y_desc(metric.axis())
-        .axis_desc_style(("sans-serif", 14))
+        .x_label_style(("sans-serif", 13))
+        .y_label_style(("sans-serif", 12))
+        .y_desc(panel.axis)
+        .axis_desc_style(("sans-serif", 12))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(draw_err)?;
 
     let value_font =
-        TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
-    for (i, (&s, v)) in systems.iter().zip(&values).enumerate() {
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for (i, &(s, v)) in panel.bars.iter().enumerate() {
         let i = i as i32;
-        let label_at = |y: f64| (SegmentValue::CenterOf(i), y);
-        match v {
-            Some(v) => {
-                let mut bar = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(i), 0.0),
-                        (SegmentValue::Exact(i + 1), *v),
-                    ],
-                    system_color(s).filled(),
-                );
-                bar.set_margin(0, 0, 16, 16);
-                chart.draw_series(std::iter::once(bar)).map_err(draw_err)?;
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        metric.label(*v),
-                        label_at(*v + y_max * 0.015),
-                        value_font.clone(),
-                    )))
-                    .map_err(draw_err)?;
-            }
-            None => {
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        "n/a",
-                        label_at(y_max * 0.02),
-                        value_font.clone(),
-                    )))
-                    .map_err(draw_err)?;
-            }
-        }
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), v),
+            ],
+            system_color(s).filled(),
+        );
+        bar.set_margin(0, 0, 12, 12);
+        chart.draw_series(std::iter::once(bar)).map_err(draw_err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{v:.prec$}", prec = panel.decimals),
+                (SegmentValue::CenterOf(i), v + y_max * 0.015),
+                value_font.clone(),
+            )))
+            .map_err(draw_err)?;
     }
     Ok(())
 }
@@ -388,14 +640,9 @@ fn load_font() -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e))
 }
 
-/// Frame sizes present in results or ratios, ascending.
+/// Frame sizes present in the results, ascending.
 fn frame_lens(r: &BenchResults) -> Vec<usize> {
-    let mut v: Vec<usize> = r
-        .results
-        .iter()
-        .map(|x| x.frame_len)
-        .chain(r.ratios.iter().map(|x| x.frame_len))
-        .collect();
+    let mut v: Vec<usize> = r.frames.iter().map(|x| x.frame_len).collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -405,115 +652,33 @@ fn frame_lens(r: &BenchResults) -> Vec<usize> {
 fn systems_present(r: &BenchResults) -> Vec<System> {
     System::ALL
         .into_iter()
-        .filter(|s| r.results.iter().any(|x| x.system == *s))
+        .filter(|s| {
+            r.frames.iter().any(|x| x.system == *s)
+                || r.tcp.iter().any(|x| x.system == *s)
+                || r.latency.iter().any(|x| x.system == *s)
+        })
         .collect()
 }
 
-/// Results at one frame size, baseline first.
-fn systems_at(r: &BenchResults, frame_len: usize) -> Vec<&SystemResult> {
-    let mut rows: Vec<&SystemResult> = r
-        .results
+/// Frame results in one direction at one size, baseline first.
+fn frames_at(r: &BenchResults, dir: Direction, frame_len: usize) -> Vec<&FrameResult> {
+    let mut rows: Vec<&FrameResult> = r
+        .frames
         .iter()
-        .filter(|x| x.frame_len == frame_len)
+        .filter(|x| x.direction == dir && x.frame_len == frame_len)
         .collect();
     rows.sort_by_key(|x| System::ALL.iter().position(|s| *s == x.system));
     rows
 }
 
-/// "frame_len 60 (64 B on the wire with FCS)" and the like.
-fn frame_heading(frame_len: usize) -> String {
-    format!(
-        "frame_len {frame_len} ({} B on the wire with FCS)",
-        frame_len + 4
-    )
-}
-
-/// Short frame-size label for chart captions.
-fn frame_short(frame_len: usize) -> String {
-    format!("frame_len {frame_len}")
-}
-
-const SYSTEM_W: usize = 16;
-
-fn write_system_rows(out: &mut String, rows: &[&SystemResult]) {
-    let fixed = rows[0].fixed_rate_fps;
-    let cpu_head = format!("CPU ns/frame @ {}", fmt_rate(fixed));
-    let _ = writeln!(
-        out,
-        "  {:<SYSTEM_W$}  {:>9}  {:>9}  {:>7}  {:>8}  {:>14}  {:>w$}",
-        "system",
-        "offered",
-        "delivered",
-        "loss",
-        "max Mfps",
-        "zero-loss Mfps",
-        cpu_head,
-        w = cpu_head.chars().count().max(12)
-    );
-    let mut notes = Vec::new();
-    for s in rows {
-        let mut cpu = fmt_ns(s.cpu_ns_per_frame);
-        if s.fixed_loss_ratio > 0.0 {
-            cpu.push('*');
-            notes.push(format!(
-                "  * {}: {} loss at the fixed rate, its CPU figure is not comparable",
-                s.system.label(),
-                fmt_loss(s.fixed_loss_ratio)
-            ));
-        }
-        if (s.fixed_rate_fps - fixed).abs() > 0.5 {
-            cpu.push_str(&format!(" @ {}", fmt_rate(s.fixed_rate_fps)));
-        }
-        let _ = writeln!(
-            out,
-            "  {:<SYSTEM_W$}  {:>9}  {:>9}  {:>7}  {:>8}  {:>14}  {:>w$}",
-            s.system.label(),
-            fmt_count(s.max_offered_frames),
-            fmt_count(s.max_delivered_frames),
-            fmt_loss(s.max_loss_ratio),
-            fmt_mfps(s.max_delivered_fps),
-            fmt_mfps(s.zero_loss_fps),
-            cpu,
-            w = cpu_head.chars().count().max(12)
-        );
+fn fmt_us(us: f64) -> String {
+    if !us.is_finite() {
+        "n/a".to_string()
+    } else if us >= 100.0 {
+        format!("{us:.0}")
+    } else {
+        format!("{us:.1}")
     }
-    for n in notes {
-        let _ = writeln!(out, "{n}");
-    }
-}
-
-fn write_ratio_rows(out: &mut String, ratios: &[&Ratios]) {
-    let _ = writeln!(out, "  ratios mvdp/kernel macvlan");
-    for x in ratios {
-        let _ = writeln!(
-            out,
-            "  {:<SYSTEM_W$}  max Mfps {}   zero-loss {}   CPU/frame {}",
-            x.system.label(),
-            fmt_ratio(x.max_delivered_fps, Goal::AtLeast),
-            fmt_ratio(x.zero_loss_fps, Goal::AtLeast),
-            fmt_ratio(x.cpu_ns_per_frame, Goal::AtMost),
-        );
-    }
-}
-
-/// Which side of 1.0 a ratio must be on.
-#[derive(Debug, Clone, Copy)]
-enum Goal {
-    AtLeast,
-    AtMost,
-}
-
-/// "1.12 (goal ≥ 1.0) ✓"; "n/a (goal ≥ 1.0) ?" when the ratio could not be computed.
-fn fmt_ratio(v: f64, goal: Goal) -> String {
-    let (sign, met) = match goal {
-        Goal::AtLeast => ("≥", v >= 1.0),
-        Goal::AtMost => ("≤", v <= 1.0),
-    };
-    if !v.is_finite() {
-        return format!(" n/a (goal {sign} 1.0) ?");
-    }
-    let mark = if met { "✓" } else { "✗" };
-    format!("{v:>4.2} (goal {sign} 1.0) {mark}")
 }
 
 /// A frame count with a k/M/G suffix.
@@ -614,26 +779,24 @@ fn file_timestamp(started_at: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::results::MemoryResult;
+    use crate::bench::results::{Goal, LatencyResult, MemoryResult, Ratio, TcpResult};
 
-    fn result(system: System, frame_len: usize, scale: f64, cpu: f64) -> SystemResult {
-        let offered_fps = if frame_len == 60 {
-            900_000.0
-        } else {
-            420_000.0
-        };
+    fn frame(system: System, direction: Direction, scale: f64, cpu: f64) -> FrameResult {
+        let offered_fps = 900_000.0;
         let delivered_fps = offered_fps * 0.82 * scale;
-        SystemResult {
+        FrameResult {
             system,
-            frame_len,
-            max_offered_frames: (offered_fps * 10.0) as u64,
-            max_delivered_frames: (delivered_fps * 10.0) as u64,
+            direction,
+            frame_len: 60,
+            max_offered_frames: (offered_fps * 2.0) as u64,
+            max_refused_frames: 12,
+            max_delivered_frames: (delivered_fps * 2.0) as u64,
             max_loss_ratio: 1.0 - delivered_fps / offered_fps,
             max_offered_fps: offered_fps,
             max_delivered_fps: delivered_fps,
             zero_loss_fps: 0.6 * delivered_fps,
             fixed_rate_fps: 200_000.0,
-            fixed_delivered_frames: 2_000_000,
+            fixed_delivered_frames: 400_000,
             fixed_loss_ratio: 0.0,
             cpu_ns_per_frame: cpu,
             samples_max_delivered_fps: vec![delivered_fps * 0.98, delivered_fps, delivered_fps],
@@ -642,38 +805,137 @@ mod tests {
         }
     }
 
-    fn sample() -> BenchResults {
-        let mut results = Vec::new();
-        let mut ratios = Vec::new();
-        for frame_len in [60, 1514] {
-            results.push(result(System::KernelMacvlan, frame_len, 1.0, 1600.0));
-            results.push(result(System::MvdpVeth, frame_len, 1.15, 1250.0));
-            results.push(result(System::MvdpTap, frame_len, 0.9, 2100.0));
-            ratios.push(Ratios {
-                system: System::MvdpVeth,
-                frame_len,
-                max_delivered_fps: 1.15,
-                zero_loss_fps: 1.15,
-                cpu_ns_per_frame: 0.78,
-            });
-            ratios.push(Ratios {
-                system: System::MvdpTap,
-                frame_len,
-                max_delivered_fps: 0.9,
-                zero_loss_fps: 0.9,
-                cpu_ns_per_frame: 1.31,
-            });
+    fn ratio(
+        system: System,
+        key: &str,
+        row: &str,
+        figure: &str,
+        v: f64,
+        goal: Option<Goal>,
+    ) -> Ratio {
+        Ratio {
+            system,
+            key: key.into(),
+            row: row.into(),
+            figure: figure.into(),
+            ratio: v,
+            samples: vec![v; 3],
+            goal,
+            met: goal.and_then(|g| g.met(v)),
         }
+    }
+
+    pub(crate) fn sample() -> BenchResults {
+        let mut frames = Vec::new();
+        let mut tcp = Vec::new();
+        let mut latency = Vec::new();
+        let main = [
+            (System::KernelMacvlan, 1.0, 1600.0, 7.5, 40.0),
+            (System::MvdpFastPath, 1.05, 1500.0, 7.9, 38.0),
+            (System::MvdpWorkers, 0.6, 3600.0, 2.1, 60.0),
+            (System::MvdpTap, 0.55, 3900.0, 1.9, 65.0),
+        ];
+        for (s, scale, cpu, gbps, _) in main {
+            for d in Direction::ALL {
+                frames.push(frame(s, d, scale, cpu));
+            }
+            for d in TcpDirection::ALL {
+                tcp.push(TcpResult {
+                    system: s,
+                    direction: d,
+                    gbps,
+                    retransmits: 3,
+                    samples_gbps: vec![gbps; 3],
+                });
+            }
+        }
+        for (s, _, _, _, p50) in
+            main.into_iter()
+                .chain([(System::MvdpBusyPoll, 0.0, 0.0, 0.0, 30.0)])
+        {
+            for load in Load::ALL {
+                let k = if load == Load::Idle { 1.0 } else { 3.0 };
+                latency.push(LatencyResult {
+                    system: s,
+                    load,
+                    p50_us: p50 * k,
+                    p99_us: p50 * k * 1.8,
+                    p999_us: p50 * k * 3.0,
+                    samples_p50_us: vec![p50 * k; 3],
+                    samples_p99_us: vec![p50 * k * 1.8; 3],
+                    samples_p999_us: vec![p50 * k * 3.0; 3],
+                });
+            }
+        }
+        let fp = System::MvdpFastPath;
+        let w = System::MvdpWorkers;
+        let ratios = vec![
+            ratio(
+                fp,
+                "wire_to_containers_nic/60/max_delivered_fps",
+                "wire → c (NIC-like), 64 B",
+                "delivered",
+                1.05,
+                Some(Goal::at_least(1.0)),
+            ),
+            ratio(
+                fp,
+                "wire_to_containers_nic/60/cpu_ns_per_frame",
+                "wire → c (NIC-like), 64 B",
+                "CPU/frame",
+                0.94,
+                Some(Goal::at_most(1.0)),
+            ),
+            ratio(
+                fp,
+                "tcp/container_to_wire/gbps",
+                "TCP Gbit/s",
+                "container → wire",
+                0.91,
+                Some(Goal::at_least(1.0)),
+            ),
+            ratio(
+                fp,
+                "latency/idle/p50_us",
+                "latency, idle",
+                "p50",
+                0.95,
+                None,
+            ),
+            ratio(
+                w,
+                "wire_to_containers_nic/60/cpu_ns_per_frame",
+                "wire → c (NIC-like), 64 B",
+                "CPU/frame",
+                2.25,
+                Some(Goal::at_most(1.5)),
+            ),
+            ratio(
+                System::MvdpTap,
+                "tcp/wire_to_container/gbps",
+                "TCP Gbit/s",
+                "wire → container",
+                f64::NAN,
+                None,
+            ),
+        ];
         BenchResults {
-            command: "mvdp bench --containers 4 --runs 5 --seconds 10".to_string(),
+            command: "mvdp bench --containers 4 --runs 3 --seconds 2".to_string(),
             started_at: "2025-06-24T12:34:56Z".to_string(),
             kernel: "6.18.0-test".to_string(),
             cpus: 2,
             containers: 4,
-            runs: 5,
-            seconds: 10.0,
-            generator: "trafgen".to_string(),
-            results,
+            runs: 3,
+            seconds: 2.0,
+            tcp_seconds: 4,
+            latency_seconds: 2,
+            rig: "NIC-like".into(),
+            generator: "nicgen, trafgen".into(),
+            placement: "CPU 0, worker CPU 1".into(),
+            cpu_accounting: "schedstat".into(),
+            frames,
+            tcp,
+            latency,
             ratios,
             memory: vec![
                 MemoryResult {
@@ -713,44 +975,45 @@ mod tests {
     }
 
     #[test]
-    fn table_names_systems_and_marks_goals() {
+    fn table_shows_every_part_and_marks_goals() {
         let t = table(&sample());
         for s in System::ALL {
             assert!(t.contains(s.label()), "missing {}:\n{t}", s.label());
         }
-        assert!(t.contains("frame_len 60 (64 B"), "{t}");
-        assert!(t.contains("frame_len 1514 (1518 B"), "{t}");
-        assert!(t.contains("ratios mvdp/kernel macvlan"), "{t}");
-        let veth = t
-            .lines()
-            .find(|l| l.contains("mvdp veth") && l.contains("goal"))
-            .expect("veth ratio line");
-        assert!(veth.contains("1.15 (goal ≥ 1.0) ✓"), "{veth}");
-        assert!(veth.contains("0.78 (goal ≤ 1.0) ✓"), "{veth}");
-        assert!(!veth.contains('✗'), "{veth}");
-        let tap = t
-            .lines()
-            .find(|l| l.contains("mvdp tap") && l.contains("goal"))
-            .expect("tap ratio line");
-        assert!(tap.contains("0.90 (goal ≥ 1.0) ✗"), "{tap}");
-        assert!(tap.contains("1.31 (goal ≤ 1.0) ✗"), "{tap}");
-        assert!(!tap.contains('✓'), "{tap}");
-        assert!(t.contains("VmRSS"), "{t}");
-        assert!(t.contains("256"), "{t}");
+        for d in Direction::ALL {
+            assert!(
+                t.contains(&format!("{}, 64 B frames", d.label())),
+                "missing {d:?}:\n{t}"
+            );
+        }
+        assert!(t.contains("TCP bulk: iperf3"), "{t}");
+        assert!(t.contains("latency: UDP request/response"), "{t}");
         assert!(t.contains("CPU ns/frame @ 200 kfps"), "{t}");
-    }
-
-    #[test]
-    fn ratio_exactly_at_goal_is_met_and_nan_is_unknown() {
-        assert!(fmt_ratio(1.0, Goal::AtLeast).ends_with('✓'));
-        assert!(fmt_ratio(1.0, Goal::AtMost).ends_with('✓'));
-        assert!(fmt_ratio(f64::NAN, Goal::AtLeast).ends_with('?'));
+        let line = |needle: &str| {
+            t.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no line with {needle}:\n{t}"))
+                .to_string()
+        };
+        let nic = t
+            .lines()
+            .filter(|l| l.contains("wire → c (NIC-like), 64 B"))
+            .collect::<Vec<_>>();
+        assert_eq!(nic.len(), 2, "{t}");
+        assert!(nic[0].contains("delivered 1.05 (≥ 1) ✓"), "{}", nic[0]);
+        assert!(nic[0].contains("CPU/frame 0.94 (≤ 1) ✓"), "{}", nic[0]);
+        assert!(nic[1].contains("CPU/frame 2.25 (≤ 1.5) ✗"), "{}", nic[1]);
+        assert!(line("container → wire 0.91").contains('✗'));
+        assert!(line("p50 0.95").ends_with("0.95"), "no goal, no mark");
+        assert!(line("wire → container n/a").contains("n/a"));
+        assert!(line("goals met").contains("mvdp fast path 2 of 3, mvdp workers 0 of 1"));
+        assert!(t.contains("VmRSS"), "{t}");
     }
 
     #[test]
     fn fixed_rate_loss_is_flagged() {
         let mut r = sample();
-        r.results[1].fixed_loss_ratio = 0.02;
+        r.frames[1].fixed_loss_ratio = 0.02;
         let t = table(&r);
         assert!(t.contains("2.00% loss at the fixed rate"), "{t}");
     }
@@ -773,49 +1036,26 @@ mod tests {
                 "latest.png"
             ]
         );
-        for p in &paths {
-            assert!(p.exists(), "{} missing", p.display());
-        }
-
-        let fields = [
-            "system",
-            "frame_len",
-            "max_offered_frames",
-            "max_delivered_frames",
-            "max_loss_ratio",
-            "max_offered_fps",
-            "max_delivered_fps",
-            "zero_loss_fps",
-            "fixed_rate_fps",
-            "fixed_delivered_frames",
-            "fixed_loss_ratio",
-            "cpu_ns_per_frame",
-            "samples_max_delivered_fps",
-            "samples_zero_loss_fps",
-            "samples_cpu_ns_per_frame",
-        ];
         for json in [&paths[0], &paths[2]] {
             let text = fs::read_to_string(json).unwrap();
             let v: serde_json::Value = serde_json::from_str(&text).expect("JSON parses");
             assert_eq!(v["kernel"], "6.18.0-test");
-            let results = v["results"].as_array().expect("results array");
-            assert_eq!(results.len(), 6);
-            for res in results {
-                let obj = res.as_object().expect("result object");
-                for f in fields {
-                    assert!(obj.contains_key(f), "field {f} missing in {res}");
-                }
-                assert_eq!(obj.len(), fields.len(), "unexpected fields in {res}");
-            }
-            assert_eq!(results[0]["system"], "kernel_macvlan");
-            assert_eq!(v["ratios"].as_array().unwrap().len(), 4);
+            assert_eq!(v["frames"].as_array().unwrap().len(), 16);
+            assert_eq!(v["frames"][0]["system"], "kernel_macvlan");
+            assert_eq!(v["frames"][0]["direction"], "wire_to_containers_nic");
+            assert_eq!(v["tcp"].as_array().unwrap().len(), 8);
+            assert_eq!(v["latency"].as_array().unwrap().len(), 10);
+            assert_eq!(v["ratios"][0]["goal"]["op"], "≥");
+            assert_eq!(v["ratios"][0]["met"], true);
             assert_eq!(v["memory"].as_array().unwrap().len(), 2);
         }
-
         for png in [&paths[1], &paths[3]] {
             let bytes = fs::read(png).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());
             assert!(bytes.len() > 20_000, "PNG only {} bytes", bytes.len());
+        }
+        if let Ok(keep) = std::env::var("MVDP_KEEP_CHART") {
+            let _ = fs::copy(&paths[1], keep);
         }
     }
 
@@ -823,11 +1063,15 @@ mod tests {
     fn chart_handles_missing_figures() {
         let dir = TempDir::new("partial");
         let mut r = sample();
-        r.results.retain(|x| x.system != System::MvdpTap);
-        r.results[0].zero_loss_fps = f64::NAN;
+        r.frames.retain(|x| x.system != System::MvdpTap);
+        r.frames[0].zero_loss_fps = f64::NAN;
+        r.latency.clear();
         let path = dir.0.join("partial.png");
         chart(&r, &path).expect("chart");
         assert!(fs::metadata(&path).unwrap().len() > 10_000);
+        r.frames.clear();
+        r.tcp.clear();
+        chart(&r, &path).expect("empty chart");
     }
 
     #[test]

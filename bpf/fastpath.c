@@ -68,29 +68,30 @@ struct {
 	__type(value, struct mvdp_fp_ep_stats);
 } fp_ep_stats SEC(".maps");
 
+/* Entry 0: this CPU's counters, looked up once per frame. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MVDP_FP_NCOUNTERS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct mvdp_fp_counters);
 } fp_counters SEC(".maps");
 
-static __always_inline void mvdp_fp_count(__u32 which, __u64 n)
+/* This CPU's counters; never NULL for index 0, but the verifier insists. */
+static __always_inline struct mvdp_fp_counters *mvdp_fp_counters(void)
 {
-	__u64 *c = bpf_map_lookup_elem(&fp_counters, &which);
+	__u32 zero = 0;
 
-	/* Never NULL for an in-range index, but the verifier insists. */
-	if (c)
-		*c += n;
+	return bpf_map_lookup_elem(&fp_counters, &zero);
 }
 
 /* Counts frames received from endpoint `id` (its container's egress). */
-static __always_inline void mvdp_fp_rx(__u16 id, __u64 frames, __u64 bytes)
+static __always_inline void mvdp_fp_rx(struct mvdp_fp_counters *cnt, __u16 id,
+				       __u64 frames, __u64 bytes)
 {
 	__u32 key = id;
 	struct mvdp_fp_ep_stats *st = bpf_map_lookup_elem(&fp_ep_stats, &key);
 
-	mvdp_fp_count(MVDP_FP_RX_ENDPOINT, frames);
+	cnt->c[MVDP_FP_RX_ENDPOINT] += frames;
 	if (st) {
 		st->rx_packets += frames;
 		st->rx_bytes += bytes;
@@ -98,12 +99,13 @@ static __always_inline void mvdp_fp_rx(__u16 id, __u64 frames, __u64 bytes)
 }
 
 /* Counts frames delivered to endpoint `id`'s container. */
-static __always_inline void mvdp_fp_tx(__u16 id, __u64 frames, __u64 bytes)
+static __always_inline void mvdp_fp_tx(struct mvdp_fp_counters *cnt, __u16 id,
+				       __u64 frames, __u64 bytes)
 {
 	__u32 key = id;
 	struct mvdp_fp_ep_stats *st = bpf_map_lookup_elem(&fp_ep_stats, &key);
 
-	mvdp_fp_count(MVDP_FP_DELIVERED, frames);
+	cnt->c[MVDP_FP_DELIVERED] += frames;
 	if (st) {
 		st->tx_packets += frames;
 		st->tx_bytes += bytes;
@@ -152,11 +154,14 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	const void *data = (const void *)(long)skb->data;
 	const void *data_end = (const void *)(long)skb->data_end;
 	const struct ethhdr *eth = data;
+	struct mvdp_fp_counters *cnt = mvdp_fp_counters();
 	const struct mvdp_fp_port *to, *from;
 	struct mvdp_ep_key key;
 	__u64 frames, bytes;
 	int c_tagged;
 
+	if (!cnt)
+		return TC_ACT_UNSPEC;
 	if ((const void *)(eth + 1) > data_end)
 		goto pass;
 	/* Broadcast and multicast: the host's, and the workers' flood path. */
@@ -173,7 +178,7 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 
 	frames = mvdp_frames(skb);
 	bytes = skb->len;
-	mvdp_fp_count(MVDP_FP_RX_WIRE, frames);
+	cnt->c[MVDP_FP_RX_WIRE] += frames;
 
 	/*
 	 * private: a sibling's frame that a hairpinning switch sent back never
@@ -183,7 +188,7 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 		__builtin_memcpy(key.mac, eth->h_source, ETH_ALEN);
 		from = bpf_map_lookup_elem(&fp_macs, &key);
 		if (from && from->id != to->id) {
-			mvdp_fp_count(MVDP_FP_DROP_PRIVATE, frames);
+			cnt->c[MVDP_FP_DROP_PRIVATE] += frames;
 			return TC_ACT_SHOT;
 		}
 	}
@@ -192,18 +197,19 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	if (c_tagged && bpf_skb_vlan_pop(skb))
 		return TC_ACT_SHOT;
 
-	mvdp_fp_tx(to->id, frames, bytes);
+	mvdp_fp_tx(cnt, to->id, frames, bytes);
 	/* Straight into the container's interface: no backlog, no second GRO. */
 	return bpf_redirect_peer(to->ifindex, 0);
 
 pass:
 	/* Not ours: on to the next tc program, or the host stack. */
-	mvdp_fp_count(MVDP_FP_PASSED, mvdp_frames(skb));
+	cnt->c[MVDP_FP_PASSED] += mvdp_frames(skb);
 	return TC_ACT_UNSPEC;
 }
 
 /* Hands a frame to the workers, tagged with its sender's id. */
 static __always_inline int mvdp_punt(struct __sk_buff *skb,
+				     struct mvdp_fp_counters *cnt,
 				     const struct mvdp_fp_config *cfg,
 				     const struct mvdp_fp_port *me)
 {
@@ -213,7 +219,7 @@ static __always_inline int mvdp_punt(struct __sk_buff *skb,
 	 */
 	if (bpf_skb_vlan_push(skb, bpf_htons(MVDP_PUNT_TPID), me->id))
 		return TC_ACT_SHOT;
-	mvdp_fp_count(MVDP_FP_PUNTED, 1);
+	cnt->c[MVDP_FP_PUNTED] += 1;
 	return bpf_redirect(cfg->punt_ifindex, 0);
 }
 
@@ -223,6 +229,7 @@ int mvdp_tc_port(struct __sk_buff *skb)
 	const void *data = (const void *)(long)skb->data;
 	const void *data_end = (const void *)(long)skb->data_end;
 	const struct ethhdr *eth = data;
+	struct mvdp_fp_counters *cnt = mvdp_fp_counters();
 	const struct mvdp_fp_config *cfg;
 	const struct mvdp_fp_port *me, *to;
 	struct mvdp_ep_key key;
@@ -230,7 +237,7 @@ int mvdp_tc_port(struct __sk_buff *skb)
 	__u64 frames, bytes;
 
 	cfg = mvdp_fp_config();
-	if (!cfg)
+	if (!cfg || !cnt)
 		return TC_ACT_SHOT;
 	me = bpf_map_lookup_elem(&fp_ports, &ifindex);
 	if (!me) {
@@ -238,55 +245,55 @@ int mvdp_tc_port(struct __sk_buff *skb)
 		 * A port whose entry is gone (being removed). The host stack
 		 * must never see a container's traffic: drop it.
 		 */
-		mvdp_fp_count(MVDP_FP_DROP_NO_PORT, 1);
+		cnt->c[MVDP_FP_DROP_NO_PORT] += 1;
 		return TC_ACT_SHOT;
 	}
 	/* Rate-limited senders, and frames too odd to decide here: the workers'. */
 	if ((me->flags & MVDP_FP_PUNT_EGRESS) || (const void *)(eth + 1) > data_end)
-		return mvdp_punt(skb, cfg, me);
+		return mvdp_punt(skb, cnt, cfg, me);
 
 	frames = mvdp_frames(skb);
 	bytes = skb->len;
 
 	if (!mvdp_mac_eq(eth->h_source, me->mac)) {
-		mvdp_fp_rx(me->id, frames, bytes);
-		mvdp_fp_count(MVDP_FP_DROP_SPOOFED, frames);
+		mvdp_fp_rx(cnt, me->id, frames, bytes);
+		cnt->c[MVDP_FP_DROP_SPOOFED] += frames;
 		return TC_ACT_SHOT;
 	}
 	if (skb->vlan_present) {
 		/* On an untagged network a tag would land on another network. */
 		if (!me->vlan) {
-			mvdp_fp_rx(me->id, frames, bytes);
-			mvdp_fp_count(MVDP_FP_DROP_VLAN_HOP, frames);
+			mvdp_fp_rx(cnt, me->id, frames, bytes);
+			cnt->c[MVDP_FP_DROP_VLAN_HOP] += frames;
 			return TC_ACT_SHOT;
 		}
 		/* Inner tags on a VLAN network: rare, the workers' to carry. */
-		return mvdp_punt(skb, cfg, me);
+		return mvdp_punt(skb, cnt, cfg, me);
 	}
 
 	if (me->mode == MVDP_MODE_BRIDGE) {
 		/* Copies for the siblings: the workers' flood path. */
 		if (eth->h_dest[0] & 0x01)
-			return mvdp_punt(skb, cfg, me);
+			return mvdp_punt(skb, cnt, cfg, me);
 		key.vlan = me->vlan;
 		__builtin_memcpy(key.mac, eth->h_dest, ETH_ALEN);
 		to = bpf_map_lookup_elem(&fp_macs, &key);
 		if (to && to->id != me->id) {
 			/* A TAP or host-shim sibling: only the workers reach it. */
 			if (!(to->flags & MVDP_FP_FAST))
-				return mvdp_punt(skb, cfg, me);
-			mvdp_fp_rx(me->id, frames, bytes);
-			mvdp_fp_tx(to->id, frames, bytes);
+				return mvdp_punt(skb, cnt, cfg, me);
+			mvdp_fp_rx(cnt, me->id, frames, bytes);
+			mvdp_fp_tx(cnt, to->id, frames, bytes);
 			return bpf_redirect_peer(to->ifindex, 0);
 		}
 	}
 
 	/* Everything else leaves through the parent, tagged for the network. */
-	mvdp_fp_rx(me->id, frames, bytes);
+	mvdp_fp_rx(cnt, me->id, frames, bytes);
 	if (me->vlan && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), me->vlan))
 		return TC_ACT_SHOT;
-	mvdp_fp_count(MVDP_FP_DELIVERED, frames);
-	mvdp_fp_count(MVDP_FP_WIRE_TX, frames);
+	cnt->c[MVDP_FP_DELIVERED] += frames;
+	cnt->c[MVDP_FP_WIRE_TX] += frames;
 	return bpf_redirect(cfg->parent_ifindex, 0);
 }
 

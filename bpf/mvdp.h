@@ -118,6 +118,11 @@ enum mvdp_fp_counter {
 	MVDP_FP_NCOUNTERS,
 };
 
+/* The fast path's counters on one CPU: one map lookup per frame for all. */
+struct mvdp_fp_counters {
+	__u64 c[MVDP_FP_NCOUNTERS];
+};
+
 /* The punt tag: an 802.1ad tag whose VID is the sending endpoint's id. */
 #define MVDP_PUNT_TPID		0x88a8
 

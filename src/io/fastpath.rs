@@ -73,6 +73,14 @@ const _: () = assert!(std::mem::size_of::<FpPort>() == 20);
 const _: () = assert!(std::mem::size_of::<FpConfig>() == 8);
 const _: () = assert!(std::mem::size_of::<FpEpStats>() == 32);
 
+/// Mirror of `struct mvdp_fp_counters` in `bpf/mvdp.h`: one CPU's counters,
+/// indexed by [`Counter`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct FpCounters {
+    c: [u64; Counter::ALL.len()],
+}
+
 // SAFETY: each type is `repr(C)` with no padding (sizes asserted above) and
 // every bit pattern is a valid value, as `Pod` requires.
 unsafe impl aya::Pod for FpPort {}
@@ -80,6 +88,8 @@ unsafe impl aya::Pod for FpPort {}
 unsafe impl aya::Pod for FpConfig {}
 // SAFETY: as above.
 unsafe impl aya::Pod for FpEpStats {}
+// SAFETY: as above (an array of u64).
+unsafe impl aya::Pod for FpCounters {}
 
 /// Mirror of `enum mvdp_fp_counter` in `bpf/mvdp.h`, in the same order.
 #[derive(Clone, Copy, Debug)]
@@ -262,7 +272,7 @@ pub struct FastPath {
     macs: HashMap<MapData, EpKey, FpPort>,
     ports: HashMap<MapData, u32, FpPort>,
     ep_stats: PerCpuArray<MapData, FpEpStats>,
-    counters: PerCpuArray<MapData, u64>,
+    counters: PerCpuArray<MapData, FpCounters>,
     /// Owns the programs.
     bpf: Ebpf,
 }
@@ -426,13 +436,15 @@ impl FastPath {
 
     /// The fast path's counters, summed over CPUs.
     pub fn counters(&self) -> Result<FastPathCounters, FastPathError> {
+        let per_cpu = self
+            .counters
+            .get(&0, 0)
+            .map_err(map_error("read the counters"))?;
         let mut sums = [0u64; Counter::ALL.len()];
-        for (sum, counter) in sums.iter_mut().zip(Counter::ALL) {
-            let values = self
-                .counters
-                .get(&(counter as u32), 0)
-                .map_err(map_error(format!("read counter {counter:?}")))?;
-            *sum = values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+        for cpu in per_cpu.iter() {
+            for (sum, v) in sums.iter_mut().zip(cpu.c) {
+                *sum = sum.wrapping_add(v);
+            }
         }
         let mut drops = [(DropReason::Malformed, 0); 4];
         let mut k = 0;

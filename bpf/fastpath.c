@@ -148,6 +148,28 @@ static __always_inline __u16 mvdp_outer_vid(const struct __sk_buff *skb)
 	return skb->vlan_tci & MVDP_VLAN_VID_MASK;
 }
 
+/*
+ * A copy of a group frame from the wire for the workers' flood path, through
+ * the punt device under a punt tag marked "from the wire". The stack took
+ * the frame's outer tag off; pushing the punt tag puts it back into the
+ * frame (so the copy reads as it was on the wire), and popping the punt tag
+ * afterwards moves it back out, leaving the frame as the host will see it.
+ * A copy that cannot be made is not counted as received by anyone.
+ */
+static __always_inline void mvdp_copy_group(struct __sk_buff *skb,
+					    struct mvdp_fp_counters *cnt)
+{
+	const struct mvdp_fp_config *cfg = mvdp_fp_config();
+
+	if (!cfg || !(cfg->flags & MVDP_FP_CFG_WIRE_GROUPS))
+		return;
+	if (bpf_skb_vlan_push(skb, bpf_htons(MVDP_PUNT_TPID), MVDP_PUNT_WIRE))
+		return;
+	if (bpf_clone_redirect(skb, cfg->punt_ifindex, 0) == 0)
+		cnt->c[MVDP_FP_GROUP_COPIED] += 1;
+	bpf_skb_vlan_pop(skb);
+}
+
 SEC("classifier")
 int mvdp_tc_wire(struct __sk_buff *skb)
 {
@@ -164,9 +186,11 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if ((const void *)(eth + 1) > data_end)
 		goto pass;
-	/* Broadcast and multicast: the host's, and the workers' flood path. */
-	if (eth->h_dest[0] & 0x01)
+	/* Broadcast and multicast: the host's, and a copy for the workers' flood path. */
+	if (eth->h_dest[0] & 0x01) {
+		mvdp_copy_group(skb, cnt);
 		goto pass;
+	}
 
 	c_tagged = skb->vlan_present && skb->vlan_proto == bpf_htons(ETH_P_8021Q);
 	key.vlan = mvdp_outer_vid(skb);

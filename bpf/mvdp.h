@@ -86,10 +86,15 @@ struct mvdp_fp_port {
 	__u8 pad[2];
 };
 
+/* mvdp_fp_config.flags: copy the wire's group frames to the workers (punt). */
+#define MVDP_FP_CFG_WIRE_GROUPS	0x01
+
 /* Entry 0 of the fast path's config map. */
 struct mvdp_fp_config {
 	__u32 parent_ifindex;	/* container egress for the wire leaves here */
 	__u32 punt_ifindex;	/* frames for the workers: tagged with the sender's id, sent here */
+	__u32 flags;		/* MVDP_FP_CFG_* */
+	__u32 pad;
 };
 
 /* Per-endpoint, per-CPU counters of the fast path (same meaning as the workers'). */
@@ -110,6 +115,7 @@ enum mvdp_fp_counter {
 	MVDP_FP_DELIVERED,	/* redirected to a container or the parent */
 	MVDP_FP_WIRE_TX,	/* of those, to the parent */
 	MVDP_FP_PUNTED,		/* handed to the workers (not counted as received) */
+	MVDP_FP_GROUP_COPIED,	/* wire group frames copied to the workers (and passed on) */
 	MVDP_FP_PASSED,		/* from the wire, not for a fast endpoint: left to the host */
 	MVDP_FP_DROP_SPOOFED,	/* DropReason::SpoofedSource */
 	MVDP_FP_DROP_VLAN_HOP,	/* DropReason::VlanHop */
@@ -123,7 +129,11 @@ struct mvdp_fp_counters {
 	__u64 c[MVDP_FP_NCOUNTERS];
 };
 
-/* The punt tag: an 802.1ad tag whose VID is the sending endpoint's id. */
+/*
+ * The punt tag: an 802.1ad tag whose VID is the sending endpoint's id, or,
+ * with MVDP_PUNT_WIRE (the DEI bit) set, a copy of a group frame from the wire.
+ */
 #define MVDP_PUNT_TPID		0x88a8
+#define MVDP_PUNT_WIRE		0x1000
 
 #endif /* MVDP_H */

@@ -284,6 +284,11 @@ fn counters_are_exact_across_tiers() {
         delta("mvdp_fast_path_frames_total", &[("action", "punted")]),
         B as f64
     );
+    // The wire's broadcasts reach the workers as the fast path's copies.
+    assert_eq!(
+        delta("mvdp_fast_path_frames_total", &[("action", "group_copied")]),
+        M as f64
+    );
     assert!(d.stop().success(), "{}", d.log());
 }
 

@@ -367,6 +367,7 @@ impl Daemon {
                 batch: d.config.workers.batch,
                 commands: rx,
                 floods: std::mem::take(&mut worker_floods[i]),
+                flood_caps: d.config.networks.iter().map(|n| n.bcast_queue_len.max(1)).collect(),
                 recycle: recycle_tx.clone(),
                 poll: d.config.workers.poll,
                 stats: stats.clone(),
@@ -419,31 +420,35 @@ impl Daemon {
         };
         d.mac_filter.store(mode as u8, Ordering::Relaxed);
 
-        // Group frames from the wire.
-        let listener_stats = Arc::new(WorkerStats::new("group".into()));
-        d.stats.push(listener_stats.clone());
-        let ifindex = netlink::link_index(&parent)?
-            .with_context(|| format!("parent.interface: {parent} vanished"))?;
-        // Passthru receives frames for any MAC, as the kernel's passthru does.
+        // Group frames from the wire: the fast path's tc program copies them
+        // to the workers; without it (or for a passthru network, which wants
+        // the parent promiscuous) a packet socket on the parent does.
         let passthru = d.config.networks.iter().any(|n| n.mode == Mode::Passthru);
-        let gl = GroupListener::open(ifindex, Duration::from_millis(200), passthru)
-            .context("opening the group listener")?;
-        let path = GroupPath {
-            listener: gl,
-            fdb: d.fdb.clone(),
-            generation: d.fdb_generation.clone(),
-            out: flood_txs,
-            express: express_txs,
-            wakes: d.workers.iter().map(|w| w.wake.clone()).collect(),
-            recycle: recycle_rx,
-            stats: listener_stats,
-            stop: d.stop.clone(),
-        };
-        d.threads.push(
-            std::thread::Builder::new()
-                .name("mvdp-group".into())
-                .spawn(move || group_listener(path, 65536))?,
-        );
+        if d.fast.lock().expect("fast path lock").is_none() || passthru {
+            let listener_stats = Arc::new(WorkerStats::new("group".into()));
+            d.stats.push(listener_stats.clone());
+            let ifindex = netlink::link_index(&parent)?
+                .with_context(|| format!("parent.interface: {parent} vanished"))?;
+            // Passthru receives frames for any MAC, as the kernel's passthru does.
+            let gl = GroupListener::open(ifindex, Duration::from_millis(200), passthru)
+                .context("opening the group listener")?;
+            let path = GroupPath {
+                listener: gl,
+                fdb: d.fdb.clone(),
+                generation: d.fdb_generation.clone(),
+                out: flood_txs,
+                express: express_txs,
+                wakes: d.workers.iter().map(|w| w.wake.clone()).collect(),
+                recycle: recycle_rx,
+                stats: listener_stats,
+                stop: d.stop.clone(),
+            };
+            d.threads.push(
+                std::thread::Builder::new()
+                    .name("mvdp-group".into())
+                    .spawn(move || group_listener(path, 65536))?,
+            );
+        }
 
         // Metrics.
         if let Some(listener) = metrics {
@@ -616,7 +621,9 @@ impl Daemon {
         let (punt, sockets) =
             PuntDevice::create(umems, bind, mode, RingSizes { rx: RING, tx: RING })
                 .context("creating the punt device")?;
-        let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex)?;
+        // A passthru network keeps the packet socket, for its promiscuity.
+        let wire_groups = !self.config.networks.iter().any(|n| n.mode == Mode::Passthru);
+        let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex, wire_groups)?;
         for (w, socket) in sockets.into_iter().enumerate() {
             self.workers[w].commands.send(Command::SetPunt(socket)).ok();
             self.workers[w].wake.wake();
@@ -1169,6 +1176,7 @@ fn publish_fast_path_state(fast: &Mutex<Option<FastPath>>) {
         ("from_wire", c.map_or(0, |c| c.rx_wire)),
         ("from_endpoint", c.map_or(0, |c| c.rx_endpoint)),
         ("punted", c.map_or(0, |c| c.punted)),
+        ("group_copied", c.map_or(0, |c| c.group_copied)),
         ("passed", c.map_or(0, |c| c.passed)),
     ] {
         metrics::counter!("mvdp_fast_path_frames_total", "action" => action).absolute(n);

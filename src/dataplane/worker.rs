@@ -10,6 +10,7 @@
 //! flush per destination, completion reaping and fill-ring refill; poll()
 //! only when an iteration found nothing to do.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
@@ -104,6 +105,9 @@ pub struct WorkerConfig {
     pub floods: Vec<Receiver<GroupFrame>>,
     /// Where flooded frames' buffers go back to the group listener.
     pub recycle: crossbeam_channel::Sender<Vec<u8>>,
+    /// Each network's `bcast_queue_len`, by `NetworkId`: the bound of the
+    /// queues of group frames the fast path copies to this worker.
+    pub flood_caps: Vec<usize>,
     /// How an idle worker waits.
     pub poll: Poll,
     /// Counters.
@@ -274,6 +278,11 @@ pub struct Worker {
     commands: Receiver<Command>,
     floods: Vec<Receiver<GroupFrame>>,
     recycle: crossbeam_channel::Sender<Vec<u8>>,
+    /// Group frames from the wire the fast path copied to the punt device,
+    /// waiting in UMEM frames, one bounded queue per network.
+    wire_floods: Vec<VecDeque<(FrameDesc, Flood)>>,
+    /// The bound of each of `wire_floods`.
+    flood_caps: Vec<usize>,
     poll: Poll,
     /// Scratch list of flood targets, reused for every group frame.
     flood_scratch: Vec<EndpointId>,
@@ -337,6 +346,8 @@ impl Worker {
             commands: cfg.commands,
             floods: cfg.floods,
             recycle: cfg.recycle,
+            wire_floods: cfg.flood_caps.iter().map(|_| VecDeque::new()).collect(),
+            flood_caps: cfg.flood_caps,
             poll: cfg.poll,
             flood_scratch: Vec::new(),
             flood_next: 0,
@@ -658,8 +669,9 @@ impl Worker {
     }
 
     /// Frames the fast path handed over (bpf/fastpath.c's punt): each under
-    /// an 802.1ad tag whose VID is its sender's endpoint id. The tag comes
-    /// off, and the frame is the sender's egress like any other.
+    /// an 802.1ad tag whose VID is its sender's endpoint id, or marked as a
+    /// copy of a group frame from the wire. The tag comes off, and the frame
+    /// is the sender's egress like any other, or queued for flooding.
     fn punt_rx(&mut self) -> usize {
         let Some((punt, inflight)) = self.punt.as_mut() else {
             return 0;
@@ -671,7 +683,6 @@ impl Worker {
         }
         inflight.fill -= n;
         self.pool.received(&self.rx_buf[..n]);
-        self.stats.received(Source::Endpoint, n as u64);
         self.stats.batch(n);
         let now = self.any_limits.then(Instant::now);
         let umem = self.umem.clone();
@@ -679,12 +690,22 @@ impl Worker {
             let d = self.rx_buf[k];
             // SAFETY: the frame is ours (just consumed).
             let data = unsafe { umem.data(&d) }.contents();
-            let Some(id) = punt_sender(data) else {
-                // Not from the fast path's punt: nothing else sends there.
-                self.stats.dropped(DropReason::Malformed);
-                self.pool.push(d);
-                continue;
+            let id = match punt_tag(data) {
+                Some(PuntTag::Wire) => {
+                    let d = self.untag(d);
+                    self.wire_group(&umem, d);
+                    continue;
+                }
+                Some(PuntTag::Endpoint(id)) => id,
+                None => {
+                    // Not from the fast path's punt: nothing else sends there.
+                    self.stats.received(Source::Endpoint, 1);
+                    self.stats.dropped(DropReason::Malformed);
+                    self.pool.push(d);
+                    continue;
+                }
             };
+            self.stats.received(Source::Endpoint, 1);
             let d = self.untag(d);
             let mut bucket = self
                 .ports
@@ -704,6 +725,59 @@ impl Worker {
             }
         }
         n
+    }
+
+    /// A group frame from the wire, copied by the fast path: classified
+    /// and queued on its network's bounded queue (the kernel macvlan's
+    /// broadcast queue; overflow is `flood_queue_full`), or, with a single
+    /// receiver, delivered as it is, costing what a unicast frame does.
+    fn wire_group(&mut self, umem: &Umem, d: FrameDesc) {
+        self.stats.received(Source::WireGroup, 1);
+        // SAFETY: the frame is ours (just consumed).
+        let data = unsafe { umem.data(&d) }.contents();
+        match classify_ingress(&self.fdb, data) {
+            Verdict::Flood(flood) => {
+                let mut receivers = 0;
+                let mut only = None;
+                flood_targets(&self.fdb, &flood, |id| {
+                    receivers += 1;
+                    only = Some(id);
+                });
+                match (receivers, only) {
+                    (1, Some(to)) => {
+                        let d = if flood.untag { self.untag(d) } else { d };
+                        self.stage(to, d);
+                    }
+                    _ => {
+                        let q = usize::from(flood.network.0);
+                        let cap = self.flood_caps.get(q).copied().unwrap_or(1);
+                        if q >= self.wire_floods.len() {
+                            self.wire_floods.resize_with(q + 1, VecDeque::new);
+                        }
+                        if self.wire_floods[q].len() >= cap {
+                            self.stats.dropped(DropReason::FloodQueueFull);
+                            self.pool.push(d);
+                        } else {
+                            self.wire_floods[q].push_back((d, flood));
+                        }
+                    }
+                }
+            }
+            // A passthru network's endpoint takes group frames whole.
+            Verdict::Endpoint(to) => self.stage(to, d),
+            Verdict::EndpointUntag(to) => {
+                let d = self.untag(d);
+                self.stage(to, d);
+            }
+            Verdict::Drop(r) => {
+                self.stats.dropped(r);
+                self.pool.push(d);
+            }
+            Verdict::Wire { .. } => {
+                self.stats.dropped(DropReason::NoEndpoint);
+                self.pool.push(d);
+            }
+        }
     }
 
     /// One frame endpoint `id` sent (counted as received by the caller):
@@ -831,9 +905,42 @@ impl Worker {
         Ok(n)
     }
 
-    /// Group frames from the wire, copied and classified by the group
-    /// listener: each network's bounded queue in turn, a batch at most.
+    /// Group frames from the wire waiting to be flooded: copied by the fast
+    /// path, or by the group listener.
     fn flood_rx(&mut self) -> usize {
+        self.wire_flood_rx() + self.listener_flood_rx()
+    }
+
+    /// Group frames the fast path copied, each network's queue in turn, its
+    /// share of a batch at most, the first queue served rotating.
+    fn wire_flood_rx(&mut self) -> usize {
+        let queues = self.wire_floods.len();
+        if queues == 0 {
+            return 0;
+        }
+        let share = (self.cfg_batch / queues).max(1);
+        self.flood_next = (self.flood_next + 1) % queues.max(1);
+        let umem = self.umem.clone();
+        let mut n = 0;
+        for k in 0..queues {
+            let q = (self.flood_next + k) % queues;
+            for _ in 0..share {
+                let Some((d, flood)) = self.wire_floods[q].pop_front() else {
+                    break;
+                };
+                n += 1;
+                // SAFETY: the frame is ours (queued since it was consumed).
+                let data = unsafe { umem.data(&d) }.contents();
+                let copies = self.flood_copies(&flood, data);
+                self.count_flood(copies);
+                self.pool.push(d);
+            }
+        }
+        n
+    }
+
+    /// Group frames the group listener copied and classified.
+    fn listener_flood_rx(&mut self) -> usize {
         let queues = self.floods.len();
         if queues == 0 {
             return 0;
@@ -1132,15 +1239,34 @@ const PUNT: u32 = u32::MAX - 2;
 
 /// The 802.1ad TPID of the fast path's punt tag (`MVDP_PUNT_TPID`).
 const PUNT_TPID: u16 = 0x88a8;
+/// The punt tag's mark of a group frame copied from the wire (`MVDP_PUNT_WIRE`).
+const PUNT_WIRE: u16 = 0x1000;
 
-/// The sender a punted frame names in its punt tag, if it carries one.
-#[inline]
-fn punt_sender(frame: &[u8]) -> Option<EndpointId> {
-    let tag = frame.get(MACS_LEN..MACS_LEN + VLAN_TAG_LEN)?;
-    (u16::from_be_bytes([tag[0], tag[1]]) == PUNT_TPID)
-        .then(|| EndpointId(u16::from_be_bytes([tag[2], tag[3]]) & 0x0fff))
+/// What a punted frame's punt tag says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PuntTag {
+    /// Sent by this endpoint.
+    Endpoint(EndpointId),
+    /// A copy of a group frame from the wire.
+    Wire,
 }
-/// Ledger tag of frames held by user space (free, staged, being classified).
+
+/// The punt tag a frame from the punt device carries, if it carries one.
+#[inline]
+fn punt_tag(frame: &[u8]) -> Option<PuntTag> {
+    let tag = frame.get(MACS_LEN..MACS_LEN + VLAN_TAG_LEN)?;
+    if u16::from_be_bytes([tag[0], tag[1]]) != PUNT_TPID {
+        return None;
+    }
+    let tci = u16::from_be_bytes([tag[2], tag[3]]);
+    Some(if tci & PUNT_WIRE != 0 {
+        PuntTag::Wire
+    } else {
+        PuntTag::Endpoint(EndpointId(tci & 0x0fff))
+    })
+}
+
+/// Ledger tag of frames held by user space (free, staged, queued, being classified).
 const USER: u32 = u32::MAX;
 
 /// The worker's UMEM frames: the free list, and a ledger of which socket

@@ -57,6 +57,8 @@ struct FpPort {
 struct FpConfig {
     parent_ifindex: u32,
     punt_ifindex: u32,
+    flags: u32,
+    pad: u32,
 }
 
 /// Mirror of `struct mvdp_fp_ep_stats` in `bpf/mvdp.h`.
@@ -70,7 +72,10 @@ struct FpEpStats {
 }
 
 const _: () = assert!(std::mem::size_of::<FpPort>() == 20);
-const _: () = assert!(std::mem::size_of::<FpConfig>() == 8);
+const _: () = assert!(std::mem::size_of::<FpConfig>() == 16);
+
+/// `MVDP_FP_CFG_WIRE_GROUPS` in bpf/mvdp.h.
+const CFG_WIRE_GROUPS: u32 = 0x01;
 const _: () = assert!(std::mem::size_of::<FpEpStats>() == 32);
 
 /// Mirror of `struct mvdp_fp_counters` in `bpf/mvdp.h`: one CPU's counters,
@@ -100,6 +105,7 @@ enum Counter {
     Delivered,
     WireTx,
     Punted,
+    GroupCopied,
     Passed,
     DropSpoofed,
     DropVlanHop,
@@ -108,12 +114,13 @@ enum Counter {
 }
 
 impl Counter {
-    const ALL: [Counter; 10] = [
+    const ALL: [Counter; 11] = [
         Counter::RxWire,
         Counter::RxEndpoint,
         Counter::Delivered,
         Counter::WireTx,
         Counter::Punted,
+        Counter::GroupCopied,
         Counter::Passed,
         Counter::DropSpoofed,
         Counter::DropVlanHop,
@@ -199,6 +206,8 @@ pub struct FastPathCounters {
     pub wire_tx: u64,
     /// Frames it handed to the workers (they count them as received).
     pub punted: u64,
+    /// Group frames from the wire it copied to the workers (ditto).
+    pub group_copied: u64,
     /// Frames from the wire that were not for a fast endpoint, left to the host.
     pub passed: u64,
     /// Drops by reason.
@@ -289,11 +298,14 @@ impl fmt::Debug for FastPath {
 impl FastPath {
     /// Loads both programs, points them at the parent (`parent_ifindex`)
     /// and the punt device (`punt_ifindex`), and attaches the wire program
-    /// to the parent's tc ingress. With empty maps it passes every frame on.
+    /// to the parent's tc ingress. With empty maps it passes every frame on;
+    /// with `wire_groups` it also copies the wire's group frames to the
+    /// workers through the punt device.
     pub fn attach(
         parent: &str,
         parent_ifindex: u32,
         punt_ifindex: u32,
+        wire_groups: bool,
     ) -> Result<FastPath, FastPathError> {
         let mut bpf = Ebpf::load(object()).map_err(|e| FastPathError::Load(Box::new(e)))?;
         let macs = take_map(&mut bpf, "fp_macs", HashMap::try_from)?;
@@ -308,6 +320,8 @@ impl FastPath {
                 FpConfig {
                     parent_ifindex,
                     punt_ifindex,
+                    flags: if wire_groups { CFG_WIRE_GROUPS } else { 0 },
+                    pad: 0,
                 },
                 0,
             )
@@ -460,6 +474,7 @@ impl FastPath {
             delivered: sums[Counter::Delivered as usize],
             wire_tx: sums[Counter::WireTx as usize],
             punted: sums[Counter::Punted as usize],
+            group_copied: sums[Counter::GroupCopied as usize],
             passed: sums[Counter::Passed as usize],
             drops,
         })
@@ -605,6 +620,8 @@ mod tests {
         }
         assert!(header.contains("#define MVDP_FP_FAST\t\t0x01"));
         assert!(header.contains("#define MVDP_FP_PUNT_EGRESS\t0x02"));
+        assert!(header.contains("#define MVDP_FP_CFG_WIRE_GROUPS\t0x01"));
+        assert_eq!(counters[Counter::GroupCopied as usize], "MVDP_FP_GROUP_COPIED");
     }
 
     #[test]

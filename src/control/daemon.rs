@@ -367,7 +367,12 @@ impl Daemon {
                 batch: d.config.workers.batch,
                 commands: rx,
                 floods: std::mem::take(&mut worker_floods[i]),
-                flood_caps: d.config.networks.iter().map(|n| n.bcast_queue_len.max(1)).collect(),
+                flood_caps: d
+                    .config
+                    .networks
+                    .iter()
+                    .map(|n| n.bcast_queue_len.max(1))
+                    .collect(),
                 recycle: recycle_tx.clone(),
                 poll: d.config.workers.poll,
                 stats: stats.clone(),
@@ -622,7 +627,11 @@ impl Daemon {
             PuntDevice::create(umems, bind, mode, RingSizes { rx: RING, tx: RING })
                 .context("creating the punt device")?;
         // A passthru network keeps the packet socket, for its promiscuity.
-        let wire_groups = !self.config.networks.iter().any(|n| n.mode == Mode::Passthru);
+        let wire_groups = !self
+            .config
+            .networks
+            .iter()
+            .any(|n| n.mode == Mode::Passthru);
         let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex, wire_groups)?;
         for (w, socket) in sockets.into_iter().enumerate() {
             self.workers[w].commands.send(Command::SetPunt(socket)).ok();

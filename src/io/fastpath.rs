@@ -621,7 +621,10 @@ mod tests {
         assert!(header.contains("#define MVDP_FP_FAST\t\t0x01"));
         assert!(header.contains("#define MVDP_FP_PUNT_EGRESS\t0x02"));
         assert!(header.contains("#define MVDP_FP_CFG_WIRE_GROUPS\t0x01"));
-        assert_eq!(counters[Counter::GroupCopied as usize], "MVDP_FP_GROUP_COPIED");
+        assert_eq!(
+            counters[Counter::GroupCopied as usize],
+            "MVDP_FP_GROUP_COPIED"
+        );
     }
 
     #[test]

@@ -546,3 +546,25 @@ fn busy_polling_worker_carries_traffic_and_stops() {
     assert!(status.success(), "{status}\n{}", d.log());
     assert_clean(&rig);
 }
+
+/// A daemon started right after another stopped binds the same queues: the
+/// kernel frees a closed AF_XDP socket's hold on its queue in deferred work,
+/// and mvdp waits for it instead of failing with EBUSY.
+#[test]
+fn restart_right_after_stop_binds_again() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    for round in 0..3 {
+        let mut d = start(&rig, "veth");
+        assert!(
+            ping(&rig.wire, rig.container(1).ip, 1),
+            "round {round}: wire -> c1\n{}",
+            d.log()
+        );
+        let status = d.stop();
+        assert!(status.success(), "round {round}: {status}\n{}", d.log());
+    }
+    assert_clean(&rig);
+}

@@ -11,6 +11,17 @@ use xsk_rs::config::{
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+/// How long a bind waits for a queue that a just-closed socket still holds.
+const QUEUE_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether a socket creation failed because the queue is taken (`EBUSY`).
+fn busy(error: &xsk_rs::socket::SocketCreateError) -> bool {
+    std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error)
+        == Some(libc::EBUSY)
+}
+
 /// How to bind a socket: zero-copy, copy, or zero-copy falling back to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bind {
@@ -150,7 +161,36 @@ impl XskSocket {
         }
     }
 
+    /// Binds, waiting up to [`QUEUE_RELEASE_WAIT`] while the queue is still
+    /// held (`EBUSY`) by a socket that was just closed: the kernel releases
+    /// a socket's hold on its queue in deferred work, after its process has
+    /// gone, so a restarted mvdp can find the queue busy for a moment.
     fn bind_with(
+        umem: &Umem,
+        ifname: &str,
+        queue: u32,
+        zerocopy: bool,
+        rings: RingSizes,
+    ) -> Result<XskSocket, XskError> {
+        let deadline = std::time::Instant::now() + QUEUE_RELEASE_WAIT;
+        let mut logged = false;
+        loop {
+            match Self::bind_once(umem, ifname, queue, zerocopy, rings) {
+                Err(XskError::Bind { ref source, .. })
+                    if busy(source) && std::time::Instant::now() < deadline =>
+                {
+                    if !logged {
+                        log::info!("{ifname} queue {queue} is still held by a closed AF_XDP socket; waiting for the kernel to release it");
+                        logged = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn bind_once(
         umem: &Umem,
         ifname: &str,
         queue: u32,

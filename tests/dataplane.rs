@@ -568,3 +568,41 @@ fn restart_right_after_stop_binds_again() {
     }
     assert_clean(&rig);
 }
+
+/// Shutdown deletes the endpoints' host ends in one request by their
+/// interface group, but only when the group holds nothing else: an
+/// interface of someone else's that happens to be in the group survives,
+/// and every endpoint still goes.
+#[test]
+fn shutdown_spares_foreign_links_in_the_endpoint_group() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let group = u32::from_be_bytes(*b"mvdp").to_string();
+    for round in ["alone", "with a foreign link"] {
+        let mut d = start(&rig, "veth");
+        let members = rig.host.ip(&["-o", "link", "show", "group", &group]);
+        assert_eq!(
+            members.lines().count(),
+            2,
+            "{round}: the endpoint host ends are not in group {group}:\n{members}"
+        );
+        if round != "alone" {
+            rig.host.ip(&[
+                "link", "add", "foreign0", "group", &group, "type", "veth", "peer", "name",
+                "foreign1",
+            ]);
+        }
+        let status = d.stop();
+        assert!(status.success(), "{round}: {status}\n{}", d.log());
+        if round != "alone" {
+            assert!(
+                link_exists(&rig.host, "foreign0"),
+                "{round}: shutdown deleted an interface mvdp did not create"
+            );
+            rig.host.ip(&["link", "del", "foreign0"]);
+        }
+        assert_clean(&rig);
+    }
+}

@@ -1097,11 +1097,26 @@ impl Daemon {
                 errors.push(format!("{e}"));
             }
         }
-        let fast = self.fast.lock().map(|mut f| f.take()).unwrap_or(None);
-        if let Some(fast) = fast {
-            if let Err(e) = fast.detach() {
+        let mut fast = self.fast.lock().map(|mut f| f.take()).unwrap_or(None);
+        if let Some(fast) = fast.as_mut() {
+            if let Err(e) = fast.detach_wire() {
                 errors.push(format!("{e}"));
             }
+        }
+        // Then the veth host ends, in one request where possible, before the
+        // workers stop: the kernel detaches their programs and unbinds their
+        // sockets as it deletes them, under one lock, where detaching each
+        // program from a live device or closing each bound socket would wait
+        // for an RCU grace period of its own (256 endpoints: 7 s instead of 3).
+        let endpoints: Vec<Endpoint> = self.endpoints.drain(..).flatten().collect();
+        let veths: Vec<String> = endpoints
+            .iter()
+            .filter(|ep| ep.kind == EndpointKind::Veth)
+            .map(|ep| ep.host_ifname.clone())
+            .collect();
+        match netlink::delete_endpoint_links(&veths) {
+            Ok(failed) => errors.extend(failed.into_iter().map(|(_, e)| e.to_string())),
+            Err(e) => errors.push(e.to_string()),
         }
         self.stop.store(true, Ordering::Relaxed);
         for w in &self.workers {
@@ -1123,15 +1138,10 @@ impl Daemon {
                 errors.push(format!("{e}"));
             }
         }
-        for ep in self.endpoints.drain(..).flatten() {
-            drop(ep.port_prog);
-            drop(ep.tap);
-            if ep.kind == EndpointKind::Veth {
-                if let Err(e) = netlink::delete_link(&ep.host_ifname) {
-                    errors.push(format!("endpoint {}: {e}", ep.name));
-                }
-            }
-        }
+        // Closing a TAP fd deletes its device; the programs on the deleted
+        // host ends are detached already.
+        drop(endpoints);
+        drop(fast);
         if errors.is_empty() {
             log::info!("shut down cleanly: XDP detached, workers stopped, interfaces deleted");
             Ok(())

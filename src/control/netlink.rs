@@ -32,6 +32,12 @@ use crate::wire::MacAddr;
 /// The longest interface name the kernel accepts (`IFNAMSIZ` minus the NUL).
 pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
 
+/// The interface group (`ip link show group 1836475504`) of every endpoint's
+/// veth host end: "mvdp" in ASCII. It lets shutdown delete all of them in one
+/// request, which the kernel does under one RCU grace period instead of one
+/// per link (256 endpoints: 40 ms instead of 4 s).
+pub const ENDPOINT_GROUP: u32 = u32::from_be_bytes(*b"mvdp");
+
 /// How the label of mvdp's own namespace reads in error messages.
 const OWN_NETNS: &str = "mvdp's netns";
 
@@ -212,7 +218,7 @@ pub fn create_local_veth(a: &str, b: &str, queues: u32) -> Result<(u32, u32), Ne
         if let Some(index) = nl.index(b)? {
             nl.delete(index, b)?;
         }
-        nl.add_veth(a, b, queues.max(1))?;
+        nl.add_veth(a, b, queues.max(1), None)?;
         let mut guard = DeleteOnDrop {
             nl: &nl,
             ifname: a,
@@ -239,6 +245,39 @@ pub fn delete_link(ifname: &str) -> Result<(), NetlinkError> {
             Some(index) => nl.delete(index, ifname),
             None => Ok(()),
         }
+    })
+}
+
+/// Deletes the endpoint host ends `ifnames` in the calling thread's netns
+/// (missing ones are fine). Returns the names that could not be deleted,
+/// each with its error; `Err` only if netlink itself is out of reach.
+///
+/// When every link in [`ENDPOINT_GROUP`] is one of `ifnames` (the group
+/// holds nothing of anyone else's), they go in one request; whatever is left
+/// after that is deleted one by one.
+pub fn delete_endpoint_links(
+    ifnames: &[String],
+) -> Result<Vec<(String, NetlinkError)>, NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let members = nl.group_members(ENDPOINT_GROUP)?;
+        if !members.is_empty() && members.iter().all(|name| ifnames.contains(name)) {
+            if let Err(e) = nl.delete_group(ENDPOINT_GROUP) {
+                log::warn!("{e}; deleting the endpoint interfaces one by one");
+            }
+        }
+        let mut failed = Vec::new();
+        for ifname in ifnames {
+            let deleted = match nl.index(ifname) {
+                Ok(Some(index)) => nl.delete(index, ifname),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                failed.push((ifname.clone(), e));
+            }
+        }
+        Ok(failed)
     })
 }
 
@@ -471,7 +510,7 @@ fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netli
         });
     }
     let peer = temporary_ifname();
-    nl.add_veth(host, &peer, spec.queues)?;
+    nl.add_veth(host, &peer, spec.queues, Some(ENDPOINT_GROUP))?;
     // From here on the pair exists: the guard deletes it (both ends, wherever
     // the peer is by then) unless disarmed at the end.
     let mut guard = DeleteOnDrop {
@@ -696,15 +735,26 @@ impl Rtnl {
         })
     }
 
-    fn add_veth(&self, host: &str, peer: &str, queues: u32) -> Result<(), NetlinkError> {
+    /// A veth pair; `group` is the host end's interface group (the peer's stays 0).
+    fn add_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        queues: u32,
+        group: Option<u32>,
+    ) -> Result<(), NetlinkError> {
         let peer_msg = LinkUnspec::new_with_name(peer)
             .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
             .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
             .build();
-        let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+        let mut builder = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
             .name(host)
             .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
-            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues));
+        if let Some(group) = group {
+            builder = builder.append_extra_attribute(LinkAttribute::Group(group));
+        }
+        let msg = builder
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .build();
         self.rt
@@ -798,6 +848,42 @@ impl Rtnl {
         self.rt
             .block_on(self.handle.route().add(route).execute())
             .map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e))
+    }
+
+    /// The names of every link in `group`.
+    fn group_members(&self, group: u32) -> Result<Vec<String>, NetlinkError> {
+        let request = self.handle.link().get().execute();
+        let links: Vec<LinkMessage> = self
+            .rt
+            .block_on(request.try_collect())
+            .map_err(|e| self.fail("list", "every link", e))?;
+        Ok(links
+            .into_iter()
+            .filter(|msg| {
+                msg.attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::Group(g) if *g == group))
+            })
+            .map(|msg| {
+                msg.attributes
+                    .into_iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// Deletes every link in `group` in one request (`ip link delete group N`).
+    fn delete_group(&self, group: u32) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::Group(group));
+        let request = rtnetlink::LinkDelRequest::new_with_message(self.handle.clone(), msg);
+        self.rt
+            .block_on(request.execute())
+            .map_err(|e| self.fail("delete", &format!("interface group {group}"), e))
     }
 
     fn delete(&self, index: u32, ifname: &str) -> Result<(), NetlinkError> {

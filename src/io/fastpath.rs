@@ -499,21 +499,29 @@ impl FastPath {
         self.detach_all()
     }
 
+    /// Detaches the program from the parent only: from here on the wire's
+    /// frames go to the host stack. The endpoint programs stay until the
+    /// value is dropped; delete their interfaces first and that is cheap
+    /// (the kernel detaches a program from a deleted device itself, where a
+    /// detach from a live one waits for an RCU grace period each).
+    pub fn detach_wire(&mut self) -> Result<(), FastPathError> {
+        let Some(link) = self.wire_link.take() else {
+            return Ok(());
+        };
+        let parent = self.parent.clone();
+        program(&mut self.bpf, WIRE_PROGRAM).and_then(|p| {
+            p.detach(link).map_err(|error| FastPathError::Attach {
+                program: WIRE_PROGRAM,
+                ifname: parent,
+                error: Box::new(error),
+            })
+        })?;
+        log::info!("fast path: detached from {}", self.parent);
+        Ok(())
+    }
+
     fn detach_all(&mut self) -> Result<(), FastPathError> {
-        let mut result = Ok(());
-        if let Some(link) = self.wire_link.take() {
-            let parent = self.parent.clone();
-            result = program(&mut self.bpf, WIRE_PROGRAM).and_then(|p| {
-                p.detach(link).map_err(|error| FastPathError::Attach {
-                    program: WIRE_PROGRAM,
-                    ifname: parent,
-                    error: Box::new(error),
-                })
-            });
-            if result.is_ok() {
-                log::info!("fast path: detached from {}", self.parent);
-            }
-        }
+        let mut result = self.detach_wire();
         let links: Vec<_> = self.port_links.drain().collect();
         for (ifindex, link) in links {
             let r = program(&mut self.bpf, PORT_PROGRAM).and_then(|p| {

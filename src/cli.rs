@@ -42,6 +42,73 @@ pub enum Command {
     },
     /// Measure mvdp and the kernel's macvlan side by side on a namespace rig (as root).
     Bench(BenchArgs),
+    /// Add, remove and list the running daemon's endpoints (over its control socket).
+    Endpoint {
+        /// What to do.
+        #[command(subcommand)]
+        action: EndpointAction,
+        /// The daemon's control socket.
+        #[arg(long, global = true, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Show the running daemon's state: parent, XDP, workers, endpoints, config.
+    Status {
+        /// The daemon's control socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The control socket's default path (`[control] socket`).
+pub const DEFAULT_SOCKET: &str = crate::config::DEFAULT_CONTROL_SOCKET;
+
+/// `mvdp endpoint …`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointAction {
+    /// Create an endpoint in a container's namespace, with the config's validation and addressing.
+    Add {
+        /// Its name (unique).
+        #[arg(long)]
+        name: String,
+        /// The network it joins.
+        #[arg(long)]
+        network: String,
+        /// The container's namespace, by name (/var/run/netns/NAME).
+        #[arg(
+            long,
+            conflicts_with = "netns_path",
+            required_unless_present = "netns_path"
+        )]
+        netns: Option<String>,
+        /// The container's namespace, by path (e.g. /proc/PID/ns/net).
+        #[arg(long)]
+        netns_path: Option<String>,
+        /// veth (default) or tap.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Its IPv4 address (default: the network's next free one).
+        #[arg(long)]
+        ip: Option<String>,
+        /// Its MAC address (default: Docker's, from the address).
+        #[arg(long)]
+        mac: Option<String>,
+        /// The interface name inside the container (default eth0).
+        #[arg(long)]
+        ifname: Option<String>,
+    },
+    /// Remove an endpoint added at run time.
+    Del {
+        /// Its name.
+        name: String,
+    },
+    /// List the endpoints with their counters.
+    List,
 }
 
 /// Options of `mvdp bench`; unset ones take the full (or `--quick`) defaults.

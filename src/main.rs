@@ -35,12 +35,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(EX_CONFIG);
             }
         },
-        Command::Run { config } => match load(&config) {
-            Ok(c) => run(&config, c),
-            Err(e) => {
+        Command::Run { config } => match run(&config) {
+            Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
                 eprintln!("mvdp: {}: {e}", config.display());
                 return ExitCode::from(EX_CONFIG);
             }
+            other => other,
         },
         Command::Demo {
             containers,
@@ -48,12 +48,43 @@ fn main() -> ExitCode {
             keep,
         } => mvdp::demo::run(usize::from(containers), kind, keep),
         Command::Bench(args) => bench(args),
+        Command::Endpoint {
+            action,
+            socket,
+            json,
+        } => return client_output(mvdp::control::client::endpoint(action, &socket, json)),
+        Command::Status { socket, json } => {
+            return client_output(mvdp::control::client::status(&socket, json))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mvdp: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a control-socket answer; exit 78 for a request the daemon found
+/// invalid (the message names the key), 1 for any other failure.
+fn client_output(result: Result<String, mvdp::control::api::ClientError>) -> ExitCode {
+    use mvdp::control::api::{ClientError, ErrorCode};
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mvdp: {e}");
+            match e {
+                ClientError::Refused(a)
+                    if matches!(a.code, ErrorCode::Invalid | ErrorCode::Malformed) =>
+                {
+                    ExitCode::from(EX_CONFIG)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -137,29 +168,35 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(config_path: &std::path::Path, config: Config) -> anyhow::Result<()> {
+fn run(config_path: &std::path::Path) -> anyhow::Result<()> {
+    use mvdp::control::api::{self, ControlServer};
+    use mvdp::control::service::Service;
+    use std::time::{Duration, Instant};
     // Block SIGTERM/SIGINT/SIGHUP before any thread starts so every thread
     // inherits the mask and only the main thread takes them, synchronously.
     let signals = mvdp::control::signals::block_termination()?;
+    let (mut service, config) = Service::load(config_path)?;
+    // Before anything is built: a second daemon on the same socket stops here.
+    let (calls_tx, calls) = api::channel();
+    let control = ControlServer::bind(&config.control.socket, calls_tx)?;
     let listen = config.metrics.listen;
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
+    let socket = config.control.socket.clone();
     let mut daemon = Daemon::start(config, Some(listener))?;
-    log::info!("running; metrics on http://{listen}/metrics; SIGHUP reloads endpoints, source lists and rate limits; SIGTERM or Ctrl-C stops");
+    log::info!(
+        "running; metrics on http://{listen}/metrics; control socket {}; SIGHUP reloads the config; SIGTERM or Ctrl-C stops",
+        socket.display()
+    );
+    let mut last_reap = Instant::now();
     loop {
-        match signals.wait(std::time::Duration::from_secs(1))? {
-            Some("SIGHUP") => match load(config_path) {
-                Ok(new) => match daemon.reload(&new) {
-                    Ok(changed) => log::info!(
-                        "SIGHUP: reloaded {}; updated {changed:?}",
-                        config_path.display()
-                    ),
-                    Err(e) => log::error!("SIGHUP: {e:#}; keeping the running configuration"),
-                },
-                Err(e) => log::error!(
-                    "SIGHUP: {}: {e}; keeping the running configuration",
+        match signals.wait(Duration::from_millis(50))? {
+            Some("SIGHUP") => match service.reload(&mut daemon) {
+                Ok(changed) => log::info!(
+                    "SIGHUP: reloaded {}; updated {changed:?}",
                     config_path.display()
                 ),
+                Err(e) => log::error!("SIGHUP: {e:#}; keeping the running configuration"),
             },
             Some(sig) => {
                 log::info!("signal {sig}: shutting down");
@@ -167,7 +204,16 @@ fn run(config_path: &std::path::Path, config: Config) -> anyhow::Result<()> {
             }
             None => {}
         }
-        daemon.reap_vanished();
+        for call in calls.try_iter() {
+            let answer = service.handle(&mut daemon, call.request);
+            call.reply.send(answer).ok();
+        }
+        if last_reap.elapsed() >= Duration::from_secs(1) {
+            last_reap = Instant::now();
+            let gone = daemon.reap_vanished();
+            service.forget(&gone);
+        }
     }
+    drop(control);
     daemon.shutdown()
 }

@@ -170,8 +170,10 @@ impl Lan {
     pub fn config(&self, kind: &str, metrics: SocketAddr, extra: &str) -> String {
         let mut s = format!(
             "[parent]\ninterface = \"p0\"\n{extra}\n[metrics]\nlisten = \"{metrics}\"\n\n\
+             [control]\nsocket = \"/run/mvdp/{host}.sock\"\n\n\
              [[network]]\nname = \"lan\"\nmode = \"bridge\"\nsubnet = \"10.77.0.0/{PREFIX}\"\n\
-             gateway = \"{WIRE_HOST}\"\naux_addresses = [\"{HOST_ADDR}\"]\n"
+             gateway = \"{WIRE_HOST}\"\naux_addresses = [\"{HOST_ADDR}\"]\n",
+            host = self.host
         );
         for (i, ns) in self.containers.iter().enumerate() {
             s += &format!(

@@ -314,11 +314,69 @@ pub struct RateLimit {
     pub bytes_per_sec: u64,
 }
 
+/// An endpoint added at run time (`mvdp endpoint add`), in the config's
+/// own keys and with the same meaning; it is validated together with the
+/// config file's endpoints, after them. Values stay text, so an error names
+/// the key as for the file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// `name`.
+    pub name: String,
+    /// `network`.
+    pub network: String,
+    /// `kind`: "veth" (default) or "tap".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `netns`: a name under /var/run/netns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// `netns_path`: a namespace file such as /proc/PID/ns/net.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_path: Option<String>,
+    /// `ifname` inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifname: Option<String>,
+    /// `ip`; the next free address of the network when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// `mac`; Docker's default for the address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+impl From<EndpointSpec> for raw::RawEndpoint {
+    fn from(s: EndpointSpec) -> raw::RawEndpoint {
+        raw::RawEndpoint {
+            name: s.name,
+            network: s.network,
+            kind: s.kind,
+            netns: s.netns,
+            netns_path: s.netns_path,
+            ifname: s.ifname,
+            ip: s.ip,
+            mac: s.mac,
+            allowed_sources: None,
+            rate_limit: None,
+        }
+    }
+}
+
 impl Config {
     /// Parses and fully validates a config text; no I/O.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig =
+        Config::parse_with(text, &[])
+    }
+
+    /// Parses a config text with `extra` endpoints after the file's own
+    /// (`endpoint[N]` in errors counts on from the file's last), and
+    /// validates the whole: names, interface names, addresses and MACs are
+    /// unique across both.
+    pub fn parse_with(text: &str, extra: &[EndpointSpec]) -> Result<Config, ConfigError> {
+        let mut raw: raw::RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        raw.endpoint
+            .extend(extra.iter().cloned().map(raw::RawEndpoint::from));
         validate::build(raw)
     }
 

@@ -114,6 +114,8 @@ struct Plumbing {
     mode: AttachMode,
     /// How AF_XDP sockets bind.
     bind: Option<Bind>,
+    /// How the parent's sockets did bind: "zero-copy" or "copy".
+    bound: &'static str,
 }
 
 /// How many RX and TX queues an interface has (ETHTOOL_GCHANNELS), if the driver says.
@@ -293,6 +295,7 @@ impl Daemon {
         let rings = RingSizes { rx: RING, tx: RING };
         let mut umems = Vec::new();
         let mut parent_fds = Vec::new();
+        let mut bound = "copy";
         // Group frames from the wire: one bounded queue per network
         // (`bcast_queue_len`), served by the worker the network falls to
         // (network k: worker k mod n), so a network's group frames stay in
@@ -333,6 +336,7 @@ impl Daemon {
                     "copy mode"
                 }
             );
+            bound = if sock.zerocopy { "zero-copy" } else { "copy" };
             parent_fds.push((q, sock.fd()));
             umems.push(umem.umem.clone());
             let stats = Arc::new(WorkerStats::new(q.to_string()));
@@ -407,6 +411,7 @@ impl Daemon {
             parent_fds,
             mode,
             bind: Some(bind),
+            bound,
         };
         if !d.needs_xdp() {
             log::info!("no XDP program on {parent}: the fast path serves every endpoint");
@@ -855,6 +860,87 @@ impl Daemon {
         for w in &self.workers {
             w.commands.send(Command::Fdb(fdb.clone())).ok();
             w.wake.wake();
+        }
+    }
+
+    /// The configuration running now: the file's endpoints, those added
+    /// at run time, and the host shims (names starting `host-shim@`).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every running endpoint, with its counters over both tiers (host
+    /// shims included). `origin` is left "config" for the caller to refine.
+    pub fn endpoint_infos(&self) -> Vec<crate::control::api::EndpointInfo> {
+        use crate::metrics::CounterSource;
+        let mut out = Vec::new();
+        for (i, slot) in self.endpoints.iter().enumerate() {
+            let Some(state) = slot else { continue };
+            let ep = &self.config.endpoints[i];
+            let mut sums = crate::metrics::endpoint_totals(&self.stats, state.id);
+            for (a, b) in sums.iter_mut().zip(self.fast.endpoint(state.id)) {
+                *a += b;
+            }
+            let [rx_packets, rx_bytes, tx_packets, tx_bytes] = sums;
+            out.push(crate::control::api::EndpointInfo {
+                name: ep.name.clone(),
+                network: ep.network.clone(),
+                kind: match ep.kind {
+                    EndpointKind::Veth => "veth",
+                    EndpointKind::Tap => "tap",
+                }
+                .into(),
+                netns: ep.netns.to_string(),
+                ifname: ep.ifname.clone(),
+                host_ifname: state.host_ifname.clone(),
+                ip: ep.ip.to_string(),
+                mac: ep.mac.to_string(),
+                origin: "config".into(),
+                path: if state.fast.is_some_and(|f| f.port.is_some()) {
+                    "fast"
+                } else {
+                    "workers"
+                }
+                .into(),
+                rx_packets,
+                rx_bytes,
+                tx_packets,
+                tx_bytes,
+            });
+        }
+        out
+    }
+
+    /// The daemon's state for `mvdp status`; the caller fills in what only
+    /// it knows (uptime, config file).
+    pub fn status(&self) -> crate::control::api::Status {
+        let xdp = match self.xdp.lock().expect("xdp lock").as_ref() {
+            None => "none",
+            Some(p) => match p.attached_mode() {
+                crate::io::xdp::AttachedMode::Native => "native",
+                crate::io::xdp::AttachedMode::Skb => "skb",
+            },
+        };
+        crate::control::api::Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            uptime_seconds: 0,
+            parent: self.config.parent.interface.clone(),
+            xdp: xdp.into(),
+            bind: self.plumbing.bound.into(),
+            fast_path: self.fast.lock().expect("fast path lock").is_some(),
+            workers: self
+                .workers
+                .iter()
+                .zip(&self.stats)
+                .map(|(w, s)| crate::control::api::WorkerInfo {
+                    queue: s.queue.parse().unwrap_or(0),
+                    alive: !w.thread.is_finished(),
+                })
+                .collect(),
+            endpoints: self.endpoints.iter().flatten().count(),
+            config_file: String::new(),
+            config_changed: false,
         }
     }
 

@@ -236,6 +236,21 @@ pub fn mvdp_command() -> Command {
     cmd
 }
 
+/// `mvdp ARGS --socket <the rig's control socket>`: (exit code, stdout, stderr).
+pub fn mvdp_ctl(rig: &Rig, args: &[&str]) -> (i32, String, String) {
+    let out = mvdp_command()
+        .args(args)
+        .arg("--socket")
+        .arg(&rig.control_socket)
+        .output()
+        .expect("run mvdp");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A config written to a unique file under the temp dir, removed on drop.
 pub struct TempConfig {
     path: PathBuf,

@@ -1,0 +1,178 @@
+//! The client side of the control socket: `mvdp endpoint …` and `mvdp
+//! status`, printing a table for people or the daemon's JSON for scripts.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::cli::EndpointAction;
+use crate::config::EndpointSpec;
+use crate::control::api::{call, ClientError, EndpointInfo, Request, Status};
+
+/// Runs `mvdp endpoint ACTION` against the daemon at `socket`; returns what to print.
+pub fn endpoint(action: EndpointAction, socket: &Path, json: bool) -> Result<String, ClientError> {
+    let request = match action {
+        EndpointAction::Add {
+            name,
+            network,
+            netns,
+            netns_path,
+            kind,
+            ip,
+            mac,
+            ifname,
+        } => Request::EndpointAdd {
+            endpoint: EndpointSpec {
+                name,
+                network,
+                kind,
+                netns,
+                netns_path,
+                ifname,
+                ip,
+                mac,
+            },
+        },
+        EndpointAction::Del { name } => Request::EndpointDel { name },
+        EndpointAction::List => Request::EndpointList {},
+    };
+    let result = call(socket, &request)?;
+    if json {
+        return Ok(pretty(&result));
+    }
+    let bad = |e: serde_json::Error| ClientError::Protocol {
+        path: socket.to_path_buf(),
+        reason: format!("unexpected answer: {e}"),
+    };
+    Ok(match request {
+        Request::EndpointAdd { .. } => {
+            let info: EndpointInfo = serde_json::from_value(result).map_err(bad)?;
+            format!(
+                "endpoint {} added: {} {} on {} ({}, {} path), {} in {}\n",
+                info.name,
+                info.ip,
+                info.mac,
+                info.network,
+                info.kind,
+                info.path,
+                info.ifname,
+                info.netns
+            )
+        }
+        Request::EndpointDel { name } => format!("endpoint {name} removed\n"),
+        _ => {
+            let infos: Vec<EndpointInfo> = serde_json::from_value(result).map_err(bad)?;
+            endpoint_table(&infos)
+        }
+    })
+}
+
+/// Runs `mvdp status` against the daemon at `socket`; returns what to print.
+pub fn status(socket: &Path, json: bool) -> Result<String, ClientError> {
+    let result = call(socket, &Request::Status {})?;
+    if json {
+        return Ok(pretty(&result));
+    }
+    let st: Status = serde_json::from_value(result).map_err(|e| ClientError::Protocol {
+        path: socket.to_path_buf(),
+        reason: format!("unexpected answer: {e}"),
+    })?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "mvdp {} (pid {}), up {}",
+        st.version,
+        st.pid,
+        uptime(st.uptime_seconds)
+    );
+    let _ = writeln!(s, "parent     {}", st.parent);
+    let _ = writeln!(s, "xdp        {}", st.xdp);
+    let _ = writeln!(s, "bind       {}", st.bind);
+    let _ = writeln!(s, "fast path  {}", if st.fast_path { "on" } else { "off" });
+    let workers: Vec<String> = st
+        .workers
+        .iter()
+        .map(|w| {
+            format!(
+                "queue {} {}",
+                w.queue,
+                if w.alive { "alive" } else { "DEAD" }
+            )
+        })
+        .collect();
+    let _ = writeln!(s, "workers    {}", workers.join(", "));
+    let _ = writeln!(s, "endpoints  {}", st.endpoints);
+    let _ = writeln!(
+        s,
+        "config     {}{}",
+        st.config_file,
+        if st.config_changed {
+            " (changed on disk since loaded: SIGHUP applies it)"
+        } else {
+            ""
+        }
+    );
+    Ok(s)
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The endpoint list as a table.
+pub fn endpoint_table(infos: &[EndpointInfo]) -> String {
+    let header = [
+        "NAME", "NETWORK", "KIND", "NETNS", "IP", "MAC", "PATH", "ORIGIN", "RX PKTS", "TX PKTS",
+    ];
+    let rows: Vec<[String; 10]> = infos
+        .iter()
+        .map(|i| {
+            [
+                i.name.clone(),
+                i.network.clone(),
+                i.kind.clone(),
+                i.netns.clone(),
+                i.ip.clone(),
+                i.mac.clone(),
+                i.path.clone(),
+                i.origin.clone(),
+                i.rx_packets.to_string(),
+                i.tx_packets.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut s = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (k, (c, w)) in cells.iter().zip(widths).enumerate() {
+            // Counters right-aligned, the rest left.
+            if k >= 8 {
+                let _ = write!(l, "{c:>w$}  ");
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    };
+    line(&header);
+    for r in &rows {
+        line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    s
+}

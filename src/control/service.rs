@@ -1,0 +1,296 @@
+//! What the daemon should run, and the requests that change it.
+//!
+//! The desired state is the config file plus the endpoints added at run
+//! time over the control socket. Those are kept, with the address and MAC
+//! they were given, in a state file beside the socket
+//! (`<socket>.state.json`), so that a restarted daemon brings them back.
+//! Every change — start, SIGHUP, `endpoint add`, `endpoint del`, a
+//! container that vanished — becomes a new desired config, validated as a
+//! whole exactly as `mvdp check` validates the file, and is applied by
+//! [`Daemon::reload`], which adds, re-creates or removes only what differs.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError, EndpointSpec};
+use crate::control::api::{ApiError, ErrorCode, Request};
+use crate::control::daemon::Daemon;
+
+/// Names of host shims, which the daemon adds itself.
+const SHIM_MARK: &str = "host-shim@";
+
+/// The state file's content.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    /// Endpoints added at run time, in the order they were added.
+    endpoints: Vec<EndpointSpec>,
+}
+
+/// The desired state and the way to change it.
+pub struct Service {
+    config_path: PathBuf,
+    /// The config file's text as last applied (at start or SIGHUP).
+    file_text: String,
+    /// Endpoints added at run time, each with its `ip` and `mac` pinned.
+    runtime: Vec<EndpointSpec>,
+    state_path: PathBuf,
+    started: Instant,
+}
+
+/// The state file of the daemon whose control socket is `socket`.
+pub fn state_path(socket: &Path) -> PathBuf {
+    let mut name = socket.file_name().unwrap_or_default().to_os_string();
+    name.push(".state.json");
+    socket.with_file_name(name)
+}
+
+fn invalid(e: &ConfigError) -> ApiError {
+    ApiError {
+        code: ErrorCode::Invalid,
+        key: e.key().map(str::to_string),
+        message: e.to_string(),
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Failed, e.to_string())
+}
+
+impl Service {
+    /// Reads the config file and the state file and returns the config to
+    /// start with. A runtime endpoint the file no longer admits (its
+    /// network gone, its namespace gone, its address now taken) is dropped
+    /// with a warning naming the reason; the file itself must be valid.
+    pub fn load(config_path: &Path) -> Result<(Service, Config), ConfigError> {
+        let file_text =
+            std::fs::read_to_string(config_path).map_err(|source| ConfigError::Read {
+                path: config_path.to_path_buf(),
+                source,
+            })?;
+        let base = Config::parse(&file_text)?;
+        base.check_host()?;
+        let state_path = state_path(&base.control.socket);
+        let saved = match std::fs::read_to_string(&state_path) {
+            Ok(text) => match serde_json::from_str::<StateFile>(&text) {
+                Ok(s) => s.endpoints,
+                Err(e) => {
+                    log::error!(
+                        "{}: {e}; starting without the endpoints added at run time",
+                        state_path.display()
+                    );
+                    Vec::new()
+                }
+            },
+            Err(_) => Vec::new(),
+        };
+        let mut svc = Service {
+            config_path: config_path.to_path_buf(),
+            file_text,
+            runtime: Vec::new(),
+            state_path,
+            started: Instant::now(),
+        };
+        let saved_len = saved.len();
+        for spec in saved {
+            let mut candidate = svc.runtime.clone();
+            candidate.push(spec.clone());
+            match svc.desired(&candidate) {
+                Ok(_) => svc.runtime.push(spec),
+                Err(e) => log::warn!(
+                    "endpoint {} (added at run time) is not restored: {e}",
+                    spec.name
+                ),
+            }
+        }
+        let config = svc.desired(&svc.runtime)?;
+        if svc.runtime.len() != saved_len {
+            svc.save();
+        }
+        Ok((svc, config))
+    }
+
+    /// The config file plus `runtime`, validated, namespaces checked.
+    fn desired(&self, runtime: &[EndpointSpec]) -> Result<Config, ConfigError> {
+        let config = Config::parse_with(&self.file_text, runtime)?;
+        config.check_host()?;
+        Ok(config)
+    }
+
+    /// Re-reads the config file (SIGHUP) and applies it with the runtime
+    /// endpoints; on any error the running state stays as it was.
+    pub fn reload(&mut self, daemon: &mut Daemon) -> anyhow::Result<Vec<String>> {
+        let text =
+            std::fs::read_to_string(&self.config_path).map_err(|source| ConfigError::Read {
+                path: self.config_path.clone(),
+                source,
+            })?;
+        let config = Config::parse_with(&text, &self.runtime)?;
+        config.check_host()?;
+        let changed = daemon.reload(&config)?;
+        self.file_text = text;
+        Ok(changed)
+    }
+
+    /// Carries out one control request.
+    pub fn handle(
+        &mut self,
+        daemon: &mut Daemon,
+        request: Request,
+    ) -> Result<serde_json::Value, ApiError> {
+        let json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(failed);
+        match request {
+            Request::EndpointAdd { endpoint } => {
+                let info = self.add(daemon, endpoint)?;
+                json(serde_json::to_value(info))
+            }
+            Request::EndpointDel { name } => {
+                self.remove(daemon, &name)?;
+                Ok(serde_json::json!({ "removed": name }))
+            }
+            Request::EndpointList {} => json(serde_json::to_value(self.list(daemon))),
+            Request::Status {} => {
+                let mut st = daemon.status();
+                st.uptime_seconds = self.started.elapsed().as_secs();
+                st.config_file = self.config_path.display().to_string();
+                st.config_changed = std::fs::read_to_string(&self.config_path)
+                    .map_or(true, |t| t != self.file_text);
+                json(serde_json::to_value(st))
+            }
+        }
+    }
+
+    /// Every running endpoint, marked by where it comes from.
+    pub fn list(&self, daemon: &Daemon) -> Vec<crate::control::api::EndpointInfo> {
+        let mut infos = daemon.endpoint_infos();
+        for info in &mut infos {
+            if self.runtime.iter().any(|s| s.name == info.name) {
+                info.origin = "runtime".into();
+            } else if info.name.starts_with(SHIM_MARK) {
+                info.origin = "host-shim".into();
+            }
+        }
+        infos
+    }
+
+    fn add(
+        &mut self,
+        daemon: &mut Daemon,
+        mut spec: EndpointSpec,
+    ) -> Result<crate::control::api::EndpointInfo, ApiError> {
+        if daemon.config().endpoint(&spec.name).is_some() {
+            return Err(ApiError {
+                code: ErrorCode::Conflict,
+                key: Some("name".into()),
+                message: format!("endpoint {:?} exists already", spec.name),
+            });
+        }
+        let mut runtime = self.runtime.clone();
+        runtime.push(spec.clone());
+        let config = self.desired(&runtime).map_err(|e| invalid(&e))?;
+        // Pinned, so that a later change elsewhere never moves this one.
+        let made = config.endpoint(&spec.name).expect("validated");
+        spec.ip = Some(made.ip.to_string());
+        spec.mac = Some(made.mac.to_string());
+        *runtime.last_mut().expect("pushed") = spec.clone();
+        daemon
+            .reload(&config)
+            .map_err(|e| failed(format!("{e:#}")))?;
+        let info = self
+            .list(daemon)
+            .into_iter()
+            .find(|i| i.name == spec.name)
+            .ok_or_else(|| {
+                failed(format!(
+                    "endpoint {} was not created; see the log",
+                    spec.name
+                ))
+            })?;
+        self.runtime = runtime;
+        self.save();
+        log::info!("endpoint {} added over the control socket", spec.name);
+        Ok(info)
+    }
+
+    fn remove(&mut self, daemon: &mut Daemon, name: &str) -> Result<(), ApiError> {
+        let Some(pos) = self.runtime.iter().position(|s| s.name == name) else {
+            return Err(if daemon.config().endpoint(name).is_some() {
+                ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "endpoint {name} comes from {}; remove it there and send SIGHUP",
+                        self.config_path.display()
+                    ),
+                )
+            } else {
+                ApiError::new(ErrorCode::NotFound, format!("no endpoint named {name:?}"))
+            });
+        };
+        let mut runtime = self.runtime.clone();
+        runtime.remove(pos);
+        let config = Config::parse_with(&self.file_text, &runtime).map_err(|e| invalid(&e))?;
+        daemon
+            .reload(&config)
+            .map_err(|e| failed(format!("{e:#}")))?;
+        self.runtime = runtime;
+        self.save();
+        log::info!("endpoint {name} removed over the control socket");
+        Ok(())
+    }
+
+    /// Forgets runtime endpoints the daemon removed because their container vanished.
+    pub fn forget(&mut self, names: &[String]) {
+        let before = self.runtime.len();
+        self.runtime.retain(|s| !names.contains(&s.name));
+        if self.runtime.len() != before {
+            self.save();
+        }
+    }
+
+    /// Writes the state file (atomically, mode 0600). A failure is logged:
+    /// the running daemon is right, only a restart would miss the change.
+    fn save(&self) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = serde_json::to_string_pretty(&StateFile {
+            endpoints: self.runtime.clone(),
+        })
+        .expect("serializable");
+        if let Some(dir) = self.state_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = self.state_path.with_extension("json.tmp");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(text.as_bytes())?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &self.state_path));
+        if let Err(e) = written {
+            log::error!(
+                "cannot write {}: {e}; endpoints added at run time will not survive a restart",
+                self.state_path.display()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_file_sits_beside_the_socket() {
+        assert_eq!(
+            state_path(Path::new("/run/mvdp/mvdp.sock")),
+            PathBuf::from("/run/mvdp/mvdp.sock.state.json")
+        );
+    }
+}

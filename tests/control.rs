@@ -1,0 +1,445 @@
+//! The control socket (issue 8): endpoints added and removed at run time
+//! with `mvdp endpoint`, `mvdp status`, bad requests refused without a
+//! change, runtime endpoints kept across a restart, one daemon per socket.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+fn start(rig: &Rig, toml: &str) -> Daemon {
+    let mut d = Daemon::start(rig, toml);
+    d.wait_ready(Duration::from_secs(20));
+    d
+}
+
+/// The endpoint list as JSON.
+fn list(rig: &Rig) -> Vec<serde_json::Value> {
+    let (code, out, err) = mvdp_ctl(rig, &["endpoint", "list", "--json"]);
+    assert_eq!(code, 0, "endpoint list: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("endpoint list --json: {e}\n{out}"))
+}
+
+fn names(rig: &Rig) -> Vec<String> {
+    let mut n: Vec<String> = list(rig)
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+/// A numbered UDP stream wire → `c` at 2000 datagrams/s until stopped;
+/// joining returns (received, received in order).
+struct Stream {
+    stop: Arc<AtomicBool>,
+    sender: std::thread::JoinHandle<u32>,
+    receiver: std::thread::JoinHandle<(u32, bool)>,
+}
+
+impl Stream {
+    fn start(rig: &Rig, c: &Container) -> Stream {
+        let rx =
+            c.ns.in_ns(|| UdpSocket::bind((c.ip, 0)))
+                .expect("bind in the container");
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let dst = (c.ip, rx.local_addr().unwrap().port());
+        let tx = rig
+            .wire
+            .in_ns(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
+            .expect("bind in wire");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut i: u32 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let due = start + Duration::from_micros(500 * u64::from(i));
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                tx.send_to(&i.to_be_bytes(), dst).expect("send");
+                i += 1;
+            }
+            i
+        });
+        let receiver = std::thread::spawn(move || {
+            let (mut n, mut next, mut ordered) = (0u32, 0u32, true);
+            let mut buf = [0u8; 64];
+            let mut quiet = 0;
+            while quiet < 10 {
+                match rx.recv(&mut buf) {
+                    Ok(4) => {
+                        let i = u32::from_be_bytes(buf[..4].try_into().unwrap());
+                        ordered &= i == next;
+                        next = i + 1;
+                        n += 1;
+                        quiet = 0;
+                    }
+                    Ok(_) => {}
+                    Err(_) => quiet += 1,
+                }
+            }
+            (n, ordered)
+        });
+        Stream {
+            stop,
+            sender,
+            receiver,
+        }
+    }
+
+    /// (sent, received, in order).
+    fn finish(self) -> (u32, u32, bool) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.sender.join().unwrap();
+        let (received, ordered) = self.receiver.join().unwrap();
+        (sent, received, ordered)
+    }
+}
+
+fn add_and_remove_under_traffic(kind: &str) {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let mut d = start(&rig, &(rig.base_toml("") + &rig.endpoint_toml(c1, "veth")));
+    assert!(ping(&rig.wire, c1.ip, 2), "wire -> c1\n{}", d.log());
+    let stream = Stream::start(&rig, c1);
+
+    let ip = c2.ip.to_string();
+    let (code, out, err) = mvdp_ctl(
+        &rig,
+        &[
+            "endpoint",
+            "add",
+            "--name",
+            "c2",
+            "--network",
+            "lan",
+            "--netns",
+            c2.ns.name(),
+            "--ifname",
+            c2.ifname(),
+            "--ip",
+            &ip,
+            "--kind",
+            kind,
+        ],
+    );
+    assert_eq!(code, 0, "endpoint add: {err}\n{}", d.log());
+    assert!(out.contains("endpoint c2 added"), "{out}");
+    let entry = list(&rig)
+        .into_iter()
+        .find(|e| e["name"] == "c2")
+        .expect("c2 in endpoint list");
+    assert_eq!(entry["ip"], ip.as_str());
+    assert_eq!(entry["kind"], kind);
+    assert_eq!(entry["origin"], "runtime");
+    assert!(ping(&rig.wire, c2.ip, 2), "wire -> added c2\n{}", d.log());
+    tcp_transfer(&c2.ns, c2.ip, &c1.ns, 4 * MIB).expect("TCP c1 -> added c2, 4 MiB");
+    let table = mvdp_ctl(&rig, &["endpoint", "list"]).1;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("c2 ") && l.contains(&ip)),
+        "the table does not show c2:\n{table}"
+    );
+
+    let (code, _, err) = mvdp_ctl(&rig, &["endpoint", "del", "c2"]);
+    assert_eq!(code, 0, "endpoint del: {err}\n{}", d.log());
+    assert_eq!(names(&rig), ["c1"]);
+    assert!(
+        !link_exists(&c2.ns, c2.ifname()),
+        "c2's interface is still in its namespace"
+    );
+    let (sent, received, ordered) = stream.finish();
+    assert!(sent > 1000, "the stream hardly ran ({sent} datagrams)");
+    assert_eq!(received, sent, "c1 lost datagrams while c2 came and went");
+    assert!(ordered, "c1 saw its datagrams out of order");
+    assert!(d.stop().success(), "{}", d.log());
+    let mut left = list_links(&rig.host);
+    left.sort();
+    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+}
+
+#[test]
+fn veth_endpoint_added_and_removed_under_traffic() {
+    add_and_remove_under_traffic("veth");
+}
+
+#[test]
+fn tap_endpoint_added_and_removed_under_traffic() {
+    add_and_remove_under_traffic("tap");
+}
+
+/// Sends `line` raw over the control socket and returns the answer line.
+fn raw_request(rig: &Rig, line: &str) -> serde_json::Value {
+    let mut conn = UnixStream::connect(&rig.control_socket).expect("connect");
+    conn.write_all(line.as_bytes()).unwrap();
+    conn.write_all(b"\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&conn).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("answer {answer:?}: {e}"))
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(3, 1);
+    let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
+    let toml = rig.base_toml("") + &rig.endpoint_toml(c1, "veth");
+    let mut d = start(&rig, &toml);
+    let c1_ip = c1.ip.to_string();
+    let add = |name: &str, ns: &Container, extra: &[&str]| {
+        let mut args = vec![
+            "endpoint",
+            "add",
+            "--name",
+            name,
+            "--network",
+            "lan",
+            "--netns",
+            ns.ns.name(),
+        ];
+        args.extend_from_slice(extra);
+        mvdp_ctl(&rig, &args)
+    };
+    // (what, result, expected exit code, words the error must contain)
+    let cases = [
+        (
+            "unknown endpoint",
+            mvdp_ctl(&rig, &["endpoint", "del", "nosuch"]),
+            1,
+            "no endpoint named \"nosuch\"",
+        ),
+        (
+            "a file endpoint",
+            mvdp_ctl(&rig, &["endpoint", "del", "c1"]),
+            1,
+            "remove it there and send SIGHUP",
+        ),
+        ("duplicate name", add("c1", c2, &[]), 1, "exists already"),
+        (
+            "address in use",
+            add("c2", c2, &["--ip", &c1_ip]),
+            78,
+            ".ip",
+        ),
+        (
+            "unknown network",
+            mvdp_ctl(
+                &rig,
+                &[
+                    "endpoint",
+                    "add",
+                    "--name",
+                    "c2",
+                    "--network",
+                    "nonet",
+                    "--netns",
+                    c2.ns.name(),
+                ],
+            ),
+            78,
+            ".network",
+        ),
+        ("bad MAC", add("c2", c2, &["--mac", "02:xx"]), 78, ".mac"),
+        (
+            "missing namespace",
+            mvdp_ctl(
+                &rig,
+                &[
+                    "endpoint",
+                    "add",
+                    "--name",
+                    "c2",
+                    "--network",
+                    "lan",
+                    "--netns",
+                    "mvdp-no-such-ns",
+                ],
+            ),
+            78,
+            ".netns",
+        ),
+        (
+            "same interface twice",
+            add("c3", c1, &["--ifname", c1.ifname()]),
+            78,
+            ".ifname",
+        ),
+    ];
+    for (what, (code, _, err), want_code, want) in &cases {
+        assert_eq!(code, want_code, "{what}: exit {code}: {err}");
+        assert!(
+            err.contains(want),
+            "{what}: the error does not say {want:?}: {err}"
+        );
+    }
+    let malformed = raw_request(&rig, "{\"op\":\"endpoint_add\",");
+    assert_eq!(malformed["ok"], false);
+    assert_eq!(malformed["error"]["code"], "malformed", "{malformed}");
+    let unknown = raw_request(&rig, "{\"op\":\"format_disk\"}");
+    assert_eq!(unknown["error"]["code"], "malformed", "{unknown}");
+
+    // A client that is not root: the socket is 0600 root, so it cannot even connect.
+    let mode = std::fs::metadata(&rig.control_socket).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            MVDP,
+            "status",
+            "--socket",
+        ])
+        .arg(&rig.control_socket)
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(1), "a non-root client got through");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Nothing changed: one endpoint, its traffic flows, no interface appeared.
+    assert_eq!(names(&rig), ["c1"]);
+    assert_eq!(d.metric("mvdp_fdb_entries"), Some(1.0));
+    for c in [c2, c3] {
+        assert_eq!(list_links(&c.ns), ["lo"], "{} got an interface", c.name);
+    }
+    assert!(ping(&rig.wire, c1.ip, 1), "c1 after the refused requests");
+    // A good request still works afterwards, with the next free address.
+    let (code, out, err) = add("c2", c2, &["--ifname", c2.ifname()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10.77.0."), "{out}");
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn status_reports_the_running_daemon() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let toml = rig.config_toml("veth", "");
+    let mut d = start(&rig, &toml);
+    let (code, out, err) = mvdp_ctl(&rig, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["parent"], PARENT_IF);
+    assert_eq!(st["pid"], d.pid());
+    assert_eq!(st["endpoints"], 2);
+    assert_eq!(st["workers"][0]["alive"], true, "{st}");
+    assert_eq!(st["config_changed"], false);
+    assert_eq!(
+        st["fast_path"],
+        tier() == "on",
+        "status disagrees with the tier: {st}"
+    );
+    // The file changes on disk: status says so until a SIGHUP applies it.
+    std::fs::write(d.config_path(), format!("{toml}\n# edited\n")).unwrap();
+    let (_, out, _) = mvdp_ctl(&rig, &["status"]);
+    assert!(out.contains("changed on disk"), "{out}");
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || !mvdp_ctl(&rig, &["status"]).1.contains("changed on disk")),
+        "status still says changed after SIGHUP"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn runtime_endpoints_survive_a_restart_and_one_daemon_holds_the_socket() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let toml = rig.base_toml("") + &rig.endpoint_toml(c1, "veth");
+    let mut d = start(&rig, &toml);
+    let (code, _, err) = mvdp_ctl(
+        &rig,
+        &[
+            "endpoint",
+            "add",
+            "--name",
+            "c2",
+            "--network",
+            "lan",
+            "--netns",
+            c2.ns.name(),
+            "--ifname",
+            c2.ifname(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = list(&rig);
+
+    // A second daemon on the same socket is refused before it touches anything.
+    let cfg = TempConfig::new(&toml.replace(&rig.metrics_addr.to_string(), "127.0.0.1:1"));
+    let out = mvdp_command()
+        .args(["run", "--config"])
+        .arg(cfg.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("held by a running mvdp"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(list(&rig), before, "the refused daemon changed something");
+
+    assert!(d.stop().success(), "{}", d.log());
+    assert!(
+        !rig.control_socket.exists(),
+        "the socket outlived the daemon"
+    );
+    // A stale socket file (a killed daemon's) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&rig.control_socket).unwrap());
+    let mut d = start(&rig, &toml);
+    let after = list(&rig);
+    let pick = |l: &[serde_json::Value]| -> Vec<(String, String, String, String)> {
+        l.iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap().to_string();
+                (s("name"), s("ip"), s("mac"), s("origin"))
+            })
+            .collect()
+    };
+    assert_eq!(
+        pick(&after),
+        pick(&before),
+        "c2 did not come back as it was"
+    );
+    let c2_ip: Ipv4Addr = after.iter().find(|e| e["name"] == "c2").unwrap()["ip"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        ping(&rig.wire, c2_ip, 2),
+        "wire -> c2 ({c2_ip}) after the restart\n{}",
+        d.log()
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

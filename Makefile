@@ -79,7 +79,7 @@ clippy:
 # The end-to-end suites that run the daemon, run a second time with every
 # frame through the workers (the first run has the kernel fast path on, the
 # default; tests/modes.rs and tests/fastpath.rs choose their tiers themselves).
-TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control
+TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart
 
 cargo-test:
 	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"

@@ -5,11 +5,9 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -37,76 +35,6 @@ fn names(rig: &Rig) -> Vec<String> {
     n
 }
 
-/// A numbered UDP stream wire → `c` at 2000 datagrams/s until stopped;
-/// joining returns (received, received in order).
-struct Stream {
-    stop: Arc<AtomicBool>,
-    sender: std::thread::JoinHandle<u32>,
-    receiver: std::thread::JoinHandle<(u32, bool)>,
-}
-
-impl Stream {
-    fn start(rig: &Rig, c: &Container) -> Stream {
-        let rx =
-            c.ns.in_ns(|| UdpSocket::bind((c.ip, 0)))
-                .expect("bind in the container");
-        rx.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let dst = (c.ip, rx.local_addr().unwrap().port());
-        let tx = rig
-            .wire
-            .in_ns(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
-            .expect("bind in wire");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let sender = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut i: u32 = 0;
-            while !flag.load(Ordering::Relaxed) {
-                let due = start + Duration::from_micros(500 * u64::from(i));
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                tx.send_to(&i.to_be_bytes(), dst).expect("send");
-                i += 1;
-            }
-            i
-        });
-        let receiver = std::thread::spawn(move || {
-            let (mut n, mut next, mut ordered) = (0u32, 0u32, true);
-            let mut buf = [0u8; 64];
-            let mut quiet = 0;
-            while quiet < 10 {
-                match rx.recv(&mut buf) {
-                    Ok(4) => {
-                        let i = u32::from_be_bytes(buf[..4].try_into().unwrap());
-                        ordered &= i == next;
-                        next = i + 1;
-                        n += 1;
-                        quiet = 0;
-                    }
-                    Ok(_) => {}
-                    Err(_) => quiet += 1,
-                }
-            }
-            (n, ordered)
-        });
-        Stream {
-            stop,
-            sender,
-            receiver,
-        }
-    }
-
-    /// (sent, received, in order).
-    fn finish(self) -> (u32, u32, bool) {
-        self.stop.store(true, Ordering::Relaxed);
-        let sent = self.sender.join().unwrap();
-        let (received, ordered) = self.receiver.join().unwrap();
-        (sent, received, ordered)
-    }
-}
-
 fn add_and_remove_under_traffic(kind: &str) {
     if !require_privileges() {
         return;
@@ -115,7 +43,7 @@ fn add_and_remove_under_traffic(kind: &str) {
     let (c1, c2) = (rig.container(1), rig.container(2));
     let mut d = start(&rig, &(rig.base_toml("") + &rig.endpoint_toml(c1, "veth")));
     assert!(ping(&rig.wire, c1.ip, 2), "wire -> c1\n{}", d.log());
-    let stream = Stream::start(&rig, c1);
+    let stream = UdpStream::start(&rig.wire, c1, 2000);
 
     let ip = c2.ip.to_string();
     let (code, out, err) = mvdp_ctl(
@@ -361,7 +289,9 @@ fn status_reports_the_running_daemon() {
     assert!(out.contains("changed on disk"), "{out}");
     d.signal(libc::SIGHUP);
     assert!(
-        wait_until(Duration::from_secs(5), || !mvdp_ctl(&rig, &["status"]).1.contains("changed on disk")),
+        wait_until(Duration::from_secs(5), || !mvdp_ctl(&rig, &["status"])
+            .1
+            .contains("changed on disk")),
         "status still says changed after SIGHUP"
     );
     assert!(d.stop().success(), "{}", d.log());

@@ -418,7 +418,9 @@ impl Daemon {
         }
         // Endpoints (and the XDP program first, where the workers need it).
         let all: Vec<usize> = (0..n_endpoints).collect();
+        d.claim_unicast_leftovers();
         d.bring_up(&all)?;
+        d.drop_leftovers();
         let promisc_after = netlink::promiscuity(&parent)?.unwrap_or(0);
         // Promiscuous now, whoever made it so (an earlier entry on a device
         // without a filter, tcpdump): that is how the MACs get through.
@@ -530,6 +532,7 @@ impl Daemon {
             tx_offload: fast,
         })
         .with_context(|| format!("endpoint {}: creating its interface", ep.name))?;
+        let adopted = link.adopted;
         let mut state = Endpoint {
             id,
             name: ep.name.clone(),
@@ -606,9 +609,14 @@ impl Daemon {
             }
         }
         log::info!(
-            "endpoint {} ({:?}) up: {} {} in {} as {}",
+            "endpoint {} ({:?}) {}: {} {} in {} as {}",
             ep.name,
             ep.kind,
+            if adopted {
+                "taken over from an earlier mvdp"
+            } else {
+                "up"
+            },
             ep.mac,
             ep.ip,
             ep.netns,
@@ -645,6 +653,75 @@ impl Daemon {
         *self.fast.lock().expect("fast path lock") = Some(fast);
         self.punt = Some(punt);
         Ok(())
+    }
+
+    /// The file where the MACs mvdp put into the parent's unicast filter
+    /// are recorded, so that the next start after a kill can tell its own
+    /// entries from someone else's.
+    fn unicast_record(&self) -> PathBuf {
+        let mut name = self.config.control.socket.clone().into_os_string();
+        name.push(".unicast");
+        PathBuf::from(name)
+    }
+
+    fn record_unicast(&self) {
+        let text: String = self
+            .unicast_addresses
+            .iter()
+            .map(|m| format!("{m}\n"))
+            .collect();
+        if let Err(e) = std::fs::write(self.unicast_record(), text) {
+            log::warn!(
+                "cannot record the parent's unicast filter entries in {}: {e}",
+                self.unicast_record().display()
+            );
+        }
+    }
+
+    /// Takes back the parent's unicast filter entries an earlier mvdp
+    /// recorded and left (it was killed): they are ours to keep or remove.
+    fn claim_unicast_leftovers(&mut self) {
+        let Ok(text) = std::fs::read_to_string(self.unicast_record()) else {
+            return;
+        };
+        let parent = &self.config.parent.interface;
+        let present = netlink::unicast_addresses(parent).unwrap_or_default();
+        for mac in text.lines().filter_map(|l| l.trim().parse().ok()) {
+            if present.contains(&mac) && !self.unicast_addresses.contains(&mac) {
+                self.unicast_addresses.push(mac);
+            }
+        }
+    }
+
+    /// After start-up: deletes what an earlier mvdp left that nothing
+    /// wants any more: endpoint interfaces and unicast filter entries.
+    fn drop_leftovers(&mut self) {
+        let keep: Vec<String> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|e| e.host_ifname.clone())
+            .collect();
+        match netlink::delete_stale_endpoint_links(&keep) {
+            Ok(gone) if !gone.is_empty() => log::info!(
+                "deleted {gone:?}, left by an earlier mvdp for endpoints no longer wanted"
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("deleting what an earlier mvdp left: {e}"),
+        }
+        let wanted: Vec<crate::wire::MacAddr> =
+            self.fdb().endpoints().map(|(_, e)| e.mac).collect();
+        let parent = self.config.parent.interface.clone();
+        self.unicast_addresses.retain(|mac| {
+            if wanted.contains(mac) {
+                return true;
+            }
+            if let Err(e) = netlink::del_unicast_address(&parent, *mac) {
+                log::warn!("{e}");
+            }
+            false
+        });
+        self.record_unicast();
     }
 
     /// Whether the fast path carries an endpoint's unicast: a container's
@@ -728,6 +805,7 @@ impl Daemon {
             if !preexisting.contains(&ep.mac) {
                 netlink::add_unicast_address(&parent, ep.mac)?;
                 self.unicast_addresses.push(ep.mac);
+                self.record_unicast();
             }
             self.xdp_steer(&fdb, id)?;
             self.fast_steer(id)?;
@@ -1024,6 +1102,7 @@ impl Daemon {
             if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, entry.mac) {
                 log::warn!("endpoint {}: {e}", ep.name);
             }
+            self.record_unicast();
         }
         match self.current_fdb() {
             Ok(fdb) => self.publish(Arc::new(fdb)),
@@ -1223,6 +1302,9 @@ impl Daemon {
             if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, mac) {
                 errors.push(format!("{e}"));
             }
+        }
+        if errors.is_empty() {
+            let _ = std::fs::remove_file(self.unicast_record());
         }
         // Closing a TAP fd deletes its device; the programs on the deleted
         // host ends are detached already.

@@ -92,6 +92,9 @@ pub struct EndpointLink {
     pub host_ifindex: u32,
     /// TAP only: the non-blocking device fd. Closing it deletes the device.
     pub tap: Option<OwnedFd>,
+    /// Whether the pair was left by an earlier mvdp (killed, or stopped with
+    /// `keep_endpoints_on_exit`) and taken over as it was, not re-created.
+    pub adopted: bool,
 }
 
 /// Why a netlink operation on an endpoint interface failed.
@@ -245,6 +248,26 @@ pub fn delete_link(ifname: &str) -> Result<(), NetlinkError> {
             Some(index) => nl.delete(index, ifname),
             None => Ok(()),
         }
+    })
+}
+
+/// Deletes every endpoint host end in the calling thread's netns that is
+/// not in `keep`: what an earlier mvdp left for endpoints no longer wanted.
+/// Returns the names deleted.
+pub fn delete_stale_endpoint_links(keep: &[String]) -> Result<Vec<String>, NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::new(OWN_NETNS)?;
+        let mut deleted = Vec::new();
+        for name in nl.group_members(ENDPOINT_GROUP)? {
+            if keep.contains(&name) {
+                continue;
+            }
+            if let Some(index) = nl.index(&name)? {
+                nl.delete(index, &name)?;
+                deleted.push(name);
+            }
+        }
+        Ok(deleted)
     })
 }
 
@@ -503,11 +526,19 @@ fn temporary_ifname() -> String {
 fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
     let nl = Rtnl::new(OWN_NETNS)?;
     let host = spec.host_ifname;
-    if nl.index(host)?.is_some() {
-        return Err(NetlinkError::Exists {
-            ifname: host.to_string(),
-            netns: OWN_NETNS.to_string(),
-        });
+    if let Some(existing) = nl.get(host)? {
+        // Not one of our host ends: someone else's interface, left alone.
+        if !in_group(&existing, ENDPOINT_GROUP) {
+            return Err(NetlinkError::Exists {
+                ifname: host.to_string(),
+                netns: OWN_NETNS.to_string(),
+            });
+        }
+        if let Some(link) = adopt_veth(&nl, spec, &existing)? {
+            return Ok(link);
+        }
+        log::info!("{host}: left by an earlier mvdp, but not as now wanted; re-creating it");
+        nl.delete(existing.header.index, host)?;
     }
     let peer = temporary_ifname();
     nl.add_veth(host, &peer, spec.queues, Some(ENDPOINT_GROUP))?;
@@ -540,7 +571,72 @@ fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netli
         host_ifname: host.to_string(),
         host_ifindex,
         tap: None,
+        adopted: false,
     })
+}
+
+fn in_group(msg: &LinkMessage, group: u32) -> bool {
+    msg.attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Group(g) if *g == group))
+}
+
+/// Takes over a veth pair an earlier mvdp left (`host` is its host end, in
+/// [`ENDPOINT_GROUP`]) if its container end is in the spec's namespace
+/// under the spec's name, with the spec's MAC and address: then the
+/// container keeps its interface, its neighbours and its sockets' routes
+/// across the restart. Brings both ends up, sets the container end's
+/// checksum offload and default route as wanted. `None` if it does not fit.
+fn adopt_veth(
+    nl: &Rtnl,
+    spec: &EndpointLinkSpec,
+    host: &LinkMessage,
+) -> Result<Option<EndpointLink>, NetlinkError> {
+    let host_ifindex = host.header.index;
+    let label = spec.netns_path.display().to_string();
+    let fits = in_netns(spec.netns_path, || -> Result<bool, NetlinkError> {
+        let cnl = Rtnl::new(&label)?;
+        let Some(peer) = cnl.get(spec.ifname)? else {
+            return Ok(false);
+        };
+        let index = peer.header.index;
+        let attr = |f: &dyn Fn(&LinkAttribute) -> bool| peer.attributes.iter().any(f);
+        let paired = attr(&|a| matches!(a, LinkAttribute::Link(i) if *i == host_ifindex));
+        let mac = attr(&|a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == spec.mac.0));
+        if !(paired && mac && cnl.has_address(index, spec.ifname, spec.addr, spec.prefix_len)?) {
+            return Ok(false);
+        }
+        set_tx_checksum(spec.ifname, spec.tx_offload).map_err(|source| NetlinkError::Link {
+            op: "set TX checksum offload".into(),
+            ifname: spec.ifname.to_string(),
+            netns: label.clone(),
+            source,
+        })?;
+        cnl.set_up(index, spec.ifname)?;
+        if let Some(gateway) = spec.gateway {
+            match cnl.add_default_route(index, spec.ifname, gateway) {
+                Err(NetlinkError::Link { source, .. })
+                    if source.raw_os_error() == Some(libc::EEXIST) => {}
+                other => other?,
+            }
+        }
+        Ok(true)
+    })
+    .map_err(|source| NetlinkError::Netns {
+        op: "enter",
+        path: spec.netns_path.to_path_buf(),
+        source,
+    })??;
+    if !fits {
+        return Ok(None);
+    }
+    nl.set_up(host_ifindex, spec.host_ifname)?;
+    Ok(Some(EndpointLink {
+        host_ifname: spec.host_ifname.to_string(),
+        host_ifindex,
+        tap: None,
+        adopted: true,
+    }))
 }
 
 fn create_tap(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
@@ -568,6 +664,7 @@ fn create_tap(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netlin
         host_ifname: host.to_string(),
         host_ifindex,
         tap: Some(tap),
+        adopted: false,
     })
 }
 
@@ -848,6 +945,33 @@ impl Rtnl {
         self.rt
             .block_on(self.handle.route().add(route).execute())
             .map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e))
+    }
+
+    /// Whether link `index` holds `addr/prefix_len`.
+    fn has_address(
+        &self,
+        index: u32,
+        ifname: &str,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<bool, NetlinkError> {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+        let request = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let addrs: Vec<AddressMessage> = self
+            .rt
+            .block_on(request.try_collect())
+            .map_err(|e| self.fail("list the addresses of", ifname, e))?;
+        Ok(addrs.iter().any(|m| {
+            m.header.prefix_len == prefix_len
+                && m.attributes
+                    .iter()
+                    .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == addr))
+        }))
     }
 
     /// The names of every link in `group`.

@@ -33,7 +33,7 @@ pub use packet::{capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TES
 pub use rig::{
     tier, Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP,
 };
-pub use traffic::{ping, tcp_transfer, udp_exchange};
+pub use traffic::{ping, tcp_transfer, udp_exchange, UdpStream};
 pub use vlan::VlanIf;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::netns::Netns;
+use super::rig::Container;
+use std::sync::Arc;
 
 /// Per-operation socket timeout: a stalled path fails within this.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -338,5 +340,79 @@ impl Prng {
             *byte = self.word[self.used];
             self.used += 1;
         }
+    }
+}
+
+/// A numbered UDP stream from `from` to container `c` at `rate`
+/// datagrams/s until finished, and its receiver, which counts what arrives
+/// and whether it came in order.
+pub struct UdpStream {
+    stop: Arc<AtomicBool>,
+    sender: std::thread::JoinHandle<u32>,
+    receiver: std::thread::JoinHandle<(u32, bool)>,
+}
+
+impl UdpStream {
+    /// Starts sending.
+    pub fn start(from: &Netns, c: &Container, rate: u64) -> UdpStream {
+        let rx =
+            c.ns.in_ns(|| UdpSocket::bind((c.ip, 0)))
+                .expect("bind in the container");
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let dst = (c.ip, rx.local_addr().unwrap().port());
+        let tx = from
+            .in_ns(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
+            .expect("bind in wire");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut i: u32 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let due = start + Duration::from_nanos(1_000_000_000 / rate * u64::from(i));
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                tx.send_to(&i.to_be_bytes(), dst).expect("send");
+                i += 1;
+            }
+            i
+        });
+        let flag_rx = stop.clone();
+        let receiver = std::thread::spawn(move || {
+            let (mut n, mut next, mut ordered) = (0u32, 0u32, true);
+            let mut buf = [0u8; 64];
+            let mut quiet = 0;
+            while quiet < 10 || !flag_rx.load(Ordering::Relaxed) {
+                match rx.recv(&mut buf) {
+                    Ok(4) => {
+                        let i = u32::from_be_bytes(buf[..4].try_into().unwrap());
+                        // In order: never behind what came before (a gap is a loss, counted apart).
+                        ordered &= i >= next;
+                        next = i + 1;
+                        n += 1;
+                        quiet = 0;
+                    }
+                    Ok(_) => {}
+                    Err(_) => quiet += 1,
+                }
+            }
+            (n, ordered)
+        });
+        UdpStream {
+            stop,
+            sender,
+            receiver,
+        }
+    }
+
+    /// Stops sending; (sent, received, in order) once the receiver has been
+    /// quiet for 2 s.
+    pub fn finish(self) -> (u32, u32, bool) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.sender.join().unwrap();
+        let (received, ordered) = self.receiver.join().unwrap();
+        (sent, received, ordered)
     }
 }

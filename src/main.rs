@@ -12,6 +12,8 @@ use mvdp::control::daemon::Daemon;
 
 /// sysexits.h EX_CONFIG: the configuration is invalid.
 const EX_CONFIG: u8 = 78;
+/// sysexits.h EX_SOFTWARE: an internal error (a worker died).
+const EX_SOFTWARE: u8 = 70;
 
 fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
     let config = Config::load(path)?;
@@ -207,6 +209,19 @@ fn run(config_path: &std::path::Path) -> anyhow::Result<()> {
         for call in calls.try_iter() {
             let answer = service.handle(&mut daemon, call.request);
             call.reply.send(answer).ok();
+        }
+        // A worker that died (a panic: a bug) leaves its queue's frames with
+        // nobody to read them. mvdp exits at once without tearing down, as
+        // if killed: the kernel detaches its programs with their link fds
+        // (the host keeps its network), the endpoints stay, and the restart
+        // its supervisor makes takes them over (`Restart=on-failure`).
+        let dead = daemon.dead_workers();
+        if !dead.is_empty() {
+            log::error!(
+                "worker for queue {} died (see the panic above); exiting with status {EX_SOFTWARE} so the supervisor restarts mvdp, which takes over the endpoints",
+                dead.join(", ")
+            );
+            std::process::exit(i32::from(EX_SOFTWARE));
         }
         if last_reap.elapsed() >= Duration::from_secs(1) {
             last_reap = Instant::now();

@@ -99,6 +99,8 @@ pub struct WorkerStats {
     pub umem_exhausted: AtomicU64,
     /// The parent socket's fd, for kernel ring statistics (-1 before bind).
     pub parent_fd: AtomicI32,
+    /// Whether the worker's thread runs (false once it has ended, by a panic or a stop).
+    pub alive: std::sync::atomic::AtomicBool,
 }
 
 impl WorkerStats {
@@ -119,6 +121,7 @@ impl WorkerStats {
             umem_free: AtomicU64::new(0),
             umem_exhausted: AtomicU64::new(0),
             parent_fd: AtomicI32::new(-1),
+            alive: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -331,6 +334,10 @@ impl Exporter {
             }
             metrics::counter!("mvdp_worker_sleeps_total", "queue" => queue.clone())
                 .absolute(w.sleeps.load(Relaxed));
+            if w.queue != "group" {
+                metrics::gauge!("mvdp_worker_up", "queue" => queue.clone())
+                    .set(f64::from(u8::from(w.alive.load(Relaxed))));
+            }
             let fd = w.parent_fd.load(Relaxed);
             if fd >= 0 {
                 metrics::gauge!("mvdp_umem_free_frames", "queue" => queue.clone())

@@ -178,3 +178,105 @@ fn leftovers_of_endpoints_no_longer_wanted_are_removed() {
     left.sort();
     assert_eq!(left, ["lo", PARENT_IF]);
 }
+
+/// A worker that panics stops mvdp at once (status 70) without a teardown,
+/// as a kill would: the kernel detaches the programs, the endpoints stay,
+/// and the next start takes them over.
+#[test]
+fn a_worker_that_panics_stops_mvdp_and_the_next_start_takes_over() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(1, 1);
+    let c1 = rig.container(1);
+    let toml = rig.config_toml("veth", "");
+    let mut d = Daemon::start_with(&rig, &toml, &[("MVDP_TEST_WORKER_PANIC_MS", "3000")]);
+    d.wait_ready(Duration::from_secs(20));
+    assert_eq!(
+        d.metric("mvdp_worker_up{queue=\"0\"}"),
+        Some(1.0),
+        "{}",
+        d.metrics()
+    );
+    let c1_index = ifindex(&c1.ns, c1.ifname());
+    let status = d
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("mvdp did not stop after its worker panicked\n{}", d.log()));
+    assert_eq!(status.code(), Some(70), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("worker for queue 0 died"), "{log}");
+    assert!(log.contains("MVDP_TEST_WORKER_PANIC_MS test hook"), "{log}");
+    assert!(!xdp_attached(&rig.host, PARENT_IF), "XDP left attached");
+    assert_eq!(tcx_programs(&rig.host, PARENT_IF), Vec::<String>::new());
+    assert_eq!(
+        ifindex(&c1.ns, c1.ifname()),
+        c1_index,
+        "c1 lost its interface"
+    );
+
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    assert!(
+        ping(&rig.wire, c1.ip, 2),
+        "wire -> c1 after the restart\n{}",
+        d.log()
+    );
+    assert_eq!(
+        ifindex(&c1.ns, c1.ifname()),
+        c1_index,
+        "c1's veth was re-created"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+    assert_eq!(list_links(&c1.ns), ["lo"]);
+}
+
+/// `keep_endpoints_on_exit = true`: SIGTERM leaves the interfaces for the
+/// next start, which takes them over.
+#[test]
+fn keep_endpoints_on_exit_leaves_them_for_the_next_start() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let plain = rig.config_toml("veth", "");
+    let keep = plain.replace("[control]\n", "[control]\nkeep_endpoints_on_exit = true\n");
+    assert_ne!(
+        keep, plain,
+        "the rig's config has no [control] table to extend"
+    );
+    let mut d = Daemon::start(&rig, &keep);
+    d.wait_ready(Duration::from_secs(20));
+    let indexes: Vec<String> = [c1, c2]
+        .iter()
+        .map(|c| ifindex(&c.ns, c.ifname()))
+        .collect();
+    assert!(d.stop().success(), "{}", d.log());
+    assert!(d.log().contains("kept for the next start"), "{}", d.log());
+    assert!(!xdp_attached(&rig.host, PARENT_IF));
+    assert_eq!(tcx_programs(&rig.host, PARENT_IF), Vec::<String>::new());
+    for (c, index) in [c1, c2].iter().zip(&indexes) {
+        assert_eq!(
+            &ifindex(&c.ns, c.ifname()),
+            index,
+            "{}'s interface went",
+            c.name
+        );
+    }
+
+    let mut d = Daemon::start(&rig, &plain);
+    d.wait_ready(Duration::from_secs(20));
+    for (c, index) in [c1, c2].iter().zip(&indexes) {
+        assert!(ping(&rig.wire, c.ip, 2), "wire -> {}\n{}", c.name, d.log());
+        assert_eq!(
+            &ifindex(&c.ns, c.ifname()),
+            index,
+            "{} was re-created",
+            c.name
+        );
+    }
+    assert!(d.stop().success(), "{}", d.log());
+    let mut left = list_links(&rig.host);
+    left.sort();
+    assert_eq!(left, ["lo", PARENT_IF]);
+}

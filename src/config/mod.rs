@@ -187,12 +187,16 @@ impl Default for MetricsConfig {
 pub struct ControlConfig {
     /// Path of the Unix socket.
     pub socket: PathBuf,
+    /// Leave the endpoint interfaces (and the parent's unicast filter
+    /// entries) in place on SIGTERM, for the next start to take over.
+    pub keep_endpoints_on_exit: bool,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            keep_endpoints_on_exit: false,
         }
     }
 }

@@ -60,6 +60,7 @@ pub(super) struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawControl {
     pub socket: Option<String>,
+    pub keep_endpoints_on_exit: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

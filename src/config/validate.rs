@@ -40,6 +40,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             Some(s) => PathBuf::from(s),
             None => ControlConfig::default().socket,
         },
+        keep_endpoints_on_exit: raw.control.keep_endpoints_on_exit.unwrap_or(false),
     };
 
     if raw.network.is_empty() {

@@ -1022,6 +1022,16 @@ impl Daemon {
         }
     }
 
+    /// The RX queues whose worker thread has ended while the daemon runs (a panic).
+    pub fn dead_workers(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .zip(&self.stats)
+            .filter(|(w, _)| w.thread.is_finished())
+            .map(|(_, s)| s.queue.clone())
+            .collect()
+    }
+
     /// The counters of every worker (and of the group listener).
     pub fn stats(&self) -> &[Arc<WorkerStats>] {
         &self.stats
@@ -1273,10 +1283,12 @@ impl Daemon {
         // sockets as it deletes them, under one lock, where detaching each
         // program from a live device or closing each bound socket would wait
         // for an RCU grace period of its own (256 endpoints: 7 s instead of 3).
+        // With `keep_endpoints_on_exit` they stay, for the next start to take over.
+        let keep = self.config.control.keep_endpoints_on_exit;
         let endpoints: Vec<Endpoint> = self.endpoints.drain(..).flatten().collect();
         let veths: Vec<String> = endpoints
             .iter()
-            .filter(|ep| ep.kind == EndpointKind::Veth)
+            .filter(|ep| ep.kind == EndpointKind::Veth && !keep)
             .map(|ep| ep.host_ifname.clone())
             .collect();
         match netlink::delete_endpoint_links(&veths) {
@@ -1298,19 +1310,25 @@ impl Daemon {
         }
         // Deletes the punt device.
         self.punt = None;
+        if keep {
+            self.unicast_addresses.clear();
+        }
         for mac in self.unicast_addresses.drain(..) {
             if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, mac) {
                 errors.push(format!("{e}"));
             }
         }
-        if errors.is_empty() {
+        if errors.is_empty() && !keep {
             let _ = std::fs::remove_file(self.unicast_record());
         }
         // Closing a TAP fd deletes its device; the programs on the deleted
         // host ends are detached already.
         drop(endpoints);
         drop(fast);
-        if errors.is_empty() {
+        if errors.is_empty() && keep {
+            log::info!("shut down: programs detached, workers stopped; endpoint interfaces kept for the next start (keep_endpoints_on_exit)");
+            Ok(())
+        } else if errors.is_empty() {
             log::info!("shut down cleanly: XDP detached, workers stopped, interfaces deleted");
             Ok(())
         } else {

@@ -305,10 +305,20 @@ impl Worker {
         let wake = Arc::new(EventFd::new()?);
         let queue = cfg.queue;
         let core = cfg.core;
+        let stats = cfg.stats.clone();
         let mut worker = Worker::new(cfg, wake.clone());
+        stats.alive.store(true, Relaxed);
         let thread = std::thread::Builder::new()
             .name(format!("mvdp-q{queue}"))
             .spawn(move || {
+                // Marks the worker dead however the thread ends, unwinding included.
+                struct Alive(Arc<WorkerStats>);
+                impl Drop for Alive {
+                    fn drop(&mut self) {
+                        self.0.alive.store(false, Relaxed);
+                    }
+                }
+                let _alive = Alive(stats);
                 if let Some(core) = core {
                     if !core_affinity::set_for_current(core) {
                         log::warn!("worker q{queue}: could not pin to core {}", core.id);
@@ -362,7 +372,19 @@ impl Worker {
     fn run(&mut self) {
         self.refill();
         let mut idle: u32 = 0;
+        // Test hook: `MVDP_TEST_WORKER_PANIC_MS=N` makes the worker panic N ms
+        // after it starts, to exercise supervision. Read once; costs nothing unset.
+        let panic_at = std::env::var("MVDP_TEST_WORKER_PANIC_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
         while self.handle_commands() {
+            if panic_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                panic!(
+                    "worker for queue {}: MVDP_TEST_WORKER_PANIC_MS test hook",
+                    self.stats.queue
+                );
+            }
             let mut work = self.parent_rx();
             work += self.endpoints_rx();
             work += self.punt_rx();

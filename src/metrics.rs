@@ -262,6 +262,18 @@ impl Exporter {
         fdb: Arc<std::sync::RwLock<Arc<Fdb>>>,
     ) -> anyhow::Result<Exporter> {
         let handle = PrometheusBuilder::new().install_recorder()?;
+        describe();
+        metrics::gauge!(
+            "mvdp_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+            "kernel" => kernel_release()
+        )
+        .set(1.0);
+        metrics::gauge!("mvdp_start_time_seconds").set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         Ok(Exporter {
             handle,
             workers,
@@ -329,7 +341,7 @@ impl Exporter {
                 } else {
                     b.to_string()
                 };
-                metrics::counter!("mvdp_worker_rx_batches_total", "queue" => queue.clone(), "le" => le)
+                metrics::counter!("mvdp_worker_rx_batches_total", "queue" => queue.clone(), "size" => le)
                     .absolute(w.batches[i].load(Relaxed));
             }
             metrics::counter!("mvdp_worker_sleeps_total", "queue" => queue.clone())
@@ -365,6 +377,92 @@ impl Exporter {
             hook();
         }
         self.handle.render()
+    }
+}
+
+/// The running kernel's release (`uname -r`).
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// HELP text (and units, where the name has none of its own) for every
+/// family mvdp exports; `promtool check metrics` wants one on each.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    for (name, help) in [
+        ("mvdp_frames_received_total", "Frames that entered mvdp (both tiers), by source: wire (the parent's AF_XDP socket or the fast path), group (broadcast and multicast from the wire), endpoint (what containers sent)."),
+        ("mvdp_frames_delivered_total", "Frames delivered to at least one destination (both tiers)."),
+        ("mvdp_drops_total", "Frames dropped, by reason; received = delivered + the sum of these."),
+        ("mvdp_flood_copy_drops_total", "Copies of group frames that could not be made or sent (copies, not frames)."),
+        ("mvdp_wire_tx_packets_total", "Frames sent out of the parent interface."),
+        ("mvdp_endpoint_rx_packets_total", "Frames received from an endpoint's container."),
+        ("mvdp_endpoint_tx_packets_total", "Frames delivered to an endpoint's container."),
+        ("mvdp_worker_rx_batches_total", "Non-empty RX batches of a worker, by size bucket (size: at most that many frames; not cumulative)."),
+        ("mvdp_worker_sleeps_total", "Times a worker slept in poll(2)."),
+        ("mvdp_umem_exhausted_total", "Times a worker needed a UMEM frame and had none free."),
+        ("mvdp_xsk_rx_dropped_total", "Frames the kernel dropped on the parent socket's RX ring (the worker did not keep up)."),
+        ("mvdp_xsk_rx_ring_full_total", "Times the parent socket's RX ring was full."),
+        ("mvdp_xsk_rx_invalid_descs_total", "Invalid descriptors on the parent socket's RX side."),
+        ("mvdp_xsk_tx_invalid_descs_total", "Invalid descriptors on the parent socket's TX ring."),
+        ("mvdp_xsk_fill_ring_empty_total", "Times the kernel found the parent socket's fill ring empty (frames waited for buffers)."),
+        ("mvdp_xsk_tx_ring_empty_total", "Times the kernel found the parent socket's TX ring empty."),
+        ("mvdp_xdp_rx_frames_total", "Frames the parent's XDP program saw."),
+        ("mvdp_xdp_frames_total", "Frames of the parent's XDP program, by action."),
+        ("mvdp_fast_path_frames_total", "Frames of the kernel fast path, by action."),
+    ] {
+        describe_counter!(name, help);
+    }
+    for (name, help) in [
+        (
+            "mvdp_endpoint_rx_bytes_total",
+            "Bytes received from an endpoint's container.",
+        ),
+        (
+            "mvdp_endpoint_tx_bytes_total",
+            "Bytes delivered to an endpoint's container.",
+        ),
+    ] {
+        describe_counter!(name, Unit::Bytes, help);
+    }
+    for (name, help) in [
+        (
+            "mvdp_build_info",
+            "mvdp's version and the kernel it runs on; always 1.",
+        ),
+        (
+            "mvdp_start_time_seconds",
+            "When the daemon started, in seconds since the Unix epoch.",
+        ),
+        ("mvdp_fdb_entries", "Endpoints in the forwarding table."),
+        (
+            "mvdp_umem_free_frames",
+            "UMEM frames on a worker's free list, as of its last idle moment.",
+        ),
+        ("mvdp_worker_up", "1 while the worker of an RX queue runs."),
+        (
+            "mvdp_xdp_attached",
+            "1 while mvdp's XDP program is attached to the parent.",
+        ),
+        (
+            "mvdp_xdp_native",
+            "1 while that program runs in native (driver) mode.",
+        ),
+        (
+            "mvdp_fast_path_active",
+            "1 while the kernel fast path is on.",
+        ),
+        (
+            "mvdp_fast_path_endpoints",
+            "Endpoints whose unicast the fast path carries.",
+        ),
+        (
+            "mvdp_parent_mac_filter",
+            "How the parent accepts endpoint MACs: 1 on the mode in use.",
+        ),
+    ] {
+        describe_gauge!(name, help);
     }
 }
 

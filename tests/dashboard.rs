@@ -16,6 +16,7 @@ use serde_json::Value;
 
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/grafana-dashboard.json");
 const PROMETHEUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus.yml");
+const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus");
 /// The data source variable every panel and query must go through.
 const DS_VAR: &str = "${DS_PROMETHEUS}";
 /// Labels Prometheus adds at scrape time; the exporter never exposes them.
@@ -55,6 +56,32 @@ fn exprs(dash: &Value) -> Vec<String> {
             if let Some(q) = q.as_str().or_else(|| q["query"].as_str()) {
                 out.push(q.to_string());
             }
+        }
+    }
+    out
+}
+
+/// The `expr:` of every rule in `config/prometheus/mvdp-alerts.yml`
+/// (one line, or a `|` block of the lines indented below it).
+fn rule_exprs() -> Vec<String> {
+    let path = format!("{RULES_DIR}/mvdp-alerts.yml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix("expr:") else {
+            continue;
+        };
+        if rest.trim() == "|" {
+            let block: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || indent(l) > indent(line))
+                .map(|l| l.trim())
+                .collect();
+            out.push(block.join(" "));
+        } else {
+            out.push(rest.trim().to_string());
         }
     }
     out
@@ -324,6 +351,27 @@ fn dashboard_queries_only_exported_metrics() {
         }
     }
 
+    // The alert rules ask only for what is exported, with label values that exist.
+    let rules = rule_exprs();
+    assert!(rules.len() >= 6, "found only {} alert rules", rules.len());
+    for expr in &rules {
+        for u in metric_uses(expr) {
+            let have = labels.get(u.name.as_str()).unwrap_or_else(|| {
+                panic!(
+                    "an alert rule asks for {}, which is not exported: {expr}",
+                    u.name
+                )
+            });
+            for (k, v) in &u.exact {
+                assert!(
+                    have.contains(&(k.as_str(), v.as_str())),
+                    "an alert rule asks for {}{{{k}=\"{v}\"}}, which is not exported: {expr}",
+                    u.name
+                );
+            }
+        }
+    }
+
     // The other way round: every exported family is on the dashboard, and
     // every batch-size bucket the exporter has is one of its bars.
     let exported: BTreeSet<&str> = samples
@@ -417,4 +465,29 @@ fn promtool_accepts_the_exported_metrics() {
         "promtool check metrics:\n{complaints}"
     );
     assert!(d.stop().success(), "{}", d.log());
+}
+
+/// The alert rules load (`promtool check rules`) and behave as their unit
+/// tests say (`promtool test rules`): each alert fires on the series it is
+/// about and stays quiet on the others.
+#[test]
+fn alert_rules_pass_promtool_check_and_their_tests() {
+    for args in [
+        ["check", "rules", "mvdp-alerts.yml"],
+        ["test", "rules", "mvdp-alerts.test.yml"],
+        ["check", "config", "../prometheus.yml"],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(RULES_DIR)
+            .output()
+            .expect("promtool (Debian package prometheus; `make deps` installs it)");
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -17,7 +17,7 @@ fn unit() -> String {
 fn value(text: &str, key: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .next_back()
         .map(str::to_string)
 }
 

@@ -54,6 +54,12 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// A live view of the endpoints' traffic, busiest first (q quits).
+    Top {
+        /// The daemon's control socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Show the running daemon's state: parent, XDP, workers, endpoints, config.
     Status {
         /// The daemon's control socket.

@@ -55,6 +55,9 @@ fn main() -> ExitCode {
             socket,
             json,
         } => return client_output(mvdp::control::client::endpoint(action, &socket, json)),
+        Command::Top { socket } => {
+            return client_output(mvdp::control::top::run(&socket).map(|()| String::new()))
+        }
         Command::Status { socket, json } => {
             return client_output(mvdp::control::client::status(&socket, json))
         }

@@ -373,3 +373,70 @@ fn runtime_endpoints_survive_a_restart_and_one_daemon_holds_the_socket() {
     );
     assert!(d.stop().success(), "{}", d.log());
 }
+
+/// `mvdp top` as a person uses it: in a terminal (tmux), with traffic
+/// flowing to c1, its line shows a non-zero rate; `q` quits.
+#[test]
+fn top_shows_live_rates_and_quits_on_q() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(1, 1);
+    let c1 = rig.container(1);
+    let mut d = start(&rig, &rig.config_toml("veth", ""));
+    let stream = UdpStream::start(&rig.wire, c1, 2000);
+    let server = unique("mvdp-top-");
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &server])
+            .args(args)
+            .output()
+            .expect("tmux (Debian package tmux)")
+    };
+    let cmd = format!("{MVDP} top --socket {}", rig.control_socket.display());
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "150",
+        "-y",
+        "30",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // c1's row: name, network, path, rx frames/s, rx bits/s, tx frames/s, tx bits/s.
+    let c1_tx_rate = || -> Option<String> {
+        let pane =
+            String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "top"]).stdout).to_string();
+        let row = pane
+            .lines()
+            .find(|l| l.trim_start_matches('│').starts_with("c1 "))?;
+        let cells: Vec<&str> = row.trim_matches('│').split_whitespace().collect();
+        cells.get(5).map(|s| s.to_string())
+    };
+    let mut seen = None;
+    let shown = wait_until(Duration::from_secs(10), || {
+        seen = c1_tx_rate();
+        seen.as_deref().is_some_and(|r| r != "0")
+    });
+    let pane =
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "top"]).stdout).to_string();
+    assert!(shown, "c1's TX rate in top stayed {seen:?}:\n{pane}");
+    assert!(pane.contains("RX FRAMES/S"), "{pane}");
+    tmux(&["send-keys", "-t", "top", "q"]);
+    let quit = wait_until(Duration::from_secs(5), || {
+        !tmux(&["has-session", "-t", "top"]).status.success()
+    });
+    if !quit {
+        tmux(&["kill-server"]);
+    }
+    assert!(quit, "top did not quit on q");
+    stream.finish();
+    assert!(d.stop().success(), "{}", d.log());
+}

@@ -179,6 +179,9 @@ pub struct Status {
     pub config_file: String,
     /// Whether the file now differs from what was loaded (a SIGHUP applies it).
     pub config_changed: bool,
+    /// Frames dropped since start, by reason (both tiers).
+    #[serde(default)]
+    pub drops: std::collections::BTreeMap<String, u64>,
 }
 
 /// A request from a client, with the way back.

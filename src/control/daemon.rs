@@ -999,6 +999,18 @@ impl Daemon {
                 crate::io::xdp::AttachedMode::Skb => "skb",
             },
         };
+        // Each lock taken and released on its own line: a guard living to
+        // the end of the struct expression below would deadlock the totals.
+        let fast_path = self.fast.lock().expect("fast path lock").is_some();
+        let drops = {
+            use crate::metrics::CounterSource;
+            let mut t = crate::metrics::totals(&self.stats);
+            t.add(&self.fast.totals());
+            DropReason::ALL
+                .iter()
+                .map(|r| (r.as_str().to_string(), t.drops[*r as usize]))
+                .collect()
+        };
         crate::control::api::Status {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -1006,7 +1018,7 @@ impl Daemon {
             parent: self.config.parent.interface.clone(),
             xdp: xdp.into(),
             bind: self.plumbing.bound.into(),
-            fast_path: self.fast.lock().expect("fast path lock").is_some(),
+            fast_path,
             workers: self
                 .workers
                 .iter()
@@ -1019,6 +1031,7 @@ impl Daemon {
             endpoints: self.endpoints.iter().flatten().count(),
             config_file: String::new(),
             config_changed: false,
+            drops,
         }
     }
 

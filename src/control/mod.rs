@@ -9,3 +9,4 @@ pub mod netns;
 pub mod punt;
 pub mod service;
 pub mod signals;
+pub mod top;

@@ -742,3 +742,46 @@ fn rate_limits_parse_and_are_checked() {
         "endpoint[0].rate_limit.ppx",
     );
 }
+
+#[test]
+fn capacity_counts_host_shims_and_umem_frames() {
+    let endpoints = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                format!("[[endpoint]]\nname = \"e{i}\"\nnetwork = \"big\"\nnetns = \"n{i}\"\n")
+            })
+            .collect()
+    };
+    let big = |shim: bool, n: usize| {
+        format!(
+            "[parent]\ninterface = \"eth0\"\numem_frames = 131072\n\
+             [[network]]\nname = \"big\"\nsubnet = \"10.0.0.0/16\"\n{}{}",
+            if shim {
+                "host_shim = \"10.0.255.250\"\n"
+            } else {
+                ""
+            },
+            endpoints(n)
+        )
+    };
+    Config::parse(&big(false, 4096)).expect("4096 endpoints fit");
+    // One host shim more is one endpoint id past the counter arrays.
+    let e = err_at(&big(true, 4096), "endpoint");
+    assert!(
+        e.to_string().contains("4096 endpoints and 1 host shims"),
+        "{e}"
+    );
+    Config::parse(&big(true, 4095)).expect("4095 endpoints and a shim fit");
+
+    // 64 UMEM frames leave 16 to post: two endpoints, not three.
+    let text = |n: usize| {
+        format!(
+            "[parent]\ninterface = \"eth0\"\numem_frames = 64\n\
+             [[network]]\nname = \"big\"\nsubnet = \"10.0.0.0/16\"\n{}",
+            endpoints(n)
+        )
+    };
+    Config::parse(&text(2)).expect("two endpoints in 64 frames");
+    let e = err_at(&text(3), "parent.umem_frames");
+    assert!(e.to_string().contains("128 would do"), "{e}");
+}

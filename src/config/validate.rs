@@ -90,6 +90,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let endpoints = endpoints(raw.endpoint, &networks)?;
+    capacity(&parent, &networks, endpoints.len())?;
     Ok(Config {
         parent,
         dataplane,
@@ -99,6 +100,49 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         networks,
         endpoints,
     })
+}
+
+/// The limits of one daemon: endpoint ids (the counter arrays) and the
+/// UMEM's posted frames, host shims counted as the endpoints they are.
+fn capacity(
+    parent: &ParentConfig,
+    networks: &[NetworkConfig],
+    endpoints: usize,
+) -> Result<(), ConfigError> {
+    let shims = networks.iter().filter(|n| n.host_shim.is_some()).count();
+    let total = endpoints + shims;
+    if total > crate::metrics::MAX_ENDPOINTS {
+        return Err(ConfigError::Invalid {
+            key: Key::root("endpoint"),
+            reason: format!(
+                "{endpoints} endpoints and {shims} host shims make {total}; one mvdp serves at most {}",
+                crate::metrics::MAX_ENDPOINTS
+            ),
+        });
+    }
+    let frames = parent.umem_frames as usize;
+    if frames.saturating_sub(min_parent_share(frames)) < MIN_POSTED_PER_ENDPOINT * total {
+        let mut need = 64usize;
+        while need.saturating_sub(min_parent_share(need)) < MIN_POSTED_PER_ENDPOINT * total {
+            need *= 2;
+        }
+        return Err(ConfigError::Invalid {
+            key: Key::root("parent").field("umem_frames"),
+            reason: format!(
+                "{frames} frames are too few for {total} endpoints (each needs {MIN_POSTED_PER_ENDPOINT} posted frames per worker); {need} would do"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Frames each endpoint keeps posted on its fill ring, at the least.
+pub(crate) const MIN_POSTED_PER_ENDPOINT: usize = 8;
+
+/// Of a UMEM of `frames`, what the endpoints may not post: the half kept for
+/// frames in flight plus the parent's (and punt device's) fill share.
+pub(crate) fn min_parent_share(frames: usize) -> usize {
+    frames / 2 + (frames / 4).min(2048)
 }
 
 fn parent(raw: RawParent) -> Result<ParentConfig, ConfigError> {
@@ -263,26 +307,30 @@ fn endpoints(
     networks: &[NetworkConfig],
 ) -> Result<Vec<EndpointConfig>, ConfigError> {
     let mut pending: Vec<Pending> = Vec::with_capacity(raw.len());
+    // Indexes into `pending`, so that thousands of endpoints check in linear time.
+    let mut by_name: HashMap<String, usize> = HashMap::with_capacity(raw.len());
+    let mut by_ifname: HashMap<(PathBuf, String), usize> = HashMap::with_capacity(raw.len());
     for (i, re) in raw.into_iter().enumerate() {
         let key = Key::entry("endpoint", i, Some(&re.name));
         let p = endpoint(re, &key, networks)?;
-        if let Some(first) = pending.iter().position(|q| q.config.name == p.config.name) {
+        if let Some(&first) = by_name.get(&p.config.name) {
             return Err(ConfigError::DuplicateEndpoint {
                 key: key.field("name"),
                 name: p.config.name,
                 first,
             });
         }
-        if let Some(q) = pending.iter().find(|q| {
-            q.config.netns.path() == p.config.netns.path() && q.config.ifname == p.config.ifname
-        }) {
+        let place = (p.config.netns.path(), p.config.ifname.clone());
+        if let Some(&q) = by_ifname.get(&place) {
             return Err(ConfigError::DuplicateIfname {
                 key: key.field("ifname"),
                 ifname: p.config.ifname,
                 netns: p.config.netns.to_string(),
-                other: q.key.to_string(),
+                other: pending[q].key.to_string(),
             });
         }
+        by_name.insert(p.config.name.clone(), pending.len());
+        by_ifname.insert(place, pending.len());
         let net = &networks[p.net];
         if net.mode == Mode::Passthru {
             if let Some(q) = pending.iter().find(|q| q.net == p.net) {

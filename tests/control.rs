@@ -440,3 +440,57 @@ fn top_shows_live_rates_and_quits_on_q() {
     stream.finish();
     assert!(d.stop().success(), "{}", d.log());
 }
+
+/// How long `mvdp endpoint add` takes from the request to the first frame
+/// the new container gets (the wire's ping reaching it and its reply
+/// coming back), over 20 adds; printed as median and worst (a figure, not
+/// a goal: speed lives in the bench).
+#[test]
+fn endpoint_add_time_to_first_frame() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let mut d = start(&rig, &(rig.base_toml("") + &rig.endpoint_toml(c1, "veth")));
+    let ip = c2.ip.to_string();
+    let mut times = Vec::new();
+    for round in 0..20 {
+        let t = std::time::Instant::now();
+        let (code, _, err) = mvdp_ctl(
+            &rig,
+            &[
+                "endpoint",
+                "add",
+                "--name",
+                "c2",
+                "--network",
+                "lan",
+                "--netns",
+                c2.ns.name(),
+                "--ifname",
+                c2.ifname(),
+                "--ip",
+                &ip,
+            ],
+        );
+        assert_eq!(code, 0, "round {round}: {err}\n{}", d.log());
+        assert!(
+            wait_until(Duration::from_secs(10), || ping(&rig.wire, c2.ip, 1)),
+            "round {round}: the added c2 never answered\n{}",
+            d.log()
+        );
+        times.push(t.elapsed());
+        let (code, _, err) = mvdp_ctl(&rig, &["endpoint", "del", "c2"]);
+        assert_eq!(code, 0, "round {round}: {err}");
+    }
+    times.sort();
+    eprintln!(
+        "endpoint add, request to first frame delivered: median {:.0} ms, worst {:.0} ms ({} adds, {})",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0,
+        times.len(),
+        if tier() == "on" { "fast path" } else { "workers" }
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

@@ -941,12 +941,6 @@ impl Daemon {
         }
     }
 
-    /// The configuration running now: the file's endpoints, those added
-    /// at run time, and the host shims (names starting `host-shim@`).
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Every running endpoint, with its counters over both tiers (host
     /// shims included). `origin` is left "config" for the caller to refine.
     pub fn endpoint_infos(&self) -> Vec<crate::control::api::EndpointInfo> {

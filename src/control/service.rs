@@ -180,7 +180,8 @@ impl Service {
         daemon: &mut Daemon,
         mut spec: EndpointSpec,
     ) -> Result<crate::control::api::EndpointInfo, ApiError> {
-        if daemon.config().endpoint(&spec.name).is_some() {
+        // Running endpoints only: the daemon's config keeps removed ones' entries.
+        if daemon.endpoint_infos().iter().any(|i| i.name == spec.name) {
             return Err(ApiError {
                 code: ErrorCode::Conflict,
                 key: Some("name".into()),
@@ -216,7 +217,7 @@ impl Service {
 
     fn remove(&mut self, daemon: &mut Daemon, name: &str) -> Result<(), ApiError> {
         let Some(pos) = self.runtime.iter().position(|s| s.name == name) else {
-            return Err(if daemon.config().endpoint(name).is_some() {
+            return Err(if daemon.endpoint_infos().iter().any(|i| i.name == name) {
                 ApiError::new(
                     ErrorCode::Conflict,
                     format!(

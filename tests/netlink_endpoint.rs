@@ -238,10 +238,34 @@ fn veth_endpoint_is_configured_pingable_and_deleted() {
     let (_, v6) = host.exec(&["cat", "/proc/sys/net/ipv6/conf/mvtB-veth0/disable_ipv6"]);
     assert_eq!(v6.trim(), "1", "IPv6 still enabled on the host end");
 
-    // A second endpoint with the same host name is refused; the first survives.
-    let err = create_in(&host, &s).unwrap_err();
-    eprintln!("duplicate host end: {err}");
+    // The same endpoint again takes the pair over as it is (what a restarted
+    // daemon does): same host end, the container's interface untouched.
+    let c_index = c.exec(&["cat", "/sys/class/net/eth0/ifindex"]).1;
+    let again = create_in(&host, &s).expect("take the pair over");
+    assert!(again.adopted, "{again:?}");
+    assert_eq!(again.host_ifindex, ep.host_ifindex);
+    assert_eq!(c.exec(&["cat", "/sys/class/net/eth0/ifindex"]).1, c_index);
+
+    // A host name held by an interface mvdp did not create is refused, and
+    // that interface survives.
+    host.ip(&[
+        "link",
+        "add",
+        "mvtB-other",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "mvtB-otherp",
+    ]);
+    let mut other = s.clone();
+    other.host_ifname = "mvtB-other";
+    other.ifname = "eth1";
+    let err = create_in(&host, &other).unwrap_err();
+    eprintln!("foreign host end: {err}");
     assert!(matches!(err, NetlinkError::Exists { .. }), "{err}");
+    assert!(host.has_link("mvtB-other") && !c.has_link("eth1"));
+    host.ip(&["link", "del", "mvtB-other"]);
     assert!(host.has_link("mvtB-veth0") && c.has_link("eth0"));
 
     // Sanity: the pair carries traffic (the host end gets an address only here).

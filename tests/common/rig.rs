@@ -236,9 +236,11 @@ impl Drop for Rig {
         // Namespaces go with their fields; a daemon that did not remove its
         // control socket must not leave it behind either.
         let _ = std::fs::remove_file(&self.control_socket);
-        let mut state = self.control_socket.clone().into_os_string();
-        state.push(".state.json");
-        let _ = std::fs::remove_file(state);
+        for suffix in [".state.json", ".unicast"] {
+            let mut file = self.control_socket.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
 

@@ -13,6 +13,22 @@ use common::*;
 
 const MIB: usize = 1 << 20;
 
+/// `mvdp endpoint add --name NAME --network NETWORK --netns NETNS ARGS...`.
+fn add(rig: &Rig, name: &str, network: &str, netns: &str, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec![
+        "endpoint",
+        "add",
+        "--name",
+        name,
+        "--network",
+        network,
+        "--netns",
+        netns,
+    ];
+    all.extend_from_slice(args);
+    mvdp_ctl(rig, &all)
+}
+
 fn start(rig: &Rig, toml: &str) -> Daemon {
     let mut d = Daemon::start(rig, toml);
     d.wait_ready(Duration::from_secs(20));
@@ -46,24 +62,12 @@ fn add_and_remove_under_traffic(kind: &str) {
     let stream = UdpStream::start(&rig.wire, c1, 2000);
 
     let ip = c2.ip.to_string();
-    let (code, out, err) = mvdp_ctl(
+    let (code, out, err) = add(
         &rig,
-        &[
-            "endpoint",
-            "add",
-            "--name",
-            "c2",
-            "--network",
-            "lan",
-            "--netns",
-            c2.ns.name(),
-            "--ifname",
-            c2.ifname(),
-            "--ip",
-            &ip,
-            "--kind",
-            kind,
-        ],
+        "c2",
+        "lan",
+        c2.ns.name(),
+        &["--ifname", c2.ifname(), "--ip", &ip, "--kind", kind],
     );
     assert_eq!(code, 0, "endpoint add: {err}\n{}", d.log());
     assert!(out.contains("endpoint c2 added"), "{out}");
@@ -131,20 +135,6 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let toml = rig.base_toml("") + &rig.endpoint_toml(c1, "veth");
     let mut d = start(&rig, &toml);
     let c1_ip = c1.ip.to_string();
-    let add = |name: &str, ns: &Container, extra: &[&str]| {
-        let mut args = vec![
-            "endpoint",
-            "add",
-            "--name",
-            name,
-            "--network",
-            "lan",
-            "--netns",
-            ns.ns.name(),
-        ];
-        args.extend_from_slice(extra);
-        mvdp_ctl(&rig, &args)
-    };
     // (what, result, expected exit code, words the error must contain)
     let cases = [
         (
@@ -159,53 +149,39 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             1,
             "remove it there and send SIGHUP",
         ),
-        ("duplicate name", add("c1", c2, &[]), 1, "exists already"),
+        (
+            "duplicate name",
+            add(&rig, "c1", "lan", c2.ns.name(), &[]),
+            1,
+            "exists already",
+        ),
         (
             "address in use",
-            add("c2", c2, &["--ip", &c1_ip]),
+            add(&rig, "c2", "lan", c2.ns.name(), &["--ip", &c1_ip]),
             78,
             ".ip",
         ),
         (
             "unknown network",
-            mvdp_ctl(
-                &rig,
-                &[
-                    "endpoint",
-                    "add",
-                    "--name",
-                    "c2",
-                    "--network",
-                    "nonet",
-                    "--netns",
-                    c2.ns.name(),
-                ],
-            ),
+            add(&rig, "c2", "nonet", c2.ns.name(), &[]),
             78,
             ".network",
         ),
-        ("bad MAC", add("c2", c2, &["--mac", "02:xx"]), 78, ".mac"),
+        (
+            "bad MAC",
+            add(&rig, "c2", "lan", c2.ns.name(), &["--mac", "02:xx"]),
+            78,
+            ".mac",
+        ),
         (
             "missing namespace",
-            mvdp_ctl(
-                &rig,
-                &[
-                    "endpoint",
-                    "add",
-                    "--name",
-                    "c2",
-                    "--network",
-                    "lan",
-                    "--netns",
-                    "mvdp-no-such-ns",
-                ],
-            ),
+            add(&rig, "c2", "lan", "mvdp-no-such-ns", &[]),
             78,
             ".netns",
         ),
         (
             "same interface twice",
-            add("c3", c1, &["--ifname", c1.ifname()]),
+            add(&rig, "c3", "lan", c1.ns.name(), &["--ifname", c1.ifname()]),
             78,
             ".ifname",
         ),
@@ -256,7 +232,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     }
     assert!(ping(&rig.wire, c1.ip, 1), "c1 after the refused requests");
     // A good request still works afterwards, with the next free address.
-    let (code, out, err) = add("c2", c2, &["--ifname", c2.ifname()]);
+    let (code, out, err) = add(&rig, "c2", "lan", c2.ns.name(), &["--ifname", c2.ifname()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10.77.0."), "{out}");
     assert!(d.stop().success(), "{}", d.log());
@@ -306,21 +282,7 @@ fn runtime_endpoints_survive_a_restart_and_one_daemon_holds_the_socket() {
     let (c1, c2) = (rig.container(1), rig.container(2));
     let toml = rig.base_toml("") + &rig.endpoint_toml(c1, "veth");
     let mut d = start(&rig, &toml);
-    let (code, _, err) = mvdp_ctl(
-        &rig,
-        &[
-            "endpoint",
-            "add",
-            "--name",
-            "c2",
-            "--network",
-            "lan",
-            "--netns",
-            c2.ns.name(),
-            "--ifname",
-            c2.ifname(),
-        ],
-    );
+    let (code, _, err) = add(&rig, "c2", "lan", c2.ns.name(), &["--ifname", c2.ifname()]);
     assert_eq!(code, 0, "{err}");
     let before = list(&rig);
 
@@ -457,22 +419,12 @@ fn endpoint_add_time_to_first_frame() {
     let mut times = Vec::new();
     for round in 0..20 {
         let t = std::time::Instant::now();
-        let (code, _, err) = mvdp_ctl(
+        let (code, _, err) = add(
             &rig,
-            &[
-                "endpoint",
-                "add",
-                "--name",
-                "c2",
-                "--network",
-                "lan",
-                "--netns",
-                c2.ns.name(),
-                "--ifname",
-                c2.ifname(),
-                "--ip",
-                &ip,
-            ],
+            "c2",
+            "lan",
+            c2.ns.name(),
+            &["--ifname", c2.ifname(), "--ip", &ip],
         );
         assert_eq!(code, 0, "round {round}: {err}\n{}", d.log());
         assert!(

@@ -797,6 +797,17 @@ impl Daemon {
         // filter, which the kernel turns into promiscuous mode for a driver
         // without one. An address already in the list is someone else's:
         // used, never removed.
+        let recorded = self.unicast_addresses.len();
+        let steered = self.steer(indices, &fdb);
+        // One write for the batch, whether or not every endpoint made it.
+        if self.unicast_addresses.len() != recorded {
+            self.record_unicast();
+        }
+        steered
+    }
+
+    /// [`Daemon::bring_up`]'s per-endpoint steps after the FDB is published.
+    fn steer(&mut self, indices: &[usize], fdb: &Fdb) -> Result<()> {
         let parent = self.config.parent.interface.clone();
         let preexisting = netlink::unicast_addresses(&parent)?;
         for &i in indices {
@@ -805,9 +816,8 @@ impl Daemon {
             if !preexisting.contains(&ep.mac) {
                 netlink::add_unicast_address(&parent, ep.mac)?;
                 self.unicast_addresses.push(ep.mac);
-                self.record_unicast();
             }
-            self.xdp_steer(&fdb, id)?;
+            self.xdp_steer(fdb, id)?;
             self.fast_steer(id)?;
             self.shim_routes(i, true)?;
         }

@@ -494,11 +494,6 @@ impl FastPath {
         })
     }
 
-    /// Detaches every program (the parent's first) and unloads them.
-    pub fn detach(mut self) -> Result<(), FastPathError> {
-        self.detach_all()
-    }
-
     /// Detaches the program from the parent only: from here on the wire's
     /// frames go to the host stack. The endpoint programs stay until the
     /// value is dropped; delete their interfaces first and that is cheap

@@ -197,11 +197,10 @@ fn run(config_path: &std::path::Path) -> anyhow::Result<()> {
     loop {
         match signals.wait(Duration::from_millis(50))? {
             Some("SIGHUP") => match service.reload(&mut daemon) {
-                Ok(changed) => log::info!(
-                    "SIGHUP: reloaded {}; updated {changed:?}",
-                    config_path.display()
+                Ok(done) => log::info!("SIGHUP: reloaded {}; done {done:?}", config_path.display()),
+                Err(e) => log::error!(
+                    "SIGHUP: {e:#}; what could be applied was, the rest keeps running as it was"
                 ),
-                Err(e) => log::error!("SIGHUP: {e:#}; keeping the running configuration"),
             },
             Some(sig) => {
                 log::info!("signal {sig}: shutting down");
@@ -233,5 +232,5 @@ fn run(config_path: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     drop(control);
-    daemon.shutdown()
+    Ok(daemon.shutdown()?)
 }

@@ -213,7 +213,7 @@ pub fn create_local_veth(a: &str, b: &str, queues: u32) -> Result<(u32, u32), Ne
         check_ifname(name, "veth name")?;
     }
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         if let Some(index) = nl.index(a)? {
             log::warn!("deleting {a}, left behind by an earlier mvdp");
             nl.delete(index, a)?;
@@ -243,7 +243,7 @@ pub fn create_local_veth(a: &str, b: &str, queues: u32) -> Result<(u32, u32), Ne
 /// Deleting either end of a veth pair deletes both, wherever the peer lives.
 pub fn delete_link(ifname: &str) -> Result<(), NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         match nl.index(ifname)? {
             Some(index) => nl.delete(index, ifname),
             None => Ok(()),
@@ -251,12 +251,18 @@ pub fn delete_link(ifname: &str) -> Result<(), NetlinkError> {
     })
 }
 
+/// The names of the endpoint host ends (links in [`ENDPOINT_GROUP`]) in the
+/// calling thread's netns: one request, whatever their number.
+pub fn endpoint_links() -> Result<Vec<String>, NetlinkError> {
+    off_runtime(|| Rtnl::own()?.group_members(ENDPOINT_GROUP))
+}
+
 /// Deletes every endpoint host end in the calling thread's netns that is
 /// not in `keep`: what an earlier mvdp left for endpoints no longer wanted.
 /// Returns the names deleted.
 pub fn delete_stale_endpoint_links(keep: &[String]) -> Result<Vec<String>, NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let mut deleted = Vec::new();
         for name in nl.group_members(ENDPOINT_GROUP)? {
             if keep.contains(&name) {
@@ -282,7 +288,7 @@ pub fn delete_endpoint_links(
     ifnames: &[String],
 ) -> Result<Vec<(String, NetlinkError)>, NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let members = nl.group_members(ENDPOINT_GROUP)?;
         if !members.is_empty() && members.iter().all(|name| ifnames.contains(name)) {
             if let Err(e) = nl.delete_group(ENDPOINT_GROUP) {
@@ -306,13 +312,13 @@ pub fn delete_endpoint_links(
 
 /// The ifindex of `ifname` in the calling thread's netns, if it exists.
 pub fn link_index(ifname: &str) -> Result<Option<u32>, NetlinkError> {
-    off_runtime(|| Rtnl::new(OWN_NETNS)?.index(ifname))
+    off_runtime(|| Rtnl::own()?.index(ifname))
 }
 
 /// The MAC address of `ifname` in the calling thread's netns, if it exists
 /// and has a 6-byte hardware address.
 pub fn link_mac(ifname: &str) -> Result<Option<MacAddr>, NetlinkError> {
-    let Some(msg) = off_runtime(|| Rtnl::new(OWN_NETNS)?.get(ifname))? else {
+    let Some(msg) = off_runtime(|| Rtnl::own()?.get(ifname))? else {
         return Ok(None);
     };
     Ok(msg.attributes.iter().find_map(|attr| match attr {
@@ -325,7 +331,7 @@ pub fn link_mac(ifname: &str) -> Result<Option<MacAddr>, NetlinkError> {
 /// calling thread's netns. An existing identical route is not an error.
 pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let index = nl.require(ifname, "add route")?;
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(dest, prefix_len)
@@ -343,7 +349,7 @@ pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<()
 /// thread's netns; a route (or interface) already gone is `Ok`.
 pub fn del_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let Some(index) = nl.index(ifname)? else {
             return Ok(());
         };
@@ -365,7 +371,7 @@ pub fn del_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<()
 /// An existing entry is not an error.
 pub fn add_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let index = nl.require(ifname, "add unicast address")?;
         let req = nl
             .handle
@@ -384,7 +390,7 @@ pub fn add_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkErro
 /// dev IF self` lists), so mvdp can leave alone entries it did not add.
 pub fn unicast_addresses(ifname: &str) -> Result<Vec<MacAddr>, NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let index = nl.require(ifname, "list unicast addresses")?;
         let request = nl
             .handle
@@ -415,7 +421,7 @@ pub fn unicast_addresses(ifname: &str) -> Result<Vec<MacAddr>, NetlinkError> {
 /// interface is not an error.
 pub fn del_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkError> {
     off_runtime(|| {
-        let nl = Rtnl::new(OWN_NETNS)?;
+        let nl = Rtnl::own()?;
         let Some(index) = nl.index(ifname)? else {
             return Ok(());
         };
@@ -438,7 +444,7 @@ pub fn del_unicast_address(ifname: &str, mac: MacAddr) -> Result<(), NetlinkErro
 
 /// How many holders keep `ifname` promiscuous (IFLA_PROMISCUITY), if it exists.
 pub fn promiscuity(ifname: &str) -> Result<Option<u32>, NetlinkError> {
-    let Some(msg) = off_runtime(|| Rtnl::new(OWN_NETNS)?.get(ifname))? else {
+    let Some(msg) = off_runtime(|| Rtnl::own()?.get(ifname))? else {
         return Ok(None);
     };
     Ok(msg.attributes.iter().find_map(|attr| match attr {
@@ -524,7 +530,7 @@ fn temporary_ifname() -> String {
 }
 
 fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
-    let nl = Rtnl::new(OWN_NETNS)?;
+    let nl = Rtnl::own()?;
     let host = spec.host_ifname;
     if let Some(existing) = nl.get(host)? {
         // Not one of our host ends: someone else's interface, left alone.
@@ -640,7 +646,7 @@ fn adopt_veth(
 }
 
 fn create_tap(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
-    let nl = Rtnl::new(OWN_NETNS)?;
+    let nl = Rtnl::own()?;
     let host = spec.host_ifname;
     // IFF_TUN_EXCL makes TUNSETIFF fail rather than attach to an existing
     // persistent TAP of that name; this check gives the clearer message.
@@ -775,7 +781,34 @@ struct Rtnl {
     netns: String,
 }
 
+thread_local! {
+    /// This thread's connection to its own namespace, kept across calls, with
+    /// the inode of the namespace it was opened in.
+    static OWN: std::cell::RefCell<Option<(u64, std::rc::Rc<Rtnl>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl Rtnl {
+    /// The calling thread's long-lived connection to its own namespace,
+    /// opened on first use (and again if the thread has moved to another
+    /// namespace since): the daemon's control thread makes every request
+    /// over one socket and one runtime.
+    fn own() -> Result<std::rc::Rc<Rtnl>, NetlinkError> {
+        use std::os::unix::fs::MetadataExt;
+        let netns = std::fs::metadata("/proc/thread-self/ns/net").map_or(0, |m| m.ino());
+        OWN.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            match &*cell {
+                Some((ino, nl)) if *ino == netns => Ok(nl.clone()),
+                _ => {
+                    let nl = std::rc::Rc::new(Rtnl::new(OWN_NETNS)?);
+                    *cell = Some((netns, nl.clone()));
+                    Ok(nl)
+                }
+            }
+        })
+    }
+
     fn new(netns: &str) -> Result<Self, NetlinkError> {
         let socket_err = |source| NetlinkError::Socket {
             netns: netns.to_string(),

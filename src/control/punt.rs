@@ -9,9 +9,9 @@
 //! and writes VLAN tags into the frame before it crosses: the workers get
 //! frames as a wire would carry them.
 
-use anyhow::{Context, Result};
 use xsk_rs::Umem;
 
+use super::daemon::DaemonError;
 use super::ethtool;
 use super::netlink;
 use crate::io::xdp::{AttachMode, XdpPort};
@@ -38,7 +38,7 @@ impl PuntDevice {
         bind: Bind,
         mode: AttachMode,
         rings: RingSizes,
-    ) -> Result<(PuntDevice, Vec<XskSocket>)> {
+    ) -> Result<(PuntDevice, Vec<XskSocket>), DaemonError> {
         let (ifindex, _) = netlink::create_local_veth(PUNT_TX, PUNT_RX, umems.len() as u32)?;
         // From here on, Drop deletes the pair.
         let mut dev = PuntDevice {
@@ -57,7 +57,9 @@ impl PuntDevice {
                     ],
                 )
             })
-            .with_context(|| format!("turning the offloads of {PUNT_TX} off"))?;
+            .map_err(DaemonError::io(format!(
+                "turning the offloads of {PUNT_TX} off"
+            )))?;
         let mut prog = XdpPort::attach(PUNT_RX, mode)?;
         let mut sockets = Vec::with_capacity(umems.len());
         for (w, umem) in umems.iter().enumerate() {

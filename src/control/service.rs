@@ -7,7 +7,7 @@
 //! Every change — start, SIGHUP, `endpoint add`, `endpoint del`, a
 //! container that vanished — becomes a new desired config, validated as a
 //! whole exactly as `mvdp check` validates the file, and is applied by
-//! [`Daemon::reload`], which adds, re-creates or removes only what differs.
+//! [`Daemon::reconcile`], which adds, re-creates or removes only what differs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -129,7 +129,7 @@ impl Service {
             })?;
         let config = Config::parse_with(&text, &self.runtime)?;
         config.check_host()?;
-        let changed = daemon.reload(&config)?;
+        let changed = daemon.reconcile(&config)?;
         self.file_text = text;
         Ok(changed)
     }
@@ -197,7 +197,7 @@ impl Service {
         spec.mac = Some(made.mac.to_string());
         *runtime.last_mut().expect("pushed") = spec.clone();
         daemon
-            .reload(&config)
+            .reconcile(&config)
             .map_err(|e| failed(format!("{e:#}")))?;
         let info = self
             .list(daemon)
@@ -233,7 +233,7 @@ impl Service {
         runtime.remove(pos);
         let config = Config::parse_with(&self.file_text, &runtime).map_err(|e| invalid(&e))?;
         daemon
-            .reload(&config)
+            .reconcile(&config)
             .map_err(|e| failed(format!("{e:#}")))?;
         self.runtime = runtime;
         self.save();

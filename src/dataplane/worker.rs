@@ -69,6 +69,8 @@ pub enum Command {
     AddPort(EndpointId, EndpointIo),
     /// Stop serving an endpoint; frames still staged for it are dropped.
     RemovePort(EndpointId),
+    /// Serve one more of the group listener's queues (a network added at run time).
+    AddFloodQueue(Receiver<GroupFrame>),
     /// Read the fast path's punt device through this socket: frames it
     /// could not decide, under an 802.1ad tag whose VID is the sender's id.
     SetPunt(XskSocket),
@@ -105,9 +107,6 @@ pub struct WorkerConfig {
     pub floods: Vec<Receiver<GroupFrame>>,
     /// Where flooded frames' buffers go back to the group listener.
     pub recycle: crossbeam_channel::Sender<Vec<u8>>,
-    /// Each network's `bcast_queue_len`, by `NetworkId`: the bound of the
-    /// queues of group frames the fast path copies to this worker.
-    pub flood_caps: Vec<usize>,
     /// How an idle worker waits.
     pub poll: Poll,
     /// Counters.
@@ -281,8 +280,6 @@ pub struct Worker {
     /// Group frames from the wire the fast path copied to the punt device,
     /// waiting in UMEM frames, one bounded queue per network.
     wire_floods: Vec<VecDeque<(FrameDesc, Flood)>>,
-    /// The bound of each of `wire_floods`.
-    flood_caps: Vec<usize>,
     poll: Poll,
     /// Scratch list of flood targets, reused for every group frame.
     flood_scratch: Vec<EndpointId>,
@@ -356,8 +353,7 @@ impl Worker {
             commands: cfg.commands,
             floods: cfg.floods,
             recycle: cfg.recycle,
-            wire_floods: cfg.flood_caps.iter().map(|_| VecDeque::new()).collect(),
-            flood_caps: cfg.flood_caps,
+            wire_floods: Vec::new(),
             poll: cfg.poll,
             flood_scratch: Vec::new(),
             flood_next: 0,
@@ -456,6 +452,7 @@ impl Worker {
                     self.dirty.retain(|d| *d != id);
                     self.rebuild_pollfds();
                 }
+                Ok(Command::AddFloodQueue(rx)) => self.floods.push(rx),
                 Ok(Command::SetPunt(socket)) => {
                     if let Some((old, _)) = self.punt.take() {
                         drop(old);
@@ -772,7 +769,7 @@ impl Worker {
                     }
                     _ => {
                         let q = usize::from(flood.network.0);
-                        let cap = self.flood_caps.get(q).copied().unwrap_or(1);
+                        let cap = self.fdb.network(flood.network).flood_queue_len.max(1);
                         if q >= self.wire_floods.len() {
                             self.wire_floods.resize_with(q + 1, VecDeque::new);
                         }

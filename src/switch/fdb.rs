@@ -54,6 +54,11 @@ pub struct NetworkEntry {
     pub mode: Mode,
     /// The network's endpoints, in id order (filled in by [`Fdb::new`]).
     pub members: Vec<EndpointId>,
+    /// The bound of its queue of group frames waiting to be flooded.
+    pub flood_queue_len: usize,
+    /// A network removed at run time: its id stays taken (ids are never
+    /// reused while mvdp runs), but it owns no VLAN and has no endpoints.
+    pub retired: bool,
 }
 
 impl NetworkEntry {
@@ -64,6 +69,8 @@ impl NetworkEntry {
             vlan,
             mode,
             members: Vec::new(),
+            flood_queue_len: crate::config::DEFAULT_BCAST_QUEUE_LEN,
+            retired: false,
         }
     }
 }
@@ -130,6 +137,9 @@ impl Fdb {
         }
         let mut by_vlan = HashMap::new();
         for (i, net) in networks.iter().enumerate() {
+            if net.retired {
+                continue;
+            }
             if let Some(prev) = by_vlan.insert(net.vlan.unwrap_or(0), NetworkId(i as u16)) {
                 return Err(FdbError::SharedVlan {
                     vlan: net
@@ -149,6 +159,7 @@ impl Fdb {
             let id = EndpointId(i as u16);
             let net = networks
                 .get_mut(usize::from(ep.network.0))
+                .filter(|n| !n.retired)
                 .ok_or_else(|| FdbError::UnknownNetwork(ep.name.clone()))?;
             if let Some((prev, _)) = by_mac.insert(key(net.vlan, ep.mac), (id, net.mode)) {
                 return Err(FdbError::DuplicateMac {
@@ -228,5 +239,35 @@ impl Fdb {
     /// True when no endpoint is known.
     pub fn is_empty(&self) -> bool {
         self.by_mac.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 1]);
+
+    #[test]
+    fn a_retired_network_frees_its_vlan_and_takes_no_endpoints() {
+        let mut old = NetworkEntry::new("old", Some(50), Mode::Bridge);
+        old.retired = true;
+        let new = NetworkEntry::new("new", Some(50), Mode::Private);
+        let fdb = Fdb::new(
+            vec![old.clone(), new.clone()],
+            vec![Some(EndpointEntry::new("a", MAC, NetworkId(1)))],
+        )
+        .unwrap();
+        assert_eq!(fdb.network_on(Some(50)), Some(NetworkId(1)));
+        assert_eq!(
+            fdb.lookup_with_mode(Some(50), MAC),
+            Some((EndpointId(0), Mode::Private))
+        );
+        let err = Fdb::new(
+            vec![old, new],
+            vec![Some(EndpointEntry::new("a", MAC, NetworkId(0)))],
+        )
+        .unwrap_err();
+        assert_eq!(err, FdbError::UnknownNetwork("a".into()));
     }
 }

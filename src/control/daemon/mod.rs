@@ -1,0 +1,862 @@
+//! The node daemon: builds the data plane, keeps it in line with the
+//! desired state, and tears down everything it created.
+//!
+//! Two tiers carry the frames. The workers (AF_XDP) are the complete
+//! implementation; in front of them, unless `[dataplane] fast_path = "off"`
+//! or the kernel refuses it, the tc fast path (`bpf/fastpath.c`) moves the
+//! known unicast of veth endpoints in the kernel and hands the workers the
+//! rest through the punt device. The parent's XDP program is attached only
+//! while some frame from the wire needs the workers' AF_XDP socket: an
+//! endpoint the fast path does not serve, or a network whose reflected group
+//! frames are its sender's alone (private, passthru, source).
+//!
+//! The daemon is laid out as a reconciler:
+//!
+//! - [`Daemon::start`] builds what every network and endpoint rides on, in
+//!   named steps: the queues to serve, the workers and their parent
+//!   sockets ([`Daemon::spawn_workers`]), the fast path, the group
+//!   listener; then the networks and endpoints as a plan from nothing; the
+//!   metrics exporter last (its first answer means every endpoint is up).
+//!   What is not a network or an endpoint changes only at a restart.
+//! - [`plan::plan`] compares the networks and endpoints that run with the
+//!   ones a config wants and returns small named [`Step`]s; it is pure.
+//! - [`Daemon::reconcile`] applies a plan, each step whole or not at all
+//!   (`steps.rs`: a step that fails undoes its own work).
+//!
+//! Start, SIGHUP, `endpoint add/del` over the control socket (through
+//! [`crate::control::service::Service`], which turns them into a desired
+//! config), a vanished container ([`Daemon::reap_vanished`]) and recovery
+//! after a kill (interfaces an earlier mvdp left are taken over as the
+//! steps create them) all end in `reconcile`.
+//!
+//! Teardown runs in reverse from `Drop`, so a failure half-way leaves
+//! nothing behind.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::config::{
+    BindMode, Config, Cores, EndpointConfig, EndpointKind, FastPath as FastPathMode, Mode,
+    NetworkConfig, Queues, XdpMode,
+};
+use crate::control::netlink;
+use crate::control::punt::PuntDevice;
+use crate::dataplane::{Command, Event, GroupFrame, Worker, WorkerConfig, WorkerHandle};
+use crate::io::fastpath::{FastEndpoint, FastPath};
+use crate::io::packet::GroupListener;
+use crate::io::tap::TapPort;
+use crate::io::xdp::{AttachMode, XdpPort, XdpProgram};
+use crate::io::xsk::{create_umem, Bind, RingSizes, XskSocket};
+use crate::metrics::{Exporter, WorkerStats};
+use crate::switch::{DropReason, EndpointId, Fdb, NetworkId};
+
+mod error;
+mod group;
+pub mod plan;
+mod steps;
+
+pub use error::DaemonError;
+pub use plan::{Plan, Step};
+
+type Result<T, E = DaemonError> = std::result::Result<T, E>;
+
+/// Capacity of each worker's queue for group frames with a single receiver.
+const EXPRESS_QUEUE_LEN: usize = 4096;
+/// Frame buffers the workers hand back to the group listener for reuse.
+const RECYCLED_BUFFERS: usize = 4096;
+/// Group frames the listener takes in one go before waking the workers.
+const LISTENER_BATCH: usize = 64;
+/// Entries in every AF_XDP ring (RX, TX, fill, completion).
+const RING: u32 = 2048;
+/// Fewest frames kept posted on an endpoint socket's fill ring.
+const MIN_PORT_FILL: usize = 8;
+
+/// One network being served. Its id is its index; a removed network's
+/// slot stays (retired), so ids are never reused while mvdp runs.
+struct Network {
+    config: NetworkConfig,
+    retired: bool,
+}
+
+/// One endpoint being served.
+struct Endpoint {
+    id: EndpointId,
+    /// What it was created from.
+    config: EndpointConfig,
+    network: NetworkId,
+    host_ifname: String,
+    netns_path: PathBuf,
+    /// The XDP program on a veth's host end that steers container egress into our sockets.
+    port_prog: Option<XdpPort>,
+    /// The TAP fd (closing it deletes the device).
+    tap: Option<TapPort>,
+    /// Its entry in the fast path's maps, while the fast path is on.
+    fast: Option<FastEndpoint>,
+}
+
+/// A running data plane. Dropping it tears everything down.
+pub struct Daemon {
+    /// The config it started with. Its sections other than networks and
+    /// endpoints are what runs; networks and endpoints live below.
+    config: Config,
+    /// Networks by `NetworkId`.
+    networks: Vec<Network>,
+    /// Endpoints by `EndpointId`; a free slot is `None` and is reused.
+    endpoints: Vec<Option<Endpoint>>,
+    /// Whether a passthru network ran at start (the group listener is
+    /// promiscuous and the fast path leaves group frames to it).
+    passthru_at_start: bool,
+    workers: Vec<WorkerHandle>,
+    stats: Vec<Arc<WorkerStats>>,
+    /// The parent's program; shared with the exporter, which reads its counters at scrape time.
+    xdp: Arc<Mutex<Option<XdpProgram>>>,
+    /// The kernel fast path, when on; shared with the exporter (its counters).
+    fast: Arc<Mutex<Option<FastPath>>>,
+    /// Where the fast path hands frames to the workers, while it is on.
+    punt: Option<PuntDevice>,
+    fdb: Arc<RwLock<Arc<Fdb>>>,
+    /// The group listener's queue for each network, by `NetworkId`.
+    flood_queues: Arc<Mutex<Vec<Sender<GroupFrame>>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    exporter: Option<Arc<Exporter>>,
+    /// Worker reports (a dead endpoint device).
+    events: Receiver<Event>,
+    events_tx: Sender<Event>,
+    /// Bumped on every FDB publication, so the group listener refreshes its snapshot.
+    fdb_generation: Arc<AtomicU64>,
+    /// MACs mvdp added to the parent's unicast filter (removed at teardown).
+    unicast_addresses: Vec<crate::wire::MacAddr>,
+    /// How the parent accepts the endpoints' MACs ([`MacFilter`] as u8; 0 = not yet).
+    mac_filter: Arc<AtomicU8>,
+    /// What endpoints and a late XDP program are built from.
+    plumbing: Plumbing,
+    /// Endpoint ids an earlier mvdp used for host ends it left, by host
+    /// interface name: a re-created endpoint takes its old id (and so its
+    /// old interface) back.
+    leftover_ids: Vec<(String, EndpointId)>,
+    torn_down: bool,
+}
+
+/// What start-up set up that later steps build on: an endpoint added at
+/// run time, or the XDP program attached late for one the workers serve.
+#[derive(Default)]
+struct Plumbing {
+    /// One UMEM per worker, in worker order.
+    umems: Vec<xsk_rs::Umem>,
+    /// The parent's socket per RX queue: (queue, fd), for the XSKMAP.
+    parent_fds: Vec<(u32, std::os::fd::RawFd)>,
+    /// How XDP programs attach.
+    mode: AttachMode,
+    /// How AF_XDP sockets bind.
+    bind: Option<Bind>,
+    /// How the parent's sockets did bind: "zero-copy" or "copy".
+    bound: &'static str,
+    /// Each worker's express queue for group frames with one receiver.
+    express: Vec<Sender<GroupFrame>>,
+    /// Buffers the workers hand back to the group listener.
+    recycle: Option<Receiver<Vec<u8>>>,
+}
+
+/// How many RX and TX queues an interface has (ETHTOOL_GCHANNELS), if the driver says.
+fn queue_counts(ifname: &str) -> Option<(u32, u32)> {
+    const ETHTOOL_GCHANNELS: u32 = 0x3c;
+    // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined,
+    // rx_count, tx_count, other_count, combined_count.
+    let mut ch = [0u32; 9];
+    ch[0] = ETHTOOL_GCHANNELS;
+    let mut ifr = crate::control::ethtool::ifreq_for(ifname).ok()?;
+    ifr.ifr_ifru.ifru_data = ch.as_mut_ptr().cast();
+    // SAFETY: socket(2) takes no pointers; the result is checked.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return None;
+    }
+    // SAFETY: `ifr` names the interface and points at `ch`, a live
+    // ethtool_channels-sized buffer the kernel fills during the call.
+    let rc = unsafe { libc::ioctl(sock, libc::SIOCETHTOOL, &mut ifr) };
+    // SAFETY: closing the socket we opened above.
+    unsafe { libc::close(sock) };
+    if rc < 0 {
+        return None;
+    }
+    Some((ch[5] + ch[8], ch[6] + ch[8]))
+}
+
+/// How the parent accepts frames for the endpoints' MACs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum MacFilter {
+    /// The MACs are in the NIC's unicast filter.
+    Unicast = 1,
+    /// The driver has no unicast filter: the kernel made the NIC promiscuous.
+    Promiscuous = 2,
+}
+
+impl MacFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            MacFilter::Unicast => "unicast_filter",
+            MacFilter::Promiscuous => "promiscuous",
+        }
+    }
+}
+
+/// Endpoint names of host shims: `@` cannot appear in a configured name.
+const SHIM_MARK: &str = "host-shim@";
+
+fn is_shim(ep: &EndpointConfig) -> bool {
+    ep.name.starts_with(SHIM_MARK)
+}
+
+/// Adds, for every network with `host_shim`, an endpoint in mvdp's own
+/// namespace: a veth whose far end (`mvshim-<network>`) is the host's
+/// interface on that network, as the well-known macvlan workaround does by
+/// hand. The host reaches its containers through it, and they reach the host.
+fn add_host_shims(config: &mut Config) {
+    let shims: Vec<EndpointConfig> = config
+        .networks
+        .iter()
+        .filter_map(|n| {
+            let ip = n.host_shim?;
+            let mut ifname = format!("mvshim-{}", n.name);
+            ifname.truncate(15);
+            Some(EndpointConfig {
+                name: format!("{SHIM_MARK}{}", n.name),
+                network: n.name.clone(),
+                kind: EndpointKind::Veth,
+                netns: crate::config::NetnsRef::Path(PathBuf::from("/proc/self/ns/net")),
+                ifname,
+                ip,
+                mac: crate::wire::MacAddr::docker_default(ip),
+                allowed_sources: Vec::new(),
+                rate_limit: None,
+            })
+        })
+        .collect();
+    config.endpoints.extend(shims);
+}
+
+/// The host-side interface name of endpoint `id`: `mv<id>-<name>`, cut to IFNAMSIZ.
+fn host_ifname(id: usize, name: &str) -> String {
+    let mut s = format!("mv{id}-{name}");
+    s.truncate(15);
+    s
+}
+
+/// The endpoint id in a host interface name [`host_ifname`] made.
+fn id_in_host_ifname(ifname: &str) -> Option<EndpointId> {
+    let rest = ifname.strip_prefix("mv")?;
+    let digits = rest.split_once('-')?.0;
+    digits.parse().ok().map(EndpointId)
+}
+
+impl Daemon {
+    /// Builds the data plane and brings up every network and endpoint of
+    /// `config`. `metrics` is the listener for `/metrics` (bound by the caller).
+    pub fn start(config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
+        let mut desired = config.clone();
+        add_host_shims(&mut desired);
+        let queues = Self::queues_to_serve(&config)?;
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let mut d = Daemon {
+            passthru_at_start: config.networks.iter().any(|n| n.mode == Mode::Passthru),
+            config,
+            networks: Vec::new(),
+            endpoints: Vec::new(),
+            workers: Vec::new(),
+            stats: Vec::new(),
+            xdp: Arc::new(Mutex::new(None)),
+            fast: Arc::new(Mutex::new(None)),
+            punt: None,
+            fdb: Arc::new(RwLock::new(Arc::new(Fdb::default()))),
+            flood_queues: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            exporter: None,
+            events: events_rx,
+            events_tx,
+            fdb_generation: Arc::new(AtomicU64::new(0)),
+            unicast_addresses: Vec::new(),
+            mac_filter: Arc::new(AtomicU8::new(0)),
+            plumbing: Plumbing::default(),
+            leftover_ids: Vec::new(),
+            torn_down: false,
+        };
+        d.spawn_workers(&queues, desired.endpoints.len())?;
+        d.load_fast_path();
+        d.open_group_listener()?;
+        if !d.needs_xdp(&desired.endpoints) {
+            log::info!(
+                "no XDP program on {}: the fast path serves every endpoint",
+                d.config.parent.interface
+            );
+        }
+        // What an earlier mvdp left (it was killed) is taken over as the
+        // endpoints are created, and whatever is left after that goes.
+        d.claim_leftovers();
+        let plan = plan::plan(&d.running(), &desired);
+        d.apply(&desired, &plan)?;
+        d.drop_leftovers();
+        d.note_mac_filter()?;
+        // Last: a scrape that answers says every endpoint is up.
+        d.serve_metrics(metrics)?;
+        Ok(d)
+    }
+
+    /// The parent's RX queues to serve, each one it can also transmit on.
+    fn queues_to_serve(config: &Config) -> Result<Vec<u32>> {
+        let parent = &config.parent.interface;
+        let counts = queue_counts(parent);
+        let queues: Vec<u32> = match &config.parent.queues {
+            Queues::All => (0..counts.map_or(1, |c| c.0.max(1))).collect(),
+            Queues::List(l) => l.clone(),
+        };
+        // Copy-mode AF_XDP transmits on the socket's queue id: a queue the
+        // device cannot transmit on would swallow every frame sent there.
+        if let Some((rx, tx)) = counts {
+            if let Some(&queue) = queues.iter().find(|&&q| q >= rx.max(1) || q >= tx.max(1)) {
+                return Err(DaemonError::QueueUnserved {
+                    parent: parent.clone(),
+                    rx,
+                    tx,
+                    queue,
+                });
+            }
+        }
+        Ok(queues)
+    }
+
+    /// One worker per queue, each with its UMEM and its socket on the
+    /// parent's queue, pinned to a core; `endpoints` is how many endpoints
+    /// share the UMEM's fill budget.
+    fn spawn_workers(&mut self, queues: &[u32], endpoints: usize) -> Result<()> {
+        let parent = self.config.parent.interface.clone();
+        let cores = match &self.config.workers.cores {
+            Cores::Auto => core_affinity::get_core_ids().unwrap_or_default(),
+            Cores::List(l) => l.iter().map(|&id| core_affinity::CoreId { id }).collect(),
+        };
+        let bind = match self.config.parent.bind {
+            BindMode::Auto => Bind::Auto,
+            BindMode::ZeroCopy => Bind::ZeroCopy,
+            BindMode::Copy => Bind::Copy,
+        };
+        let frames = self.config.parent.umem_frames;
+        let rings = RingSizes { rx: RING, tx: RING };
+        // Group frames from the wire: one bounded queue per network
+        // (`bcast_queue_len`, made as the network is added), served by the
+        // worker the network falls to (network k: worker k mod n), so a
+        // network's group frames stay in order and networks spread over the
+        // workers; plus an express queue per worker for frames with a single
+        // receiver, which cost what a unicast frame does. Buffers go back to
+        // the listener for reuse.
+        let (recycle_tx, recycle_rx) = bounded(RECYCLED_BUFFERS);
+        // The punt device's sockets share the parent's fill budget.
+        let fill_sharers = if self.config.dataplane.fast_path == FastPathMode::On {
+            2
+        } else {
+            1
+        };
+        // Half the UMEM may sit posted on fill rings, the rest carries frames
+        // in flight and flood copies: the parent (and with the fast path, the
+        // punt device) get up to half of that half, the endpoints share what
+        // is left.
+        let parent_fill = (frames as usize / 4).min(RING as usize) / fill_sharers;
+        let per_port =
+            ((frames as usize / 2 - parent_fill * fill_sharers) / endpoints.max(1)).min(256);
+        if per_port < MIN_PORT_FILL {
+            return Err(DaemonError::UmemTooSmall {
+                frames,
+                endpoints,
+                per_port: MIN_PORT_FILL,
+            });
+        }
+        for (i, &q) in queues.iter().enumerate() {
+            let umem = create_umem(frames, self.config.parent.frame_size, RING)?;
+            let sock = XskSocket::bind(&umem.umem, &parent, q, bind, rings)?;
+            log::info!(
+                "{parent} queue {q}: AF_XDP socket bound ({})",
+                if sock.zerocopy {
+                    "zero-copy"
+                } else {
+                    "copy mode"
+                }
+            );
+            self.plumbing.bound = if sock.zerocopy { "zero-copy" } else { "copy" };
+            self.plumbing.parent_fds.push((q, sock.fd()));
+            self.plumbing.umems.push(umem.umem.clone());
+            let (express_tx, express_rx) = bounded(EXPRESS_QUEUE_LEN);
+            self.plumbing.express.push(express_tx);
+            let stats = Arc::new(WorkerStats::new(q.to_string()));
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let cfg = WorkerConfig {
+                queue: q,
+                core: if cores.is_empty() {
+                    None
+                } else {
+                    Some(cores[i % cores.len()])
+                },
+                parent_fill,
+                punt_fill: parent_fill,
+                port_fill: per_port,
+                tx_ring: RING as usize,
+                umem,
+                parent: sock,
+                fdb: self.fdb(),
+                batch: self.config.workers.batch,
+                commands: rx,
+                floods: vec![express_rx],
+                recycle: recycle_tx.clone(),
+                poll: self.config.workers.poll,
+                stats: stats.clone(),
+                events: self.events_tx.clone(),
+            };
+            let worker = Worker::spawn(cfg, tx).map_err(DaemonError::io("starting a worker"))?;
+            self.workers.push(worker);
+            self.stats.push(stats);
+        }
+        self.plumbing.mode = match self.config.parent.xdp_mode {
+            XdpMode::Auto => AttachMode::Auto,
+            XdpMode::Native => AttachMode::Native,
+            XdpMode::Skb => AttachMode::Skb,
+        };
+        self.plumbing.bind = Some(bind);
+        self.plumbing.recycle = Some(recycle_rx);
+        Ok(())
+    }
+
+    /// The kernel fast path, in front of the workers, unless it is off;
+    /// if the kernel refuses it, every frame goes through the workers.
+    fn load_fast_path(&mut self) {
+        if self.config.dataplane.fast_path != FastPathMode::On {
+            log::info!(
+                "fast path off ([dataplane] fast_path): every frame goes through the workers"
+            );
+            return;
+        }
+        match self.enable_fast_path() {
+            Ok(()) => log::info!(
+                "fast path on: known unicast of veth endpoints moves in the kernel (tc on {} and the endpoints); the workers carry the rest",
+                self.config.parent.interface
+            ),
+            Err(e) => log::warn!(
+                "fast path unavailable, so every frame goes through the workers: {e}"
+            ),
+        }
+    }
+
+    /// Loads the fast path: the punt device (a socket per worker) and the
+    /// tc programs, the parent's attached. On failure nothing stays behind.
+    fn enable_fast_path(&mut self) -> Result<()> {
+        let parent = self.config.parent.interface.clone();
+        let parent_ifindex =
+            netlink::link_index(&parent)?.ok_or_else(|| DaemonError::ParentGone(parent.clone()))?;
+        let (punt, sockets) = PuntDevice::create(
+            &self.plumbing.umems,
+            self.plumbing.bind.expect("workers first"),
+            self.plumbing.mode,
+            RingSizes { rx: RING, tx: RING },
+        )?;
+        // A passthru network keeps the packet socket, for its promiscuity.
+        let wire_groups = !self.passthru_at_start;
+        let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex, wire_groups)?;
+        for (w, socket) in sockets.into_iter().enumerate() {
+            self.workers[w].commands.send(Command::SetPunt(socket)).ok();
+            self.workers[w].wake.wake();
+        }
+        *self.fast.lock().expect("fast path lock") = Some(fast);
+        self.punt = Some(punt);
+        Ok(())
+    }
+
+    /// Group frames from the wire: the fast path's tc program copies them
+    /// to the workers; without it (or for a passthru network, which wants
+    /// the parent promiscuous) a packet socket on the parent does.
+    fn open_group_listener(&mut self) -> Result<()> {
+        let passthru = self.passthru_at_start;
+        if self.fast.lock().expect("fast path lock").is_some() && !passthru {
+            return Ok(());
+        }
+        let parent = self.config.parent.interface.clone();
+        let listener_stats = Arc::new(WorkerStats::new("group".into()));
+        self.stats.push(listener_stats.clone());
+        let ifindex =
+            netlink::link_index(&parent)?.ok_or_else(|| DaemonError::ParentGone(parent.clone()))?;
+        // Passthru receives frames for any MAC, as the kernel's passthru does.
+        let listener = GroupListener::open(ifindex, Duration::from_millis(200), passthru)
+            .map_err(DaemonError::io("opening the group listener"))?;
+        let path = group::GroupPath {
+            listener,
+            fdb: self.fdb.clone(),
+            generation: self.fdb_generation.clone(),
+            out: self.flood_queues.clone(),
+            express: self.plumbing.express.clone(),
+            wakes: self.workers.iter().map(|w| w.wake.clone()).collect(),
+            recycle: self.plumbing.recycle.clone().expect("workers first"),
+            stats: listener_stats,
+            stop: self.stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("mvdp-group".into())
+            .spawn(move || group::group_listener(path, 65536))
+            .map_err(DaemonError::io("starting the group listener"))?;
+        self.threads.push(thread);
+        Ok(())
+    }
+
+    /// The Prometheus exporter on `listener`, with the XDP program's and
+    /// the fast path's counters read at scrape time.
+    fn serve_metrics(&mut self, listener: Option<TcpListener>) -> Result<()> {
+        let Some(listener) = listener else {
+            return Ok(());
+        };
+        let mut exporter = Exporter::install(self.stats.clone(), self.fdb.clone())
+            .map_err(|e| DaemonError::Metrics(e.to_string()))?;
+        let xdp = self.xdp.clone();
+        exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
+        let fast = self.fast.clone();
+        exporter.add_source(fast.clone());
+        exporter.add_hook(Box::new(move || publish_fast_path_state(&fast)));
+        let filter = self.mac_filter.clone();
+        exporter.add_hook(Box::new(move || {
+            let mode = filter.load(Ordering::Relaxed);
+            for m in [MacFilter::Unicast, MacFilter::Promiscuous] {
+                metrics::gauge!("mvdp_parent_mac_filter", "mode" => m.as_str())
+                    .set(f64::from(u8::from(mode == m as u8)));
+            }
+        }));
+        let exporter = Arc::new(exporter);
+        let thread = crate::metrics::serve(listener, exporter.clone(), self.stop.clone())
+            .map_err(DaemonError::io("serving metrics"))?;
+        self.threads.push(thread);
+        self.exporter = Some(exporter);
+        Ok(())
+    }
+
+    /// Records how the parent takes the endpoints' MACs: promiscuous now,
+    /// whoever made it so (an earlier entry on a device without a filter,
+    /// tcpdump), or through its unicast filter.
+    fn note_mac_filter(&self) -> Result<()> {
+        let parent = &self.config.parent.interface;
+        let mode = if netlink::promiscuity(parent)?.unwrap_or(0) > 0 {
+            log::info!("{parent} has no unicast filter: the kernel made it promiscuous for the endpoint MACs");
+            MacFilter::Promiscuous
+        } else {
+            MacFilter::Unicast
+        };
+        self.mac_filter.store(mode as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// What runs now, for [`plan::plan`].
+    fn running(&self) -> plan::Running<'_> {
+        plan::Running {
+            config: &self.config,
+            networks: self
+                .networks
+                .iter()
+                .filter(|n| !n.retired)
+                .map(|n| &n.config)
+                .collect(),
+            endpoints: self.endpoints.iter().flatten().map(|e| &e.config).collect(),
+            passthru_at_start: self.passthru_at_start,
+        }
+    }
+
+    /// Brings the running networks and endpoints in line with `desired`
+    /// (the config file plus runtime endpoints): plans the difference and
+    /// applies it step by step. Keys that take a restart are logged by name
+    /// and keep their running values. Returns what was done; on failure the
+    /// steps that could be applied are, and the error names the others.
+    pub fn reconcile(&mut self, desired: &Config) -> Result<Vec<String>> {
+        let mut desired = desired.clone();
+        add_host_shims(&mut desired);
+        let plan = plan::plan(&self.running(), &desired);
+        for key in &plan.restart_only {
+            log::warn!("{key} changed; it takes effect at a restart and keeps its running value");
+        }
+        self.apply(&desired, &plan)
+    }
+
+    /// Every running endpoint, with its counters over both tiers (host
+    /// shims included). `origin` is left "config" for the caller to refine.
+    pub fn endpoint_infos(&self) -> Vec<crate::control::api::EndpointInfo> {
+        use crate::metrics::CounterSource;
+        let mut out = Vec::new();
+        for state in self.endpoints.iter().flatten() {
+            let ep = &state.config;
+            let mut sums = crate::metrics::endpoint_totals(&self.stats, state.id);
+            for (a, b) in sums.iter_mut().zip(self.fast.endpoint(state.id)) {
+                *a += b;
+            }
+            let [rx_packets, rx_bytes, tx_packets, tx_bytes] = sums;
+            out.push(crate::control::api::EndpointInfo {
+                name: ep.name.clone(),
+                network: ep.network.clone(),
+                kind: match ep.kind {
+                    EndpointKind::Veth => "veth",
+                    EndpointKind::Tap => "tap",
+                }
+                .into(),
+                netns: ep.netns.to_string(),
+                ifname: ep.ifname.clone(),
+                host_ifname: state.host_ifname.clone(),
+                ip: ep.ip.to_string(),
+                mac: ep.mac.to_string(),
+                origin: "config".into(),
+                path: if state.fast.is_some_and(|f| f.port.is_some()) {
+                    "fast"
+                } else {
+                    "workers"
+                }
+                .into(),
+                rx_packets,
+                rx_bytes,
+                tx_packets,
+                tx_bytes,
+            });
+        }
+        out
+    }
+
+    /// The daemon's state for `mvdp status`; the caller fills in what only
+    /// it knows (uptime, config file).
+    pub fn status(&self) -> crate::control::api::Status {
+        let xdp = match self.xdp.lock().expect("xdp lock").as_ref() {
+            None => "none",
+            Some(p) => match p.attached_mode() {
+                crate::io::xdp::AttachedMode::Native => "native",
+                crate::io::xdp::AttachedMode::Skb => "skb",
+            },
+        };
+        // Each lock taken and released on its own line: a guard living to
+        // the end of the struct expression below would deadlock the totals.
+        let fast_path = self.fast.lock().expect("fast path lock").is_some();
+        let drops = {
+            use crate::metrics::CounterSource;
+            let mut t = crate::metrics::totals(&self.stats);
+            t.add(&self.fast.totals());
+            DropReason::ALL
+                .iter()
+                .map(|r| (r.as_str().to_string(), t.drops[*r as usize]))
+                .collect()
+        };
+        crate::control::api::Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            uptime_seconds: 0,
+            parent: self.config.parent.interface.clone(),
+            xdp: xdp.into(),
+            bind: self.plumbing.bound.into(),
+            fast_path,
+            workers: self
+                .workers
+                .iter()
+                .zip(&self.stats)
+                .map(|(w, s)| crate::control::api::WorkerInfo {
+                    queue: s.queue.parse().unwrap_or(0),
+                    alive: !w.thread.is_finished(),
+                })
+                .collect(),
+            endpoints: self.endpoints.iter().flatten().count(),
+            config_file: String::new(),
+            config_changed: false,
+            drops,
+        }
+    }
+
+    /// The RX queues whose worker thread has ended while the daemon runs (a panic).
+    pub fn dead_workers(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .zip(&self.stats)
+            .filter(|(w, _)| w.thread.is_finished())
+            .map(|(_, s)| s.queue.clone())
+            .collect()
+    }
+
+    /// The counters of every worker (and of the group listener).
+    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+        &self.stats
+    }
+
+    /// The FDB in force.
+    pub fn fdb(&self) -> Arc<Fdb> {
+        self.fdb.read().expect("fdb lock").clone()
+    }
+
+    /// Removes endpoints whose container namespace or interface has
+    /// vanished, leaving the others running: one netlink request lists the
+    /// host ends, whatever their number. Returns the names removed.
+    pub fn reap_vanished(&mut self) -> Vec<String> {
+        let mut gone: Vec<EndpointId> = self
+            .events
+            .try_iter()
+            .map(|e| match e {
+                Event::PortDead(id) => id,
+            })
+            .collect();
+        let links = match netlink::endpoint_links() {
+            Ok(links) => Some(links),
+            Err(e) => {
+                log::warn!("listing the endpoint interfaces: {e}");
+                None
+            }
+        };
+        for ep in self.endpoints.iter().flatten() {
+            let netns_gone = !ep.netns_path.exists();
+            let link_gone = ep.config.kind == EndpointKind::Veth
+                && links.as_ref().is_some_and(|l| !l.contains(&ep.host_ifname));
+            if (netns_gone || link_gone) && !gone.contains(&ep.id) {
+                gone.push(ep.id);
+            }
+        }
+        let mut names = Vec::new();
+        for id in gone {
+            if let Some(name) = self.remove_endpoint(id) {
+                log::warn!("endpoint {name}: its container or interface vanished; removed it, the others go on");
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Stops the workers, detaches every XDP program and deletes every interface mvdp created.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let mut errors = Vec::new();
+        // The parent first: from here on every frame goes to the host stack.
+        let xdp = self.xdp.lock().map(|mut x| x.take()).unwrap_or(None);
+        if let Some(xdp) = xdp {
+            if let Err(e) = xdp.detach() {
+                errors.push(format!("{e}"));
+            }
+        }
+        let mut fast = self.fast.lock().map(|mut f| f.take()).unwrap_or(None);
+        if let Some(fast) = fast.as_mut() {
+            if let Err(e) = fast.detach_wire() {
+                errors.push(format!("{e}"));
+            }
+        }
+        // Then the veth host ends, in one request where possible, before the
+        // workers stop: the kernel detaches their programs and unbinds their
+        // sockets as it deletes them, under one lock, where detaching each
+        // program from a live device or closing each bound socket would wait
+        // for an RCU grace period of its own (256 endpoints: 7 s instead of 3).
+        // With `keep_endpoints_on_exit` they stay, for the next start to take over.
+        let keep = self.config.control.keep_endpoints_on_exit;
+        let endpoints: Vec<Endpoint> = self.endpoints.drain(..).flatten().collect();
+        let veths: Vec<String> = endpoints
+            .iter()
+            .filter(|ep| ep.config.kind == EndpointKind::Veth && !keep)
+            .map(|ep| ep.host_ifname.clone())
+            .collect();
+        match netlink::delete_endpoint_links(&veths) {
+            Ok(failed) => errors.extend(failed.into_iter().map(|(_, e)| e.to_string())),
+            Err(e) => errors.push(e.to_string()),
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &self.workers {
+            w.commands.send(Command::Stop).ok();
+            w.wake.wake();
+        }
+        for w in self.workers.drain(..) {
+            if w.thread.join().is_err() {
+                errors.push("a worker panicked".into());
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Deletes the punt device.
+        self.punt = None;
+        if keep {
+            self.unicast_addresses.clear();
+        }
+        for mac in self.unicast_addresses.drain(..) {
+            if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, mac) {
+                errors.push(format!("{e}"));
+            }
+        }
+        if errors.is_empty() && !keep {
+            let _ = std::fs::remove_file(self.unicast_record());
+        }
+        // Closing a TAP fd deletes its device; the programs on the deleted
+        // host ends are detached already.
+        drop(endpoints);
+        drop(fast);
+        if errors.is_empty() && keep {
+            log::info!("shut down: programs detached, workers stopped; endpoint interfaces kept for the next start (keep_endpoints_on_exit)");
+            Ok(())
+        } else if errors.is_empty() {
+            log::info!("shut down cleanly: XDP detached, workers stopped, interfaces deleted");
+            Ok(())
+        } else {
+            Err(DaemonError::Shutdown(errors))
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            log::error!("{e:#}");
+        }
+    }
+}
+
+/// Publishes the parent XDP program's per-CPU counters, summed (zeros while
+/// no program is attached: no frame went through one).
+fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
+    let Ok(guard) = xdp.lock() else { return };
+    let prog = guard.as_ref();
+    let c = prog.and_then(|p| p.counters().ok()).unwrap_or_default();
+    for (action, n) in [
+        ("redirect", c.redirect),
+        ("pass_host", c.pass_host),
+        ("pass_group", c.pass_group),
+        ("no_socket", c.no_socket),
+        ("short", c.short),
+        ("pass_fast", c.pass_fast),
+    ] {
+        metrics::counter!("mvdp_xdp_frames_total", "action" => action).absolute(n);
+    }
+    metrics::counter!("mvdp_xdp_rx_frames_total").absolute(c.rx);
+    metrics::gauge!("mvdp_xdp_attached").set(f64::from(u8::from(prog.is_some())));
+    metrics::gauge!("mvdp_xdp_native").set(f64::from(u8::from(
+        prog.is_some_and(|p| p.attached_mode() == crate::io::xdp::AttachedMode::Native),
+    )));
+}
+
+/// Publishes whether the fast path is on, how many endpoints it serves, the
+/// frames it decided itself (from the wire, from containers), those it
+/// handed to the workers and those from the wire it left to the host.
+fn publish_fast_path_state(fast: &Mutex<Option<FastPath>>) {
+    let Ok(guard) = fast.lock() else { return };
+    let fp = guard.as_ref();
+    metrics::gauge!("mvdp_fast_path_active").set(f64::from(u8::from(fp.is_some())));
+    metrics::gauge!("mvdp_fast_path_endpoints").set(fp.map_or(0, FastPath::ports) as f64);
+    let c = fp.and_then(|fp| fp.counters().ok());
+    for (action, n) in [
+        ("from_wire", c.map_or(0, |c| c.rx_wire)),
+        ("from_endpoint", c.map_or(0, |c| c.rx_endpoint)),
+        ("punted", c.map_or(0, |c| c.punted)),
+        ("group_copied", c.map_or(0, |c| c.group_copied)),
+        ("passed", c.map_or(0, |c| c.passed)),
+    ] {
+        metrics::counter!("mvdp_fast_path_frames_total", "action" => action).absolute(n);
+    }
+}

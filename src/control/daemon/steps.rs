@@ -1,0 +1,763 @@
+//! The steps a [`Plan`] is made of, each applied whole or not at all: a
+//! step that fails undoes what it did before it reports the failure, and
+//! the plan goes on with the steps that do not depend on it.
+//!
+//! Adding endpoints is batched: each is created (interface, sockets on
+//! every worker, fast-path entry), then the FDB is published once, then
+//! each is steered (the parent's unicast filter, the XDP and fast-path
+//! maps, the host shim's routes). An endpoint whose creation or steering
+//! fails is removed again; the others of the batch stay.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::{EndpointConfig, NetworkConfig};
+use crate::control::netlink::{EndpointLinkSpec, LinkKind};
+use crate::dataplane::EndpointIo;
+use crate::switch::{EndpointEntry, NetworkEntry};
+
+impl Daemon {
+    /// Applies `plan`, made against `desired` (host shims included).
+    /// Returns the steps done; if any failed, an error naming each failure
+    /// (the others are applied).
+    pub(super) fn apply(&mut self, desired: &Config, plan: &Plan) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        let mut batch: Vec<EndpointConfig> = Vec::new();
+        for step in &plan.steps {
+            if let Step::AddEndpoint(name) = step {
+                batch.extend(desired.endpoint(name).cloned());
+                continue;
+            }
+            self.add_endpoints(std::mem::take(&mut batch), &mut done, &mut failed);
+            let result = match step {
+                Step::RemoveEndpoint(name) => {
+                    self.remove_endpoint_named(name);
+                    Ok(())
+                }
+                Step::RemoveNetwork(name) => self.remove_network(name),
+                Step::AddNetwork(name) => match desired.network(name) {
+                    Some(net) => self.add_network(net),
+                    None => Ok(()),
+                },
+                Step::UpdateEndpoint(name) => match desired.endpoint(name) {
+                    Some(ep) => self.update_endpoint(ep),
+                    None => Ok(()),
+                },
+                Step::AddEndpoint(_) => unreachable!("batched above"),
+            };
+            match result {
+                Ok(()) => {
+                    log::info!("{step}");
+                    done.push(step.to_string());
+                }
+                Err(e) => {
+                    log::error!("{step}: {e}");
+                    failed.push(e.to_string());
+                }
+            }
+        }
+        self.add_endpoints(batch, &mut done, &mut failed);
+        if failed.is_empty() {
+            Ok(done)
+        } else {
+            Err(DaemonError::Steps(failed))
+        }
+    }
+
+    /// The endpoint with id `id`, if it runs.
+    fn endpoint(&self, id: EndpointId) -> Option<&Endpoint> {
+        self.endpoints
+            .get(usize::from(id.0))
+            .and_then(Option::as_ref)
+    }
+
+    /// The running (not retired) network called `name`.
+    fn network_id(&self, name: &str) -> Option<NetworkId> {
+        self.networks
+            .iter()
+            .position(|n| !n.retired && n.config.name == name)
+            .map(|i| NetworkId(i as u16))
+    }
+
+    fn network_config(&self, id: NetworkId) -> &NetworkConfig {
+        &self.networks[usize::from(id.0)].config
+    }
+
+    /// Step: starts serving a network. Its flood queue goes to the worker
+    /// the network falls to, then the FDB with it is published.
+    fn add_network(&mut self, net: &NetworkConfig) -> Result<()> {
+        let id = NetworkId(self.networks.len() as u16);
+        self.networks.push(Network {
+            config: net.clone(),
+            retired: false,
+        });
+        // A VLAN another network owns: refused before anything is made.
+        let fdb = match self.current_fdb() {
+            Ok(fdb) => fdb,
+            Err(e) => {
+                self.networks.pop();
+                return Err(DaemonError::from(e).network(&net.name));
+            }
+        };
+        let (tx, rx) = bounded(net.bcast_queue_len.max(1));
+        let worker = &self.workers[usize::from(id.0) % self.workers.len()];
+        worker.commands.send(Command::AddFloodQueue(rx)).ok();
+        worker.wake.wake();
+        self.flood_queues
+            .lock()
+            .expect("flood queues lock")
+            .push(tx);
+        self.publish(Arc::new(fdb));
+        Ok(())
+    }
+
+    /// Step: retires a network whose endpoints are gone. Its id stays taken.
+    fn remove_network(&mut self, name: &str) -> Result<()> {
+        let Some(id) = self.network_id(name) else {
+            return Ok(());
+        };
+        let users: Vec<EndpointId> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .filter(|e| e.network == id)
+            .map(|e| e.id)
+            .collect();
+        for ep in users {
+            self.remove_endpoint(ep);
+        }
+        self.networks[usize::from(id.0)].retired = true;
+        let fdb = self.current_fdb()?;
+        self.publish(Arc::new(fdb));
+        Ok(())
+    }
+
+    /// Step: an endpoint's policy changes in place (allowed sources, rate
+    /// limit); on failure its old policy stays.
+    fn update_endpoint(&mut self, new: &EndpointConfig) -> Result<()> {
+        let Some(state) = self
+            .endpoints
+            .iter_mut()
+            .flatten()
+            .find(|e| e.config.name == new.name)
+        else {
+            return Ok(());
+        };
+        let old = (
+            state.config.allowed_sources.clone(),
+            state.config.rate_limit,
+        );
+        state.config.allowed_sources = new.allowed_sources.clone();
+        state.config.rate_limit = new.rate_limit;
+        // A rate limit is the workers' to enforce: the fast path hands them
+        // all the endpoint sends while it has one.
+        let mut result = Ok(());
+        if let Some(fe) = state.fast.as_mut() {
+            fe.punt_egress = new.rate_limit.is_some();
+            if let Some(fast) = self.fast.lock().expect("fast path lock").as_mut() {
+                result = fast.set_endpoint(fe);
+            }
+        }
+        if let Err(e) = result {
+            state.config.allowed_sources = old.0;
+            state.config.rate_limit = old.1;
+            if let Some(fe) = state.fast.as_mut() {
+                fe.punt_egress = old.1.is_some();
+            }
+            return Err(DaemonError::from(e).endpoint(&new.name));
+        }
+        let fdb = self.current_fdb()?;
+        self.publish(Arc::new(fdb));
+        Ok(())
+    }
+
+    /// Steps: adds a batch of endpoints (see the module doc), recording
+    /// each one done or failed.
+    fn add_endpoints(
+        &mut self,
+        batch: Vec<EndpointConfig>,
+        done: &mut Vec<String>,
+        failed: &mut Vec<String>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut fail = |name: &str, e: DaemonError| {
+            let e = e.endpoint(name);
+            log::error!("{e}");
+            failed.push(e.to_string());
+        };
+        // The workers need the wire's frames for one of these: the XDP
+        // program first (it passes everything until MACs are added).
+        if let Err(e) = self.ensure_xdp(&batch) {
+            for ep in &batch {
+                fail(&ep.name, DaemonError::Steps(vec![e.to_string()]));
+            }
+            return;
+        }
+        let mut created = Vec::new();
+        for ep in &batch {
+            match self.create_endpoint(ep) {
+                Ok(id) => created.push(id),
+                Err(e) => fail(&ep.name, e),
+            }
+        }
+        let fdb = match self.current_fdb() {
+            Ok(fdb) => Arc::new(fdb),
+            Err(e) => {
+                // Validation keeps MACs apart; should it not, none of the batch stays.
+                for id in created {
+                    if let Some(name) = self.remove_endpoint(id) {
+                        fail(&name, e.clone().into());
+                    }
+                }
+                return;
+            }
+        };
+        self.publish(fdb);
+        let parent = self.config.parent.interface.clone();
+        // An address already in the parent's list is someone else's: used, never removed.
+        let preexisting = netlink::unicast_addresses(&parent).unwrap_or_default();
+        let recorded = self.unicast_addresses.len();
+        for id in created {
+            match self.steer(id, &preexisting) {
+                Ok(()) => {
+                    let ep = &self.endpoints[usize::from(id.0)].as_ref().expect("created");
+                    done.push(format!("add endpoint {}", ep.config.name));
+                }
+                Err(e) => {
+                    if let Some(name) = self.remove_endpoint(id) {
+                        fail(&name, e);
+                    }
+                }
+            }
+        }
+        // One write for the batch, whether or not every endpoint made it.
+        if self.unicast_addresses.len() != recorded {
+            self.record_unicast();
+        }
+    }
+
+    /// The id for a new endpoint: the one an earlier mvdp gave it, if its
+    /// interface is still there; else the lowest free id not held for such
+    /// an interface.
+    fn allocate_id(&self, name: &str) -> Result<EndpointId> {
+        let free = |id: EndpointId| {
+            self.endpoints
+                .get(usize::from(id.0))
+                .is_none_or(Option::is_none)
+        };
+        if let Some(&(_, id)) = self
+            .leftover_ids
+            .iter()
+            .find(|(ifname, id)| *ifname == host_ifname(usize::from(id.0), name) && free(*id))
+        {
+            return Ok(id);
+        }
+        (0..crate::metrics::MAX_ENDPOINTS)
+            .map(|i| EndpointId(i as u16))
+            .find(|&id| free(id) && !self.leftover_ids.iter().any(|(_, l)| *l == id))
+            .ok_or(DaemonError::TooManyEndpoints {
+                name: name.to_string(),
+                max: crate::metrics::MAX_ENDPOINTS,
+            })
+    }
+
+    /// Creates an endpoint (its interface, its sockets on every worker, its
+    /// fast-path entry) and records it. Steering frames to it is
+    /// [`Daemon::steer`]'s. On failure nothing of it stays.
+    fn create_endpoint(&mut self, ep: &EndpointConfig) -> Result<EndpointId> {
+        let network = self
+            .network_id(&ep.network)
+            .ok_or_else(|| DaemonError::NetworkNotRunning(ep.network.clone()))?;
+        let id = self.allocate_id(&ep.name)?;
+        let i = usize::from(id.0);
+        let net = self.network_config(network).clone();
+        let host = host_ifname(i, &ep.name);
+        let fast = self.fast_eligible(ep);
+        let shim = is_shim(ep);
+        let link = netlink::create_endpoint(&EndpointLinkSpec {
+            kind: match ep.kind {
+                EndpointKind::Veth => LinkKind::Veth,
+                EndpointKind::Tap => LinkKind::Tap,
+            },
+            host_ifname: &host,
+            netns_path: &ep.netns.path(),
+            ifname: &ep.ifname,
+            mac: ep.mac,
+            addr: ep.ip,
+            // The shim holds the host's address alone (/32) and reaches the
+            // containers through routes of its own, so it never competes with
+            // the parent's address on the same subnet.
+            prefix_len: if shim { 32 } else { net.subnet.prefix_len() },
+            gateway: if shim { None } else { Some(net.gateway) },
+            queues: self.workers.len() as u32,
+            // The fast path keeps the container's skbs whole: its checksum
+            // offload and TSO can stay on.
+            tx_offload: fast,
+        })?;
+        let adopted = link.adopted;
+        if self.endpoints.len() <= i {
+            self.endpoints.resize_with(i + 1, || None);
+        }
+        // Recorded before anything else can fail, so removing it deletes the pair.
+        self.endpoints[i] = Some(Endpoint {
+            id,
+            config: ep.clone(),
+            network,
+            host_ifname: host.clone(),
+            netns_path: ep.netns.path(),
+            port_prog: None,
+            tap: link.tap.map(TapPort::new),
+            fast: self.fast_entry(ep, id, network, fast.then_some(link.host_ifindex)),
+        });
+        if let Err(e) = self.open_ports(id, fast) {
+            self.remove_endpoint(id);
+            return Err(e);
+        }
+        log::info!(
+            "endpoint {} ({:?}) {}: {} {} in {} as {}",
+            ep.name,
+            ep.kind,
+            if adopted {
+                "taken over from an earlier mvdp"
+            } else {
+                "up"
+            },
+            ep.mac,
+            ep.ip,
+            ep.netns,
+            ep.ifname
+        );
+        Ok(id)
+    }
+
+    /// Gives every worker its port to endpoint `id`: an AF_XDP socket per
+    /// worker on a veth's host end (with the XDP port program that steers
+    /// the container's egress to them unless the fast path takes it), or
+    /// the TAP fd, read by one worker.
+    fn open_ports(&mut self, id: EndpointId, fast: bool) -> Result<()> {
+        let i = usize::from(id.0);
+        let state = self.endpoints[i].as_ref().expect("recorded");
+        let (kind, host, name) = (
+            state.config.kind,
+            state.host_ifname.clone(),
+            state.config.name.clone(),
+        );
+        match kind {
+            EndpointKind::Veth => {
+                let mut prog = if fast {
+                    None
+                } else {
+                    Some(XdpPort::attach(&host, self.plumbing.mode)?)
+                };
+                let mut socks = Vec::new();
+                for (w, umem) in self.plumbing.umems.iter().enumerate() {
+                    let s = XskSocket::bind(
+                        umem,
+                        &host,
+                        w as u32,
+                        self.plumbing.bind.expect("set at start"),
+                        RingSizes { rx: RING, tx: RING },
+                    )?;
+                    if let Some(prog) = prog.as_mut() {
+                        prog.set_socket(w as u32, s.fd())?;
+                    }
+                    socks.push(s);
+                }
+                for (w, socket) in socks.into_iter().enumerate() {
+                    let io = EndpointIo::Xsk {
+                        socket,
+                        receives: !fast,
+                    };
+                    self.workers[w].commands.send(Command::AddPort(id, io)).ok();
+                    self.workers[w].wake.wake();
+                }
+                if let Some(st) = self.endpoints[i].as_mut() {
+                    st.port_prog = prog;
+                }
+            }
+            EndpointKind::Tap => {
+                let tap = state.tap.clone().expect("TAP fd");
+                let reader = i % self.workers.len();
+                for (w, worker) in self.workers.iter().enumerate() {
+                    let io = EndpointIo::Tap {
+                        port: tap.clone(),
+                        read: w == reader,
+                    };
+                    worker.commands.send(Command::AddPort(id, io)).ok();
+                    worker.wake.wake();
+                }
+            }
+        }
+        log::debug!(
+            "endpoint {name}: ports open on {} workers",
+            self.workers.len()
+        );
+        Ok(())
+    }
+
+    /// Steers frames to a created endpoint once the FDB has it: the
+    /// parent's unicast filter, the XDP and fast-path maps, the host shim's
+    /// routes.
+    fn steer(&mut self, id: EndpointId, preexisting: &[crate::wire::MacAddr]) -> Result<()> {
+        let parent = self.config.parent.interface.clone();
+        let mac = self.endpoints[usize::from(id.0)]
+            .as_ref()
+            .expect("created")
+            .config
+            .mac;
+        // Container MACs are not the parent's own: put them in its unicast
+        // filter, which the kernel turns into promiscuous mode for a driver
+        // without one.
+        if !preexisting.contains(&mac) && !self.unicast_addresses.contains(&mac) {
+            netlink::add_unicast_address(&parent, mac)?;
+            self.unicast_addresses.push(mac);
+        }
+        self.xdp_steer(id)?;
+        self.fast_steer(id)?;
+        self.shim_routes(id, true)
+    }
+
+    /// Removes the endpoint called `name`, if it runs.
+    fn remove_endpoint_named(&mut self, name: &str) -> Option<String> {
+        let id = self
+            .endpoints
+            .iter()
+            .flatten()
+            .find(|e| e.config.name == name)?
+            .id;
+        self.remove_endpoint(id)
+    }
+
+    /// Removes one endpoint: out of the XDP map and FDB, out of the
+    /// workers, interface deleted. Its id is free again.
+    pub(super) fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
+        self.endpoints.get(usize::from(id.0))?.as_ref()?;
+        if let Err(e) = self.shim_routes(id, false) {
+            log::warn!("{e}");
+        }
+        let ep = self.endpoints.get_mut(usize::from(id.0))?.take()?;
+        let net = self.network_config(ep.network).clone();
+        let mac = ep.config.mac;
+        if let Some(xdp) = self.xdp.lock().expect("xdp lock").as_mut() {
+            // The passthru endpoint is gone: the parent's traffic is the host's again.
+            if net.mode == Mode::Passthru {
+                if let Err(e) = xdp.set_passthru(None) {
+                    log::warn!("endpoint {}: {e}", ep.config.name);
+                }
+            }
+            if let Err(e) = xdp.remove_endpoint(mac, net.vlan.unwrap_or(0)) {
+                log::warn!("endpoint {}: {e}", ep.config.name);
+            }
+        }
+        if let (Some(fe), Some(fast)) =
+            (ep.fast, self.fast.lock().expect("fast path lock").as_mut())
+        {
+            if let Err(e) = fast.remove_endpoint(&fe) {
+                log::warn!("endpoint {}: {e}", ep.config.name);
+            }
+        }
+        if let Some(pos) = self.unicast_addresses.iter().position(|m| *m == mac) {
+            self.unicast_addresses.swap_remove(pos);
+            if let Err(e) = netlink::del_unicast_address(&self.config.parent.interface, mac) {
+                log::warn!("endpoint {}: {e}", ep.config.name);
+            }
+            self.record_unicast();
+        }
+        match self.current_fdb() {
+            Ok(fdb) => self.publish(Arc::new(fdb)),
+            Err(e) => log::error!("rebuilding the FDB without {}: {e}", ep.config.name),
+        }
+        for w in &self.workers {
+            w.commands.send(Command::RemovePort(id)).ok();
+            w.wake.wake();
+        }
+        drop(ep.port_prog);
+        drop(ep.tap);
+        if ep.config.kind == EndpointKind::Veth {
+            if let Err(e) = netlink::delete_link(&ep.host_ifname) {
+                log::warn!("endpoint {}: {e}", ep.config.name);
+            }
+        }
+        Some(ep.config.name)
+    }
+
+    /// Whether the fast path carries an endpoint's unicast: a container's
+    /// veth on a bridge, vepa or private network, while the fast path is on.
+    /// TAP endpoints, the host shim (its peer shares mvdp's namespace, which
+    /// `bpf_redirect_peer` cannot enter) and passthru and source networks
+    /// stay with the workers.
+    fn fast_eligible(&self, ep: &EndpointConfig) -> bool {
+        let mode = self
+            .network_id(&ep.network)
+            .map(|id| self.network_config(id).mode);
+        self.fast.lock().expect("fast path lock").is_some()
+            && ep.kind == EndpointKind::Veth
+            && !is_shim(ep)
+            && matches!(mode, Some(Mode::Bridge | Mode::Vepa | Mode::Private))
+    }
+
+    /// Whether the workers need frames from the wire through the parent's
+    /// XDP program, with `extra` endpoints about to be added: some endpoint
+    /// is theirs alone, or some network's reflected group frames go back to
+    /// their sender only (private, passthru, source: the XDP program keeps
+    /// those from the host).
+    pub(super) fn needs_xdp(&self, extra: &[EndpointConfig]) -> bool {
+        self.fast.lock().expect("fast path lock").is_none()
+            || self
+                .endpoints
+                .iter()
+                .flatten()
+                .map(|e| &e.config)
+                .chain(extra)
+                .any(|e| !self.fast_eligible(e))
+            || self.networks.iter().any(|n| {
+                !n.retired && matches!(n.config.mode, Mode::Private | Mode::Passthru | Mode::Source)
+            })
+    }
+
+    /// The fast path's entry for an endpoint (`port`: its veth host end's
+    /// ifindex when the fast path delivers to it), or `None` when the fast
+    /// path is off.
+    fn fast_entry(
+        &self,
+        ep: &EndpointConfig,
+        id: EndpointId,
+        network: NetworkId,
+        port: Option<u32>,
+    ) -> Option<FastEndpoint> {
+        self.fast.lock().expect("fast path lock").as_ref()?;
+        let net = self.network_config(network);
+        Some(FastEndpoint {
+            id,
+            mac: ep.mac,
+            vlan: net.vlan.unwrap_or(0),
+            network: network.0,
+            mode: net.mode,
+            port,
+            punt_egress: ep.rate_limit.is_some(),
+        })
+    }
+
+    /// Attaches the parent's XDP program if the workers need frames from
+    /// the wire (`extra`: endpoints about to be added) and it is not there
+    /// yet, with every endpoint in its map. It passes everything until
+    /// endpoint MACs are added.
+    fn ensure_xdp(&mut self, extra: &[EndpointConfig]) -> Result<()> {
+        if !self.needs_xdp(extra) || self.xdp.lock().expect("xdp lock").is_some() {
+            return Ok(());
+        }
+        let mut xdp = XdpProgram::attach(&self.config.parent.interface, self.plumbing.mode)?;
+        for &(q, fd) in &self.plumbing.parent_fds {
+            xdp.set_socket(q, fd)?;
+        }
+        *self.xdp.lock().expect("xdp lock") = Some(xdp);
+        let ids: Vec<EndpointId> = self.endpoints.iter().flatten().map(|e| e.id).collect();
+        for id in ids {
+            self.xdp_steer(id)?;
+        }
+        Ok(())
+    }
+
+    /// Puts endpoint `id` into the XDP program's map, if one is attached:
+    /// to AF_XDP, or on to the fast path.
+    fn xdp_steer(&self, id: EndpointId) -> Result<()> {
+        let Some(ep) = self.endpoint(id) else {
+            return Ok(());
+        };
+        let mut guard = self.xdp.lock().expect("xdp lock");
+        let Some(xdp) = guard.as_mut() else {
+            return Ok(());
+        };
+        let net = self.network_config(ep.network);
+        let fast_port = ep.fast.is_some_and(|f| f.port.is_some());
+        // Group frames these endpoints send, when the wire reflects them, go
+        // back to the sender alone (the kernel's "forward to original
+        // port"), never to the host.
+        let owned = matches!(net.mode, Mode::Private | Mode::Passthru | Mode::Source);
+        let mut value = u32::from(id.0);
+        if owned {
+            value |= crate::io::xdp::EP_HAIRPIN_OWNED;
+        }
+        if fast_port {
+            value |= crate::io::xdp::EP_FAST;
+        }
+        xdp.add_endpoint(ep.config.mac, net.vlan.unwrap_or(0), value)?;
+        // A passthru network takes over every unicast frame on its VLAN;
+        // group frames reach both the host and the endpoint, as with the kernel.
+        if net.mode == Mode::Passthru {
+            xdp.set_passthru(Some(net.vlan.unwrap_or(0)))?;
+            log::info!(
+                "network {}: passthru, its endpoint takes over {}'s traffic",
+                net.name,
+                self.config.parent.interface
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts endpoint `id` into the fast path's maps, and for a fast
+    /// endpoint attaches the port program that takes its egress.
+    fn fast_steer(&mut self, id: EndpointId) -> Result<()> {
+        let Some(state) = self.endpoint(id) else {
+            return Ok(());
+        };
+        let mut guard = self.fast.lock().expect("fast path lock");
+        if let (Some(entry), Some(fast)) = (state.fast, guard.as_mut()) {
+            fast.set_endpoint(&entry)?;
+            fast.attach_port(&entry, &state.host_ifname)?;
+        }
+        Ok(())
+    }
+
+    /// The host shim's /32 routes for endpoint `id` (added, or deleted when
+    /// `add` is false): a shim reaches every other endpoint of its network,
+    /// and every endpoint is reached from its network's shim.
+    fn shim_routes(&self, id: EndpointId, add: bool) -> Result<()> {
+        let Some(ep) = self.endpoint(id) else {
+            return Ok(());
+        };
+        let ep = &ep.config;
+        let pairs: Vec<(&EndpointConfig, &EndpointConfig)> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|e| &e.config)
+            .filter(|e| e.name != ep.name && e.network == ep.network && is_shim(e) != is_shim(ep))
+            .map(|e| if is_shim(ep) { (ep, e) } else { (e, ep) })
+            .collect();
+        for (shim, to) in pairs {
+            if add {
+                netlink::add_link_route(&shim.ifname, to.ip, 32)?;
+            } else {
+                netlink::del_link_route(&shim.ifname, to.ip, 32)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The FDB of the networks and endpoints in place now.
+    pub(super) fn current_fdb(&self) -> Result<Fdb, crate::switch::FdbError> {
+        let networks = self
+            .networks
+            .iter()
+            .map(|n| {
+                let mut e = NetworkEntry::new(n.config.name.clone(), n.config.vlan, n.config.mode);
+                e.flood_queue_len = n.config.bcast_queue_len.max(1);
+                e.retired = n.retired;
+                e
+            })
+            .collect();
+        let slots = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                e.as_ref().map(|e| EndpointEntry {
+                    name: e.config.name.clone(),
+                    mac: e.config.mac,
+                    network: e.network,
+                    allowed_sources: e.config.allowed_sources.clone(),
+                    rate_limit: e.config.rate_limit,
+                })
+            })
+            .collect();
+        Fdb::new(networks, slots)
+    }
+
+    /// Hands `fdb` to the workers and the group listener.
+    pub(super) fn publish(&self, fdb: Arc<Fdb>) {
+        *self.fdb.write().expect("fdb lock") = fdb.clone();
+        self.fdb_generation.fetch_add(1, Ordering::Release);
+        for w in &self.workers {
+            w.commands.send(Command::Fdb(fdb.clone())).ok();
+            w.wake.wake();
+        }
+    }
+
+    /// The file where the MACs mvdp put into the parent's unicast filter
+    /// are recorded, so that the next start after a kill can tell its own
+    /// entries from someone else's.
+    pub(super) fn unicast_record(&self) -> PathBuf {
+        let mut name = self.config.control.socket.clone().into_os_string();
+        name.push(".unicast");
+        PathBuf::from(name)
+    }
+
+    fn record_unicast(&self) {
+        let text: String = self
+            .unicast_addresses
+            .iter()
+            .map(|m| format!("{m}\n"))
+            .collect();
+        if let Err(e) = std::fs::write(self.unicast_record(), text) {
+            log::warn!(
+                "cannot record the parent's unicast filter entries in {}: {e}",
+                self.unicast_record().display()
+            );
+        }
+    }
+
+    /// Takes back what an earlier mvdp recorded and left (it was killed):
+    /// the parent's unicast filter entries are ours to keep or remove, and
+    /// the ids in its endpoint interfaces' names go back to the same
+    /// endpoints, so that their interfaces are taken over.
+    pub(super) fn claim_leftovers(&mut self) {
+        match netlink::endpoint_links() {
+            Ok(links) => {
+                self.leftover_ids = links
+                    .into_iter()
+                    .filter_map(|l| id_in_host_ifname(&l).map(|id| (l, id)))
+                    .collect();
+            }
+            Err(e) => log::warn!("listing what an earlier mvdp left: {e}"),
+        }
+        let Ok(text) = std::fs::read_to_string(self.unicast_record()) else {
+            return;
+        };
+        let parent = &self.config.parent.interface;
+        let present = netlink::unicast_addresses(parent).unwrap_or_default();
+        for mac in text.lines().filter_map(|l| l.trim().parse().ok()) {
+            if present.contains(&mac) && !self.unicast_addresses.contains(&mac) {
+                self.unicast_addresses.push(mac);
+            }
+        }
+    }
+
+    /// After start-up: deletes what an earlier mvdp left that nothing
+    /// wants any more: endpoint interfaces and unicast filter entries.
+    pub(super) fn drop_leftovers(&mut self) {
+        self.leftover_ids.clear();
+        let keep: Vec<String> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|e| e.host_ifname.clone())
+            .collect();
+        match netlink::delete_stale_endpoint_links(&keep) {
+            Ok(gone) if !gone.is_empty() => log::info!(
+                "deleted {gone:?}, left by an earlier mvdp for endpoints no longer wanted"
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("deleting what an earlier mvdp left: {e}"),
+        }
+        let wanted: Vec<crate::wire::MacAddr> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|e| e.config.mac)
+            .collect();
+        let parent = self.config.parent.interface.clone();
+        self.unicast_addresses.retain(|mac| {
+            if wanted.contains(mac) {
+                return true;
+            }
+            if let Err(e) = netlink::del_unicast_address(&parent, *mac) {
+                log::warn!("{e}");
+            }
+            false
+        });
+        self.record_unicast();
+    }
+}

@@ -446,3 +446,121 @@ fn endpoint_add_time_to_first_frame() {
     );
     assert!(d.stop().success(), "{}", d.log());
 }
+
+/// c's `[[endpoint]]` on the `iot` network (VLAN 50, 10.78.0.0/24) at `ip`.
+fn iot_endpoint(rig: &Rig, c: &Container, ip: &str) -> String {
+    rig.endpoint_toml(c, "veth")
+        .replace(&format!("network = \"{NETWORK}\""), "network = \"iot\"")
+        .replace(&format!("ip = \"{}\"", c.ip), &format!("ip = \"{ip}\""))
+}
+
+/// SIGHUP applies exactly what changed in the file: a network and its two
+/// endpoints appear, an endpoint goes, a rate limit starts to bite; a key
+/// that needs a restart is named in the log and keeps its value; the
+/// endpoint nothing touched keeps every datagram of a stream, in order.
+#[test]
+fn sighup_applies_exactly_what_changed() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(4, 1);
+    let (c1, c2, c3, c4) = (
+        rig.container(1),
+        rig.container(2),
+        rig.container(3),
+        rig.container(4),
+    );
+    let before =
+        rig.base_toml("") + &rig.endpoint_toml(c1, "veth") + &rig.endpoint_toml(c2, "veth");
+    let mut d = start(&rig, &before);
+    assert!(ping(&rig.wire, c1.ip, 2), "wire -> c1\n{}", d.log());
+    assert!(ping(&rig.wire, c2.ip, 2), "wire -> c2\n{}", d.log());
+    let stream = UdpStream::start(&rig.wire, c1, 2000);
+
+    // c2 goes; c3 and c4 come on a new VLAN network; c1's egress is limited;
+    // the lan's flood queue and [workers] change, which takes a restart.
+    let after = rig.base_toml("[workers]\nbatch = 16").replace(
+        "mode = \"bridge\"",
+        "mode = \"bridge\"\nbcast_queue_len = 64",
+    ) + &rig.endpoint_toml(c1, "veth")
+        + "rate_limit = { pps = 50 }\n"
+        + "\n[[network]]\nname = \"iot\"\nvlan = 50\nsubnet = \"10.78.0.0/24\"\n"
+        + &iot_endpoint(&rig, c3, "10.78.0.13")
+        + &iot_endpoint(&rig, c4, "10.78.0.14");
+    std::fs::write(d.config_path(), &after).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .log()
+            .contains("SIGHUP: reloaded")),
+        "no reload logged\n{}",
+        d.log()
+    );
+    let log = d.log();
+    let done = log
+        .lines()
+        .find(|l| l.contains("SIGHUP: reloaded"))
+        .unwrap()
+        .to_string();
+    for step in [
+        "remove endpoint c2",
+        "add network iot",
+        "add endpoint c3",
+        "add endpoint c4",
+        "update endpoint c1",
+    ] {
+        assert!(
+            done.contains(step),
+            "{step:?} not among the steps done: {done}"
+        );
+    }
+    assert!(
+        !done.contains("remove endpoint c1"),
+        "c1 was re-made: {done}"
+    );
+    for key in ["[workers] changed", "network lan: bcast_queue_len changed"] {
+        assert!(
+            log.contains(key) && log.contains("takes effect at a restart"),
+            "{key:?} not named in the log\n{log}"
+        );
+    }
+
+    assert_eq!(names(&rig), ["c1", "c3", "c4"]);
+    assert!(
+        !link_exists(&c2.ns, c2.ifname()),
+        "c2's interface is still in its namespace"
+    );
+    // The new network switches between its endpoints, and not into the old one.
+    let c4_ip: Ipv4Addr = "10.78.0.14".parse().unwrap();
+    assert!(
+        ping(&c3.ns, c4_ip, 2),
+        "c3 -> c4 on the added network\n{}",
+        d.log()
+    );
+    let listed = list(&rig);
+    let c3_entry = listed.iter().find(|e| e["name"] == "c3").unwrap();
+    assert_eq!(c3_entry["network"], "iot");
+    // The rate limit bites now: most of a burst from c1 is limited.
+    let limited = || {
+        d.metric("mvdp_drops_total{reason=\"rate_limited\"}")
+            .unwrap_or(0.0)
+    };
+    assert_eq!(limited(), 0.0, "frames were limited before any burst");
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let frame = eth_frame(wire_mac, c1.mac(), ETHERTYPE_TEST, b"mvdp-reload-burst");
+    blast(&c1.ns, c1.ifname(), &frame, 400);
+    assert!(
+        wait_until(Duration::from_secs(3), || limited() >= 200.0),
+        "a 50 pps limit let a 400-frame burst through: {} limited",
+        limited()
+    );
+
+    let (sent, received, ordered) = stream.finish();
+    assert!(sent > 500, "the stream hardly ran ({sent} datagrams)");
+    assert_eq!(received, sent, "c1 lost datagrams across the reload");
+    assert!(ordered, "c1 saw its datagrams out of order");
+    assert!(d.stop().success(), "{}", d.log());
+    let mut left = list_links(&rig.host);
+    left.sort();
+    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+}

@@ -4,52 +4,9 @@
 
 mod common;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Sends `count` copies of `frame` out of `ifname` in `ns` as fast as one
-/// socket goes (bounded in time).
-fn blast(ns: &Netns, ifname: &str, frame: &[u8], count: usize) -> usize {
-    let frame = frame.to_vec();
-    let ifname = ifname.to_string();
-    ns.in_ns(move || {
-        // SAFETY: socket(2) with constant arguments; checked below.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        assert!(fd >= 0);
-        // SAFETY: a fresh fd nothing else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let name = std::ffi::CString::new(ifname).unwrap();
-        // SAFETY: a valid C string.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = index as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut sent = 0;
-        while sent < count && Instant::now() < deadline {
-            // SAFETY: `frame` and `sll` are live for the call.
-            let n = unsafe {
-                libc::sendto(
-                    sock.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n > 0 {
-                sent += 1;
-            }
-        }
-        sent
-    })
-}
 
 #[test]
 fn broadcast_flood_overflows_its_queue_and_unicast_keeps_flowing() {

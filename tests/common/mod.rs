@@ -29,7 +29,7 @@ pub use daemon::{
 pub use links::{link_exists, link_mac, list_links, tcx_programs, xdp_attached};
 pub use macvlan::{add_kernel_macvlans, fmt_mac, Reflector, StackCapture};
 pub use netns::{in_netns_path, Netns};
-pub use packet::{capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};
+pub use packet::{blast, capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};
 pub use rig::{
     tier, Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP,
 };

@@ -419,6 +419,21 @@ fn vanished_container_is_removed_cleanly() {
         );
     }
     assert!(d.log().contains("c2"), "the removal is not logged");
+    // The file still lists c2: a reload leaves it out (its namespace is
+    // gone) instead of failing, and the others keep running.
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .log()
+            .contains("SIGHUP: reloaded")),
+        "a reload failed over the vanished c2\n{}",
+        d.log()
+    );
+    assert_eq!(d.metric("mvdp_fdb_entries"), Some(2.0));
+    assert!(
+        ping(&rig.wire, rig.containers[0].ip, 1),
+        "c1 after the reload"
+    );
     // The frames posted to c2's socket came back to the pool. With the fast
     // path, c2's socket only transmitted (its egress took the tc program),
     // so none were posted: none may be lost either.

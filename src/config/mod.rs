@@ -396,18 +396,36 @@ impl Config {
     /// Checks the config against this machine: every endpoint's network
     /// namespace must exist.
     pub fn check_host(&self) -> Result<(), ConfigError> {
-        for (i, ep) in self.endpoints.iter().enumerate() {
-            let path = ep.netns.path();
-            if !path.exists() {
-                let field = match ep.netns {
-                    NetnsRef::Named(_) => "netns",
-                    NetnsRef::Path(_) => "netns_path",
-                };
-                let key = Key::entry("endpoint", i, Some(&ep.name)).field(field);
-                return Err(ConfigError::NetnsMissing { key, path });
-            }
+        (0..self.endpoints.len()).try_for_each(|i| self.check_endpoint_host(i))
+    }
+
+    /// [`Config::check_host`] for endpoint `i` alone.
+    pub fn check_endpoint_host(&self, i: usize) -> Result<(), ConfigError> {
+        let ep = &self.endpoints[i];
+        let path = ep.netns.path();
+        if path.exists() {
+            return Ok(());
         }
-        Ok(())
+        let field = match ep.netns {
+            NetnsRef::Named(_) => "netns",
+            NetnsRef::Path(_) => "netns_path",
+        };
+        let key = Key::entry("endpoint", i, Some(&ep.name)).field(field);
+        Err(ConfigError::NetnsMissing { key, path })
+    }
+
+    /// Leaves out the endpoints whose namespace is not there (their
+    /// containers are gone) and returns their names.
+    pub fn without_missing_netns(&mut self) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.endpoints.retain(|ep| {
+            let there = ep.netns.path().exists();
+            if !there {
+                gone.push(ep.name.clone());
+            }
+            there
+        });
+        gone
     }
 
     /// The network named `name`.

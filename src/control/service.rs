@@ -119,6 +119,26 @@ impl Service {
         Ok(config)
     }
 
+    /// The desired config for a change at run time: `text` plus `runtime`,
+    /// validated. An endpoint whose container is gone is left out with a
+    /// warning (a vanished container must not block the others' changes),
+    /// except `adding`, the one the request is about: its namespace must be
+    /// there.
+    fn desired_now(
+        text: &str,
+        runtime: &[EndpointSpec],
+        adding: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::parse_with(text, runtime)?;
+        if let Some(i) = adding.and_then(|n| config.endpoints.iter().position(|e| e.name == n)) {
+            config.check_endpoint_host(i)?;
+        }
+        for name in config.without_missing_netns() {
+            log::warn!("endpoint {name}: its namespace is gone; left out until it is back");
+        }
+        Ok(config)
+    }
+
     /// Re-reads the config file (SIGHUP) and applies it with the runtime
     /// endpoints; on any error the running state stays as it was.
     pub fn reload(&mut self, daemon: &mut Daemon) -> anyhow::Result<Vec<String>> {
@@ -127,8 +147,7 @@ impl Service {
                 path: self.config_path.clone(),
                 source,
             })?;
-        let config = Config::parse_with(&text, &self.runtime)?;
-        config.check_host()?;
+        let config = Self::desired_now(&text, &self.runtime, None)?;
         let changed = daemon.reconcile(&config)?;
         self.file_text = text;
         Ok(changed)
@@ -190,7 +209,8 @@ impl Service {
         }
         let mut runtime = self.runtime.clone();
         runtime.push(spec.clone());
-        let config = self.desired(&runtime).map_err(|e| invalid(&e))?;
+        let config = Self::desired_now(&self.file_text, &runtime, Some(&spec.name))
+            .map_err(|e| invalid(&e))?;
         // Pinned, so that a later change elsewhere never moves this one.
         let made = config.endpoint(&spec.name).expect("validated");
         spec.ip = Some(made.ip.to_string());
@@ -231,7 +251,7 @@ impl Service {
         };
         let mut runtime = self.runtime.clone();
         runtime.remove(pos);
-        let config = Config::parse_with(&self.file_text, &runtime).map_err(|e| invalid(&e))?;
+        let config = Self::desired_now(&self.file_text, &runtime, None).map_err(|e| invalid(&e))?;
         daemon
             .reconcile(&config)
             .map_err(|e| failed(format!("{e:#}")))?;

@@ -717,12 +717,20 @@ impl Daemon {
                 gone.push(ep.id);
             }
         }
-        let mut names = Vec::new();
-        for id in gone {
-            if let Some(name) = self.remove_endpoint(id) {
-                log::warn!("endpoint {name}: its container or interface vanished; removed it, the others go on");
-                names.push(name);
-            }
+        // The same step a removal from the desired state takes.
+        let names: Vec<String> = gone
+            .iter()
+            .filter_map(|&id| self.endpoint(id).map(|e| e.config.name.clone()))
+            .collect();
+        for name in &names {
+            log::warn!("endpoint {name}: its container or interface vanished; removing it, the others go on");
+        }
+        let plan = Plan {
+            steps: names.iter().cloned().map(Step::RemoveEndpoint).collect(),
+            restart_only: Vec::new(),
+        };
+        if let Err(e) = self.apply(&self.config.clone(), &plan) {
+            log::error!("removing vanished endpoints: {e}");
         }
         names
     }

@@ -66,7 +66,7 @@ impl Daemon {
     }
 
     /// The endpoint with id `id`, if it runs.
-    fn endpoint(&self, id: EndpointId) -> Option<&Endpoint> {
+    pub(super) fn endpoint(&self, id: EndpointId) -> Option<&Endpoint> {
         self.endpoints
             .get(usize::from(id.0))
             .and_then(Option::as_ref)

@@ -39,14 +39,35 @@ fn kill_9_then_start_brings_every_container_back() {
     let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
     let toml = format!("{}host_shim = \"{SHIM_IP}\"\n", rig.base_toml(""))
         + &rig.endpoint_toml(c1, "veth")
-        + &rig.endpoint_toml(c2, "veth")
         + &rig.endpoint_toml(c3, "tap");
     let mut d = Daemon::start(&rig, &toml);
     d.wait_ready(Duration::from_secs(20));
+    // c2 comes over the control socket: after the shim in id order, before
+    // it in the next start's desired state, and still taken over.
+    let ip = c2.ip.to_string();
+    let (code, _, err) = mvdp_ctl(
+        &rig,
+        &[
+            "endpoint",
+            "add",
+            "--name",
+            "c2",
+            "--network",
+            NETWORK,
+            "--netns",
+            c2.ns.name(),
+            "--ifname",
+            c2.ifname(),
+            "--ip",
+            &ip,
+        ],
+    );
+    assert_eq!(code, 0, "endpoint add c2: {err}\n{}", d.log());
     for c in [c1, c2, c3] {
         assert!(ping(&rig.wire, c.ip, 2), "wire -> {}\n{}", c.name, d.log());
     }
     let c1_index = ifindex(&c1.ns, c1.ifname());
+    let c2_index = ifindex(&c2.ns, c2.ifname());
     let stream = UdpStream::start(&rig.wire, c1, RATE);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -108,6 +129,11 @@ fn kill_9_then_start_brings_every_container_back() {
         ifindex(&c1.ns, c1.ifname()),
         c1_index,
         "c1's veth was re-created instead of taken over\n{log}"
+    );
+    assert_eq!(
+        ifindex(&c2.ns, c2.ifname()),
+        c2_index,
+        "c2's veth (added at run time) was re-created instead of taken over\n{log}"
     );
     assert!(log.contains("taken over from an earlier mvdp"), "{log}");
     // The host still reaches the containers through the shim it had.

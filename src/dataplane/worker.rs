@@ -444,7 +444,13 @@ impl Worker {
                         self.ports.get_mut(usize::from(id.0)).and_then(Option::take)
                     {
                         for d in port.staged.drain(..) {
-                            self.stats.dropped(DropReason::EndpointGone);
+                            // A flood copy is not a frame of its own: its frame
+                            // was counted when the copies were made.
+                            if d.options() == COPY_MARK {
+                                bump(&self.stats.flood_copy_drops, 1);
+                            } else {
+                                self.stats.dropped(DropReason::EndpointGone);
+                            }
                             self.pool.push(d);
                         }
                         // Close the socket first (the kernel unbinds it and waits for

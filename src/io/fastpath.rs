@@ -18,7 +18,7 @@ use aya::{Ebpf, EbpfError};
 
 use super::bpf::{self, EpKey};
 use crate::config::Mode;
-use crate::metrics::{CounterSource, Totals};
+use crate::metrics::{CounterSource, EndpointTotals, Totals};
 use crate::switch::{DropReason, EndpointId};
 use crate::wire::MacAddr;
 
@@ -480,18 +480,21 @@ impl FastPath {
         })
     }
 
-    /// One endpoint's fast-path counters: (rx_packets, rx_bytes, tx_packets, tx_bytes).
-    pub fn endpoint_counters(&self, id: EndpointId) -> [u64; 4] {
+    /// One endpoint's fast-path counters, summed over CPUs.
+    pub fn endpoint_counters(&self, id: EndpointId) -> EndpointTotals {
         let Ok(values) = self.ep_stats.get(&u32::from(id.0), 0) else {
-            return [0; 4];
+            return EndpointTotals::default();
         };
-        values.iter().fold([0u64; 4], |mut a, s| {
-            a[0] = a[0].wrapping_add(s.rx_packets);
-            a[1] = a[1].wrapping_add(s.rx_bytes);
-            a[2] = a[2].wrapping_add(s.tx_packets);
-            a[3] = a[3].wrapping_add(s.tx_bytes);
-            a
-        })
+        values
+            .iter()
+            .fold(EndpointTotals::default(), |a, s| EndpointTotals {
+                rx_packets: a.rx_packets.wrapping_add(s.rx_packets),
+                rx_bytes: a.rx_bytes.wrapping_add(s.rx_bytes),
+                tx_packets: a.tx_packets.wrapping_add(s.tx_packets),
+                tx_bytes: a.tx_bytes.wrapping_add(s.tx_bytes),
+                // The fast path does not count its drops per endpoint yet.
+                dropped: a.dropped,
+            })
     }
 
     /// Detaches the program from the parent only: from here on the wire's
@@ -561,10 +564,12 @@ impl CounterSource for std::sync::Mutex<Option<FastPath>> {
         t
     }
 
-    fn endpoint(&self, id: EndpointId) -> [u64; 4] {
+    fn endpoint(&self, id: EndpointId) -> EndpointTotals {
         match self.lock() {
-            Ok(guard) => guard.as_ref().map_or([0; 4], |fp| fp.endpoint_counters(id)),
-            Err(_) => [0; 4],
+            Ok(guard) => guard
+                .as_ref()
+                .map_or_else(EndpointTotals::default, |fp| fp.endpoint_counters(id)),
+            Err(_) => EndpointTotals::default(),
         }
     }
 }

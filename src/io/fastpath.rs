@@ -69,6 +69,7 @@ struct FpEpStats {
     rx_bytes: u64,
     tx_packets: u64,
     tx_bytes: u64,
+    dropped: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<FpPort>() == 20);
@@ -76,7 +77,7 @@ const _: () = assert!(std::mem::size_of::<FpConfig>() == 16);
 
 /// `MVDP_FP_CFG_WIRE_GROUPS` in bpf/mvdp.h.
 const CFG_WIRE_GROUPS: u32 = 0x01;
-const _: () = assert!(std::mem::size_of::<FpEpStats>() == 32);
+const _: () = assert!(std::mem::size_of::<FpEpStats>() == 40);
 
 /// Mirror of `struct mvdp_fp_counters` in `bpf/mvdp.h`: one CPU's counters,
 /// indexed by [`Counter`].
@@ -492,8 +493,7 @@ impl FastPath {
                 rx_bytes: a.rx_bytes.wrapping_add(s.rx_bytes),
                 tx_packets: a.tx_packets.wrapping_add(s.tx_packets),
                 tx_bytes: a.tx_bytes.wrapping_add(s.tx_bytes),
-                // The fast path does not count its drops per endpoint yet.
-                dropped: a.dropped,
+                dropped: a.dropped.wrapping_add(s.dropped),
             })
     }
 
@@ -633,6 +633,31 @@ mod tests {
             counters[Counter::GroupCopied as usize],
             "MVDP_FP_GROUP_COPIED"
         );
+    }
+
+    /// `FpEpStats` lists the C struct's fields, in order.
+    #[test]
+    fn ep_stats_layout_matches_header() {
+        let header = include_str!("../../bpf/mvdp.h");
+        let body = header
+            .split("struct mvdp_fp_ep_stats {")
+            .nth(1)
+            .and_then(|rest| rest.split("};").next())
+            .expect("struct mvdp_fp_ep_stats in the header");
+        let fields: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("__u64 "))
+            .filter_map(|l| l.split(';').next())
+            .collect();
+        let rust = [
+            "rx_packets",
+            "rx_bytes",
+            "tx_packets",
+            "tx_bytes",
+            "dropped",
+        ];
+        assert_eq!(fields, rust);
+        assert_eq!(std::mem::size_of::<FpEpStats>(), 8 * fields.len());
     }
 
     #[test]

@@ -377,6 +377,7 @@ impl Exporter {
             metrics::counter!("mvdp_endpoint_rx_bytes_total", &labels).absolute(sums.rx_bytes);
             metrics::counter!("mvdp_endpoint_tx_packets_total", &labels).absolute(sums.tx_packets);
             metrics::counter!("mvdp_endpoint_tx_bytes_total", &labels).absolute(sums.tx_bytes);
+            metrics::counter!("mvdp_endpoint_dropped_frames_total", &labels).absolute(sums.dropped);
         }
         metrics::gauge!("mvdp_fdb_entries").set(fdb.len() as f64);
         let t = self.totals();
@@ -457,6 +458,7 @@ fn describe() {
         ("mvdp_wire_tx_packets_total", "Frames sent out of the parent interface."),
         ("mvdp_endpoint_rx_packets_total", "Frames received from an endpoint's container."),
         ("mvdp_endpoint_tx_packets_total", "Frames delivered to an endpoint's container."),
+        ("mvdp_endpoint_dropped_frames_total", "Frames of an endpoint that were dropped (both tiers): ones its container sent (spoofed source, VLAN hop, over its rate limit, ...) and ones addressed to it that could not be delivered (its ring full, no free buffer, ...). Each is also in mvdp_drops_total, or in mvdp_flood_copy_drops_total for a copy of a group frame."),
         ("mvdp_worker_rx_batches_total", "Non-empty RX batches of a worker, by size bucket (size: at most that many frames; not cumulative)."),
         ("mvdp_worker_sleeps_total", "Times a worker slept in poll(2)."),
         ("mvdp_umem_exhausted_total", "Times a worker needed a UMEM frame and had none free."),

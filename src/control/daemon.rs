@@ -985,6 +985,7 @@ impl Daemon {
                 rx_bytes: sums.rx_bytes,
                 tx_packets: sums.tx_packets,
                 tx_bytes: sums.tx_bytes,
+                drops: sums.dropped,
             });
         }
         out

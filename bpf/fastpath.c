@@ -113,6 +113,22 @@ static __always_inline void mvdp_fp_tx(struct mvdp_fp_counters *cnt, __u16 id,
 }
 
 /*
+ * Counts frames dropped for `reason` (a MVDP_FP_DROP_* counter) that belonged
+ * to endpoint `id`: sent by it, or addressed to it. The endpoint's count
+ * attributes the drop; it is not a second one.
+ */
+static __always_inline void mvdp_fp_drop(struct mvdp_fp_counters *cnt, __u16 id,
+					 enum mvdp_fp_counter reason, __u64 frames)
+{
+	__u32 key = id;
+	struct mvdp_fp_ep_stats *st = bpf_map_lookup_elem(&fp_ep_stats, &key);
+
+	cnt->c[reason] += frames;
+	if (st)
+		st->dropped += frames;
+}
+
+/*
  * Frames an skb stands for: a GRO or GSO super-frame counts as the frames it
  * was or will be on the wire, as the workers would have counted them.
  */
@@ -212,7 +228,8 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 		__builtin_memcpy(key.mac, eth->h_source, ETH_ALEN);
 		from = bpf_map_lookup_elem(&fp_macs, &key);
 		if (from && from->id != to->id) {
-			cnt->c[MVDP_FP_DROP_PRIVATE] += frames;
+			/* The protected endpoint's drop, as in the workers. */
+			mvdp_fp_drop(cnt, to->id, MVDP_FP_DROP_PRIVATE, frames);
 			return TC_ACT_SHOT;
 		}
 	}
@@ -281,14 +298,14 @@ int mvdp_tc_port(struct __sk_buff *skb)
 
 	if (!mvdp_mac_eq(eth->h_source, me->mac)) {
 		mvdp_fp_rx(cnt, me->id, frames, bytes);
-		cnt->c[MVDP_FP_DROP_SPOOFED] += frames;
+		mvdp_fp_drop(cnt, me->id, MVDP_FP_DROP_SPOOFED, frames);
 		return TC_ACT_SHOT;
 	}
 	if (skb->vlan_present) {
 		/* On an untagged network a tag would land on another network. */
 		if (!me->vlan) {
 			mvdp_fp_rx(cnt, me->id, frames, bytes);
-			cnt->c[MVDP_FP_DROP_VLAN_HOP] += frames;
+			mvdp_fp_drop(cnt, me->id, MVDP_FP_DROP_VLAN_HOP, frames);
 			return TC_ACT_SHOT;
 		}
 		/* Inner tags on a VLAN network: rare, the workers' to carry. */

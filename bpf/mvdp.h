@@ -97,12 +97,16 @@ struct mvdp_fp_config {
 	__u32 pad;
 };
 
-/* Per-endpoint, per-CPU counters of the fast path (same meaning as the workers'). */
+/*
+ * Per-endpoint, per-CPU counters of the fast path (same meaning as the
+ * workers'). A frame in `dropped` is also under its MVDP_FP_DROP_* counter.
+ */
 struct mvdp_fp_ep_stats {
 	__u64 rx_packets;	/* from the container */
 	__u64 rx_bytes;
 	__u64 tx_packets;	/* to the container */
 	__u64 tx_bytes;
+	__u64 dropped;		/* sent by it or addressed to it, dropped */
 };
 
 /*

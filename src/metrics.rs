@@ -36,7 +36,16 @@ pub struct EndpointCounters {
     pub tx_packets: AtomicU64,
     /// Bytes delivered to the container.
     pub tx_bytes: AtomicU64,
+    /// Frames of this endpoint that were dropped: ones the container sent
+    /// (spoofed source, VLAN hop, over its rate limit, ...) and ones
+    /// addressed to it that could not be delivered (its ring full, no free
+    /// UMEM frame, ...). Each is also counted under its [`DropReason`], or as
+    /// a lost flood copy: this attributes a drop, it is not one more.
+    pub dropped: AtomicU64,
 }
+
+// One cache line per endpoint, so workers never share one.
+const _: () = assert!(std::mem::size_of::<EndpointCounters>() == 64);
 
 impl EndpointCounters {
     fn reset(&self) {
@@ -45,6 +54,7 @@ impl EndpointCounters {
             &self.rx_bytes,
             &self.tx_packets,
             &self.tx_bytes,
+            &self.dropped,
         ] {
             c.store(0, Relaxed);
         }
@@ -137,6 +147,29 @@ impl WorkerStats {
         bump(&self.drops[reason as usize], 1);
     }
 
+    /// Counts a dropped frame that belonged to endpoint `id`: sent by it, or
+    /// addressed to it.
+    #[inline(always)]
+    pub fn dropped_for(&self, reason: DropReason, id: EndpointId) {
+        self.dropped(reason);
+        self.endpoint_dropped(id);
+    }
+
+    /// Counts a copy of a group frame for endpoint `to` that could not be
+    /// made or sent: a lost copy overall, a lost frame for `to`.
+    #[inline(always)]
+    pub fn flood_copy_dropped(&self, to: EndpointId) {
+        bump(&self.flood_copy_drops, 1);
+        self.endpoint_dropped(to);
+    }
+
+    #[inline(always)]
+    fn endpoint_dropped(&self, id: EndpointId) {
+        if let Some(c) = self.endpoints.get(usize::from(id.0)) {
+            bump(&c.dropped, 1);
+        }
+    }
+
     /// Counts a moment when the worker had no free UMEM frame.
     #[inline(always)]
     pub fn umem_exhausted(&self) {
@@ -218,15 +251,43 @@ pub fn totals(workers: &[Arc<WorkerStats>]) -> Totals {
     t
 }
 
-/// One endpoint's counters summed over all workers: (rx_packets, rx_bytes, tx_packets, tx_bytes).
-pub fn endpoint_totals(workers: &[Arc<WorkerStats>], id: EndpointId) -> [u64; 4] {
-    let mut out = [0u64; 4];
+/// One endpoint's counters summed over workers or tiers (meanings as in
+/// [`EndpointCounters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointTotals {
+    /// Frames received from the container.
+    pub rx_packets: u64,
+    /// Bytes received from the container.
+    pub rx_bytes: u64,
+    /// Frames delivered to the container.
+    pub tx_packets: u64,
+    /// Bytes delivered to the container.
+    pub tx_bytes: u64,
+    /// Frames it sent, or that were addressed to it, that were dropped.
+    pub dropped: u64,
+}
+
+impl EndpointTotals {
+    /// Adds another tier's counters of the same endpoint to these.
+    pub fn add(&mut self, other: &EndpointTotals) {
+        self.rx_packets += other.rx_packets;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_packets += other.tx_packets;
+        self.tx_bytes += other.tx_bytes;
+        self.dropped += other.dropped;
+    }
+}
+
+/// One endpoint's counters summed over all workers.
+pub fn endpoint_totals(workers: &[Arc<WorkerStats>], id: EndpointId) -> EndpointTotals {
+    let mut out = EndpointTotals::default();
     for w in workers {
         let c = &w.endpoints[usize::from(id.0)];
-        out[0] += c.rx_packets.load(Relaxed);
-        out[1] += c.rx_bytes.load(Relaxed);
-        out[2] += c.tx_packets.load(Relaxed);
-        out[3] += c.tx_bytes.load(Relaxed);
+        out.rx_packets += c.rx_packets.load(Relaxed);
+        out.rx_bytes += c.rx_bytes.load(Relaxed);
+        out.tx_packets += c.tx_packets.load(Relaxed);
+        out.tx_bytes += c.tx_bytes.load(Relaxed);
+        out.dropped += c.dropped.load(Relaxed);
     }
     out
 }
@@ -240,8 +301,8 @@ pub type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 pub trait CounterSource: Send + Sync {
     /// This tier's totals.
     fn totals(&self) -> Totals;
-    /// One endpoint's counters: (rx_packets, rx_bytes, tx_packets, tx_bytes).
-    fn endpoint(&self, id: EndpointId) -> [u64; 4];
+    /// One endpoint's counters.
+    fn endpoint(&self, id: EndpointId) -> EndpointTotals;
 }
 
 /// The state the exporter reads at scrape time.
@@ -309,16 +370,14 @@ impl Exporter {
             let net = fdb.network(ep.network).name.clone();
             let mut sums = endpoint_totals(&self.workers, id);
             for s in &self.sources {
-                for (a, b) in sums.iter_mut().zip(s.endpoint(id)) {
-                    *a += b;
-                }
+                sums.add(&s.endpoint(id));
             }
-            let [rxp, rxb, txp, txb] = sums;
             let labels = [("endpoint", ep.name.clone()), ("network", net)];
-            metrics::counter!("mvdp_endpoint_rx_packets_total", &labels).absolute(rxp);
-            metrics::counter!("mvdp_endpoint_rx_bytes_total", &labels).absolute(rxb);
-            metrics::counter!("mvdp_endpoint_tx_packets_total", &labels).absolute(txp);
-            metrics::counter!("mvdp_endpoint_tx_bytes_total", &labels).absolute(txb);
+            metrics::counter!("mvdp_endpoint_rx_packets_total", &labels).absolute(sums.rx_packets);
+            metrics::counter!("mvdp_endpoint_rx_bytes_total", &labels).absolute(sums.rx_bytes);
+            metrics::counter!("mvdp_endpoint_tx_packets_total", &labels).absolute(sums.tx_packets);
+            metrics::counter!("mvdp_endpoint_tx_bytes_total", &labels).absolute(sums.tx_bytes);
+            metrics::counter!("mvdp_endpoint_dropped_frames_total", &labels).absolute(sums.dropped);
         }
         metrics::gauge!("mvdp_fdb_entries").set(fdb.len() as f64);
         let t = self.totals();
@@ -399,6 +458,7 @@ fn describe() {
         ("mvdp_wire_tx_packets_total", "Frames sent out of the parent interface."),
         ("mvdp_endpoint_rx_packets_total", "Frames received from an endpoint's container."),
         ("mvdp_endpoint_tx_packets_total", "Frames delivered to an endpoint's container."),
+        ("mvdp_endpoint_dropped_frames_total", "Frames of an endpoint that were dropped (both tiers): ones its container sent (spoofed source, VLAN hop, over its rate limit, ...) and ones addressed to it that could not be delivered (its ring full, no free buffer, ...). Each is also in mvdp_drops_total, or in mvdp_flood_copy_drops_total for a copy of a group frame."),
         ("mvdp_worker_rx_batches_total", "Non-empty RX batches of a worker, by size bucket (size: at most that many frames; not cumulative)."),
         ("mvdp_worker_sleeps_total", "Times a worker slept in poll(2)."),
         ("mvdp_umem_exhausted_total", "Times a worker needed a UMEM frame and had none free."),
@@ -512,4 +572,58 @@ pub fn serve(
             );
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drop attributed to an endpoint is one drop under its reason (or one
+    /// lost flood copy) and one for that endpoint alone, whichever worker
+    /// counted it; a reused slot starts from zero.
+    #[test]
+    fn endpoint_drops_attribute_without_adding() {
+        let (a, b) = (
+            Arc::new(WorkerStats::new("0".into())),
+            Arc::new(WorkerStats::new("1".into())),
+        );
+        let (e1, e2) = (EndpointId(1), EndpointId(2));
+        a.dropped_for(DropReason::SpoofedSource, e1);
+        b.dropped_for(DropReason::TxFull, e1);
+        b.flood_copy_dropped(e2);
+        a.dropped(DropReason::NoEndpoint);
+        let workers = [a.clone(), b.clone()];
+
+        let t = totals(&workers);
+        assert_eq!(t.dropped_all(), 3);
+        assert_eq!(t.drops[DropReason::SpoofedSource as usize], 1);
+        assert_eq!(t.drops[DropReason::TxFull as usize], 1);
+        assert_eq!(t.flood_copy_drops, 1);
+        assert_eq!(endpoint_totals(&workers, e1).dropped, 2);
+        assert_eq!(
+            endpoint_totals(&workers, e2),
+            EndpointTotals {
+                dropped: 1,
+                ..EndpointTotals::default()
+            }
+        );
+        assert_eq!(endpoint_totals(&workers, EndpointId(0)).dropped, 0);
+
+        // The fast path's figures add to the workers'.
+        let mut sum = endpoint_totals(&workers, e1);
+        sum.add(&EndpointTotals {
+            rx_packets: 4,
+            rx_bytes: 400,
+            tx_packets: 0,
+            tx_bytes: 0,
+            dropped: 3,
+        });
+        assert_eq!((sum.rx_packets, sum.rx_bytes, sum.dropped), (4, 400, 5));
+
+        for w in &workers {
+            w.reset_endpoint(e1);
+        }
+        assert_eq!(endpoint_totals(&workers, e1), EndpointTotals::default());
+        assert_eq!(endpoint_totals(&workers, e2).dropped, 1);
+    }
 }

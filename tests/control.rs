@@ -35,15 +35,8 @@ fn start(rig: &Rig, toml: &str) -> Daemon {
     d
 }
 
-/// The endpoint list as JSON.
-fn list(rig: &Rig) -> Vec<serde_json::Value> {
-    let (code, out, err) = mvdp_ctl(rig, &["endpoint", "list", "--json"]);
-    assert_eq!(code, 0, "endpoint list: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("endpoint list --json: {e}\n{out}"))
-}
-
 fn names(rig: &Rig) -> Vec<String> {
-    let mut n: Vec<String> = list(rig)
+    let mut n: Vec<String> = endpoint_list(rig)
         .iter()
         .map(|e| e["name"].as_str().unwrap().to_string())
         .collect();
@@ -71,7 +64,7 @@ fn add_and_remove_under_traffic(kind: &str) {
     );
     assert_eq!(code, 0, "endpoint add: {err}\n{}", d.log());
     assert!(out.contains("endpoint c2 added"), "{out}");
-    let entry = list(&rig)
+    let entry = endpoint_list(&rig)
         .into_iter()
         .find(|e| e["name"] == "c2")
         .expect("c2 in endpoint list");
@@ -86,6 +79,13 @@ fn add_and_remove_under_traffic(kind: &str) {
             .lines()
             .any(|l| l.starts_with("c2 ") && l.contains(&ip)),
         "the table does not show c2:\n{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.trim_end().ends_with(" DROPS")),
+        "the table has no DROPS column:\n{table}"
     );
 
     let (code, _, err) = mvdp_ctl(&rig, &["endpoint", "del", "c2"]);
@@ -284,7 +284,7 @@ fn runtime_endpoints_survive_a_restart_and_one_daemon_holds_the_socket() {
     let mut d = start(&rig, &toml);
     let (code, _, err) = add(&rig, "c2", "lan", c2.ns.name(), &["--ifname", c2.ifname()]);
     assert_eq!(code, 0, "{err}");
-    let before = list(&rig);
+    let before = endpoint_list(&rig);
 
     // A second daemon on the same socket is refused before it touches anything.
     let cfg = TempConfig::new(&toml.replace(&rig.metrics_addr.to_string(), "127.0.0.1:1"));
@@ -299,7 +299,11 @@ fn runtime_endpoints_survive_a_restart_and_one_daemon_holds_the_socket() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(list(&rig), before, "the refused daemon changed something");
+    assert_eq!(
+        endpoint_list(&rig),
+        before,
+        "the refused daemon changed something"
+    );
 
     assert!(d.stop().success(), "{}", d.log());
     assert!(
@@ -309,7 +313,7 @@ fn runtime_endpoints_survive_a_restart_and_one_daemon_holds_the_socket() {
     // A stale socket file (a killed daemon's) is replaced.
     drop(std::os::unix::net::UnixListener::bind(&rig.control_socket).unwrap());
     let mut d = start(&rig, &toml);
-    let after = list(&rig);
+    let after = endpoint_list(&rig);
     let pick = |l: &[serde_json::Value]| -> Vec<(String, String, String, String)> {
         l.iter()
             .map(|e| {
@@ -391,6 +395,7 @@ fn top_shows_live_rates_and_quits_on_q() {
         String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "top"]).stdout).to_string();
     assert!(shown, "c1's TX rate in top stayed {seen:?}:\n{pane}");
     assert!(pane.contains("RX FRAMES/S"), "{pane}");
+    assert!(pane.contains("DROPS/S"), "{pane}");
     tmux(&["send-keys", "-t", "top", "q"]);
     let quit = wait_until(Duration::from_secs(5), || {
         !tmux(&["has-session", "-t", "top"]).status.success()

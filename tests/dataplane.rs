@@ -224,7 +224,8 @@ fn tap_broadcast_reaches_every_container_once() {
 }
 
 /// A container cannot put a frame with someone else's source MAC on the wire,
-/// and the counters add up frame for frame.
+/// the counters add up frame for frame, and the spoofed frames are the
+/// sender's drops, in `/metrics` and in `mvdp endpoint list`.
 fn spoof_and_counters(kind: &str) {
     if !require_privileges() {
         return;
@@ -235,6 +236,18 @@ fn spoof_and_counters(kind: &str) {
     let wire_mac = link_mac(&rig.wire, WIRE_IF);
     let before = settled(&d);
     let c1_labels = [("endpoint", c1.name.as_str()), ("network", NETWORK)];
+    // Each endpoint's drops as `mvdp endpoint list --json` shows them.
+    let listed_drops = || -> (u64, u64) {
+        let list = endpoint_list(&rig);
+        let drops = |name: &str| {
+            list.iter()
+                .find(|e| e["name"] == name)
+                .and_then(|e| e["drops"].as_u64())
+                .unwrap_or_else(|| panic!("no drops for {name} in endpoint list: {list:?}"))
+        };
+        (drops(&c1.name), drops(&c2.name))
+    };
+    let listed_before = listed_drops();
 
     // 1. Spoofed: c1 claims c2's MAC, and a made-up one. Never on the wire.
     let spoof = format!("mvdp-spoof-{}", std::process::id());
@@ -317,6 +330,31 @@ fn spoof_and_counters(kind: &str) {
         delta("mvdp_endpoint_tx_packets_total", &c2_labels),
         N as f64,
         "c2 was sent {N} frames"
+    );
+    // The spoofed frames are c1's drops (it sent them), not c2's (whose MAC
+    // one of them claimed), whichever tier dropped them.
+    assert_eq!(
+        delta("mvdp_endpoint_dropped_frames_total", &c1_labels),
+        2.0,
+        "c1's drops ({kind}, fast path {})",
+        tier()
+    );
+    assert_eq!(
+        delta("mvdp_endpoint_dropped_frames_total", &c2_labels),
+        0.0,
+        "c2's drops ({kind}, fast path {})",
+        tier()
+    );
+    let mut listed = (0, 0);
+    let shown = wait_until(Duration::from_secs(5), || {
+        let now = listed_drops();
+        listed = (now.0 - listed_before.0, now.1 - listed_before.1);
+        listed == (2, 0)
+    });
+    assert!(
+        shown,
+        "endpoint list --json: c1's and c2's drops rose by {listed:?}, not (2, 0) ({kind}, fast path {})",
+        tier()
     );
     assert_eq!(
         delta("mvdp_frames_received_total", &[("source", "wire")]),

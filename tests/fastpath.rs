@@ -280,6 +280,13 @@ fn counters_are_exact_across_tiers() {
         delta("mvdp_endpoint_tx_packets_total", &c2l),
         (M + B) as f64
     );
+    // The spoofed and VLAN-hopping frames are c1's drops, not c2's (whose
+    // MAC the spoofed ones claimed).
+    assert_eq!(
+        delta("mvdp_endpoint_dropped_frames_total", &c1l),
+        (S + T) as f64
+    );
+    assert_eq!(delta("mvdp_endpoint_dropped_frames_total", &c2l), 0.0);
     assert_eq!(
         delta("mvdp_fast_path_frames_total", &[("action", "punted")]),
         B as f64

@@ -142,6 +142,10 @@ pub struct EndpointInfo {
     pub tx_packets: u64,
     /// Bytes delivered to the container.
     pub tx_bytes: u64,
+    /// Frames it sent, or that were addressed to it, that were dropped
+    /// (both tiers). Absent from older daemons' answers: read as 0.
+    #[serde(default)]
+    pub drops: u64,
 }
 
 /// One worker as `status` shows it.
@@ -468,6 +472,22 @@ mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    /// An older daemon's endpoint list has no `drops`: it still parses.
+    #[test]
+    fn endpoint_info_without_drops_reads_as_zero() {
+        let old = r#"{"name":"web","network":"lan","kind":"veth","netns":"web",
+            "ifname":"eth0","host_ifname":"mv0","ip":"192.168.1.10",
+            "mac":"02:42:c0:a8:01:0a","origin":"config","path":"fast",
+            "rx_packets":3,"rx_bytes":300,"tx_packets":4,"tx_bytes":400}"#;
+        let info: EndpointInfo = serde_json::from_str(old).unwrap();
+        assert_eq!((info.rx_packets, info.drops), (3, 0));
+        let back: EndpointInfo = serde_json::from_str(
+            &serde_json::to_string(&EndpointInfo { drops: 7, ..info }).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back.drops, 7);
     }
 
     #[test]

@@ -132,8 +132,9 @@ fn uptime(secs: u64) -> String {
 pub fn endpoint_table(infos: &[EndpointInfo]) -> String {
     let header = [
         "NAME", "NETWORK", "KIND", "NETNS", "IP", "MAC", "PATH", "ORIGIN", "RX PKTS", "TX PKTS",
+        "DROPS",
     ];
-    let rows: Vec<[String; 10]> = infos
+    let rows: Vec<[String; 11]> = infos
         .iter()
         .map(|i| {
             [
@@ -147,6 +148,7 @@ pub fn endpoint_table(infos: &[EndpointInfo]) -> String {
                 i.origin.clone(),
                 i.rx_packets.to_string(),
                 i.tx_packets.to_string(),
+                i.drops.to_string(),
             ]
         })
         .collect();

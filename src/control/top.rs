@@ -33,6 +33,8 @@ pub struct Rates {
     pub tx_pps: f64,
     /// Bits/s to the container.
     pub tx_bps: f64,
+    /// Its frames dropped per second (sent by it or addressed to it).
+    pub drop_pps: f64,
 }
 
 /// Rates from two samples `dt` apart, busiest first (then by name).
@@ -52,6 +54,7 @@ pub fn rates(before: &[EndpointInfo], now: &[EndpointInfo], dt: Duration) -> Vec
                 rx_bps: 8.0 * per_sec(e.rx_bytes, o.map(|o| o.rx_bytes)),
                 tx_pps: per_sec(e.tx_packets, o.map(|o| o.tx_packets)),
                 tx_bps: 8.0 * per_sec(e.tx_bytes, o.map(|o| o.tx_bytes)),
+                drop_pps: per_sec(e.drops, o.map(|o| o.drops)),
             }
         })
         .collect();
@@ -194,6 +197,7 @@ fn draw(f: &mut Frame, status: &Status, shown: &[Rates], drops: &[(String, f64)]
         "RX BITS/S",
         "TX FRAMES/S",
         "TX BITS/S",
+        "DROPS/S",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
     let rows = shown.iter().map(|r| {
@@ -205,6 +209,7 @@ fn draw(f: &mut Frame, status: &Status, shown: &[Rates], drops: &[(String, f64)]
             si(r.rx_bps),
             si(r.tx_pps),
             si(r.tx_bps),
+            si(r.drop_pps),
         ])
     });
     let widths = [
@@ -215,11 +220,12 @@ fn draw(f: &mut Frame, status: &Status, shown: &[Rates], drops: &[(String, f64)]
         Constraint::Length(10),
         Constraint::Length(12),
         Constraint::Length(10),
+        Constraint::Length(8),
     ];
     f.render_widget(
         Table::new(rows, widths).header(header).block(
             Block::bordered()
-                .title(" endpoints, busiest first (RX: from the container, TX: to it) "),
+                .title(" endpoints, busiest first (RX: from the container, TX: to it, DROPS: its frames dropped) "),
         ),
         table,
     );
@@ -231,6 +237,10 @@ mod tests {
     use super::*;
 
     fn info(name: &str, rxp: u64, txp: u64) -> EndpointInfo {
+        info_with_drops(name, rxp, txp, 0)
+    }
+
+    fn info_with_drops(name: &str, rxp: u64, txp: u64, drops: u64) -> EndpointInfo {
         EndpointInfo {
             name: name.into(),
             network: "lan".into(),
@@ -246,6 +256,7 @@ mod tests {
             rx_bytes: rxp * 100,
             tx_packets: txp,
             tx_bytes: txp * 100,
+            drops,
         }
     }
 
@@ -261,7 +272,17 @@ mod tests {
         assert_eq!(r[1].rx_pps, 100.0);
         // No earlier sample: no rate yet, rather than a spike.
         assert_eq!(r[2].rx_pps, 0.0);
+        assert_eq!(r[0].drop_pps, 0.0);
         assert_eq!(si(1_234_567.0), "1.23M");
         assert_eq!(si(999.0), "999");
+    }
+
+    #[test]
+    fn drop_rates_are_per_endpoint() {
+        let before = [info_with_drops("a", 10, 0, 4), info("b", 10, 0)];
+        let now = [info_with_drops("a", 10, 0, 24), info("b", 10, 0)];
+        let r = rates(&before, &now, Duration::from_secs(2));
+        let drops: Vec<(&str, f64)> = r.iter().map(|r| (r.name.as_str(), r.drop_pps)).collect();
+        assert_eq!(drops, [("a", 10.0), ("b", 0.0)]);
     }
 }

@@ -25,8 +25,8 @@ use crate::io::tap::TapPort;
 use crate::io::xsk::{UmemArea, XskSocket};
 use crate::metrics::{bump, Source, WorkerStats};
 use crate::switch::{
-    classify_egress, classify_ingress, flood_targets, DropReason, EndpointId, Fdb, Flood,
-    RateLimit, Verdict,
+    classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason,
+    EndpointId, Fdb, Flood, RateLimit, Verdict,
 };
 use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
@@ -264,6 +264,9 @@ pub struct Worker {
     /// The fast path's punt device, once it is set up.
     punt: Option<(XskSocket, Inflight)>,
     to_wire: Vec<FrameDesc>,
+    /// The sender of each frame in `to_wire` (same index), whose drop it is
+    /// if the frame cannot leave.
+    to_wire_from: Vec<EndpointId>,
     ports: Vec<Option<Port>>,
     /// Ids of ports with staged frames.
     dirty: Vec<EndpointId>,
@@ -341,6 +344,7 @@ impl Worker {
             parent_inflight: Inflight::default(),
             punt: None,
             to_wire: Vec::with_capacity(batch * 4),
+            to_wire_from: Vec::with_capacity(batch * 4),
             ports: Vec::new(),
             dirty: Vec::new(),
             rx_buf: vec![FrameDesc::default(); batch],
@@ -440,7 +444,13 @@ impl Worker {
                         self.ports.get_mut(usize::from(id.0)).and_then(Option::take)
                     {
                         for d in port.staged.drain(..) {
-                            self.stats.dropped(DropReason::EndpointGone);
+                            // A flood copy is not a frame of its own: its frame
+                            // was counted when the copies were made.
+                            if d.options() == COPY_MARK {
+                                self.stats.flood_copy_dropped(id);
+                            } else {
+                                self.stats.dropped_for(DropReason::EndpointGone, id);
+                            }
                             self.pool.push(d);
                         }
                         // Close the socket first (the kernel unbinds it and waits for
@@ -606,12 +616,21 @@ impl Worker {
                     self.pool.push(d);
                 }
                 Verdict::Drop(r) => {
-                    self.stats.dropped(r);
+                    self.ingress_dropped(data, r);
                     self.pool.push(d);
                 }
             }
         }
         n
+    }
+
+    /// Counts a frame from the wire that classify_ingress dropped, for the
+    /// endpoint it was addressed to where the drop was for that one's sake.
+    fn ingress_dropped(&self, data: &[u8], reason: DropReason) {
+        match ingress_drop_endpoint(&self.fdb, data, reason) {
+            Some(to) => self.stats.dropped_for(reason, to),
+            None => self.stats.dropped(reason),
+        }
     }
 
     /// Frames the containers sent.
@@ -789,7 +808,7 @@ impl Worker {
                 self.stage(to, d);
             }
             Verdict::Drop(r) => {
-                self.stats.dropped(r);
+                self.ingress_dropped(data, r);
                 self.pool.push(d);
             }
             Verdict::Wire { .. } => {
@@ -815,7 +834,7 @@ impl Worker {
         bump(&counters.rx_packets, 1);
         bump(&counters.rx_bytes, data.len() as u64);
         if bucket.as_mut().is_some_and(|b| !b.take(data.len() as u64)) {
-            self.stats.dropped(DropReason::RateLimited);
+            self.stats.dropped_for(DropReason::RateLimited, id);
             self.pool.push(d);
             return;
         }
@@ -825,20 +844,21 @@ impl Worker {
                 let d = self.untag(d);
                 self.stage(to, d);
             }
-            Verdict::Wire { tag } => self.send_to_wire(d, tag),
+            Verdict::Wire { tag } => self.send_to_wire(id, d, tag),
             Verdict::Flood(flood) => {
                 let copies = self.flood_copies(&flood, data);
                 if flood.wire {
                     // Accounted when it leaves for the wire.
                     let tag = self.fdb.network(flood.network).vlan;
-                    self.send_to_wire(d, tag);
+                    self.send_to_wire(id, d, tag);
                 } else {
                     self.count_flood(copies);
                     self.pool.push(d);
                 }
             }
+            // Spoofed, VLAN hop, malformed, or a sender no longer in the FDB.
             Verdict::Drop(r) => {
-                self.stats.dropped(r);
+                self.stats.dropped_for(r, id);
                 self.pool.push(d);
             }
         }
@@ -857,16 +877,17 @@ impl Worker {
         d
     }
 
-    /// Queues a frame for the wire, pushing an 802.1Q tag first if `tag` is set.
+    /// Queues a frame endpoint `from` sent for the wire, pushing an 802.1Q
+    /// tag first if `tag` is set.
     #[inline]
-    fn send_to_wire(&mut self, mut d: FrameDesc, tag: Option<u16>) {
+    fn send_to_wire(&mut self, from: EndpointId, mut d: FrameDesc, tag: Option<u16>) {
         if let Some(vid) = tag {
             // SAFETY: `d` is a frame user space owns (just received), not on any ring.
             let mut data = unsafe { self.umem.data_mut(&mut d) };
             let len = data.contents().len();
             let mut cur = data.cursor();
             if len + VLAN_TAG_LEN > cur.buf_len() {
-                self.stats.dropped(DropReason::Malformed);
+                self.stats.dropped_for(DropReason::Malformed, from);
                 self.pool.push(d);
                 return;
             }
@@ -877,6 +898,7 @@ impl Worker {
             buf[MACS_LEN + 2..MACS_LEN + VLAN_TAG_LEN].copy_from_slice(&vid.to_be_bytes());
         }
         self.to_wire.push(d);
+        self.to_wire_from.push(from);
     }
 
     /// Reads up to a batch of frames from a TAP into free frames (placed in
@@ -900,11 +922,14 @@ impl Worker {
                     self.rx_buf[n] = d;
                     n += 1;
                 }
-                Ok(Some(_)) => {
+                Ok(Some(len)) => {
                     // tun reports the whole frame's length even when it copied
                     // less: a frame larger than a UMEM frame is never forwarded cut short.
                     self.stats.received(Source::Endpoint, 1);
-                    self.stats.dropped(DropReason::Malformed);
+                    let counters = &self.stats.endpoints[usize::from(id.0)];
+                    bump(&counters.rx_packets, 1);
+                    bump(&counters.rx_bytes, len as u64);
+                    self.stats.dropped_for(DropReason::Malformed, id);
                     self.pool.push(d);
                 }
                 Ok(None) => {
@@ -1011,7 +1036,7 @@ impl Worker {
         match self.copy_frame(data, untag) {
             Some(d) => self.stage(to, d),
             // No free frame (counted as UMEM exhaustion) or too long for one.
-            None => self.stats.dropped(DropReason::TxFull),
+            None => self.stats.dropped_for(DropReason::TxFull, to),
         }
     }
 
@@ -1054,7 +1079,7 @@ impl Worker {
         let mut copies = 0usize;
         for &to in &targets {
             let Some(d) = self.copy_frame(data, flood.untag) else {
-                bump(&self.stats.flood_copy_drops, 1);
+                self.stats.flood_copy_dropped(to);
                 continue;
             };
             self.stage_copy(to, d);
@@ -1078,7 +1103,7 @@ impl Worker {
                 port.staged.push(d);
             }
             None => {
-                self.stats.dropped(DropReason::EndpointGone);
+                self.stats.dropped_for(DropReason::EndpointGone, to);
                 self.pool.push(d);
             }
         }
@@ -1101,7 +1126,7 @@ impl Worker {
                 port.staged.push(d);
             }
             None => {
-                bump(&self.stats.flood_copy_drops, 1);
+                self.stats.flood_copy_dropped(to);
                 self.pool.push(d);
             }
         }
@@ -1121,8 +1146,10 @@ impl Worker {
             let egress_frames = self.to_wire.len() as u64;
             bump(&self.stats.delivered, sent as u64);
             // The first `sent` frames now belong to the kernel until they complete.
-            for d in self.to_wire.drain(..).skip(sent) {
-                self.stats.dropped(DropReason::TxFull);
+            debug_assert_eq!(self.to_wire.len(), self.to_wire_from.len());
+            let unsent = self.to_wire.drain(..).zip(self.to_wire_from.drain(..));
+            for (d, from) in unsent.skip(sent) {
+                self.stats.dropped_for(DropReason::TxFull, from);
                 self.pool.push(d);
             }
             debug_assert!(egress_frames >= sent as u64);
@@ -1155,9 +1182,9 @@ impl Worker {
                     self.pool.sent(&port.staged[..sent], u32::from(id.0));
                     for d in port.staged.drain(..).skip(sent) {
                         if d.options() == COPY_MARK {
-                            bump(&self.stats.flood_copy_drops, 1);
+                            self.stats.flood_copy_dropped(id);
                         } else {
-                            self.stats.dropped(DropReason::TxFull);
+                            self.stats.dropped_for(DropReason::TxFull, id);
                         }
                         // pool.push clears the copy mark.
                         self.pool.push(d);
@@ -1177,9 +1204,9 @@ impl Worker {
                                     bump(&self.stats.delivered, 1);
                                 }
                             }
-                            Ok(false) | Err(_) if copy => bump(&self.stats.flood_copy_drops, 1),
-                            Ok(false) => self.stats.dropped(DropReason::TxFull),
-                            Err(_) => self.stats.dropped(DropReason::EndpointGone),
+                            Ok(false) | Err(_) if copy => self.stats.flood_copy_dropped(id),
+                            Ok(false) => self.stats.dropped_for(DropReason::TxFull, id),
+                            Err(_) => self.stats.dropped_for(DropReason::EndpointGone, id),
                         }
                         let mut d = d;
                         d.set_options(0);

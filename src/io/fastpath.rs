@@ -18,7 +18,7 @@ use aya::{Ebpf, EbpfError};
 
 use super::bpf::{self, EpKey};
 use crate::config::Mode;
-use crate::metrics::{CounterSource, Totals};
+use crate::metrics::{CounterSource, EndpointTotals, Totals};
 use crate::switch::{DropReason, EndpointId};
 use crate::wire::MacAddr;
 
@@ -69,6 +69,7 @@ struct FpEpStats {
     rx_bytes: u64,
     tx_packets: u64,
     tx_bytes: u64,
+    dropped: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<FpPort>() == 20);
@@ -76,7 +77,7 @@ const _: () = assert!(std::mem::size_of::<FpConfig>() == 16);
 
 /// `MVDP_FP_CFG_WIRE_GROUPS` in bpf/mvdp.h.
 const CFG_WIRE_GROUPS: u32 = 0x01;
-const _: () = assert!(std::mem::size_of::<FpEpStats>() == 32);
+const _: () = assert!(std::mem::size_of::<FpEpStats>() == 40);
 
 /// Mirror of `struct mvdp_fp_counters` in `bpf/mvdp.h`: one CPU's counters,
 /// indexed by [`Counter`].
@@ -480,18 +481,20 @@ impl FastPath {
         })
     }
 
-    /// One endpoint's fast-path counters: (rx_packets, rx_bytes, tx_packets, tx_bytes).
-    pub fn endpoint_counters(&self, id: EndpointId) -> [u64; 4] {
+    /// One endpoint's fast-path counters, summed over CPUs.
+    pub fn endpoint_counters(&self, id: EndpointId) -> EndpointTotals {
         let Ok(values) = self.ep_stats.get(&u32::from(id.0), 0) else {
-            return [0; 4];
+            return EndpointTotals::default();
         };
-        values.iter().fold([0u64; 4], |mut a, s| {
-            a[0] = a[0].wrapping_add(s.rx_packets);
-            a[1] = a[1].wrapping_add(s.rx_bytes);
-            a[2] = a[2].wrapping_add(s.tx_packets);
-            a[3] = a[3].wrapping_add(s.tx_bytes);
-            a
-        })
+        values
+            .iter()
+            .fold(EndpointTotals::default(), |a, s| EndpointTotals {
+                rx_packets: a.rx_packets.wrapping_add(s.rx_packets),
+                rx_bytes: a.rx_bytes.wrapping_add(s.rx_bytes),
+                tx_packets: a.tx_packets.wrapping_add(s.tx_packets),
+                tx_bytes: a.tx_bytes.wrapping_add(s.tx_bytes),
+                dropped: a.dropped.wrapping_add(s.dropped),
+            })
     }
 
     /// Detaches the program from the parent only: from here on the wire's
@@ -561,10 +564,12 @@ impl CounterSource for std::sync::Mutex<Option<FastPath>> {
         t
     }
 
-    fn endpoint(&self, id: EndpointId) -> [u64; 4] {
+    fn endpoint(&self, id: EndpointId) -> EndpointTotals {
         match self.lock() {
-            Ok(guard) => guard.as_ref().map_or([0; 4], |fp| fp.endpoint_counters(id)),
-            Err(_) => [0; 4],
+            Ok(guard) => guard
+                .as_ref()
+                .map_or_else(EndpointTotals::default, |fp| fp.endpoint_counters(id)),
+            Err(_) => EndpointTotals::default(),
         }
     }
 }
@@ -628,6 +633,31 @@ mod tests {
             counters[Counter::GroupCopied as usize],
             "MVDP_FP_GROUP_COPIED"
         );
+    }
+
+    /// `FpEpStats` lists the C struct's fields, in order.
+    #[test]
+    fn ep_stats_layout_matches_header() {
+        let header = include_str!("../../bpf/mvdp.h");
+        let body = header
+            .split("struct mvdp_fp_ep_stats {")
+            .nth(1)
+            .and_then(|rest| rest.split("};").next())
+            .expect("struct mvdp_fp_ep_stats in the header");
+        let fields: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("__u64 "))
+            .filter_map(|l| l.split(';').next())
+            .collect();
+        let rust = [
+            "rx_packets",
+            "rx_bytes",
+            "tx_packets",
+            "tx_bytes",
+            "dropped",
+        ];
+        assert_eq!(fields, rust);
+        assert_eq!(std::mem::size_of::<FpEpStats>(), 8 * fields.len());
     }
 
     #[test]

@@ -191,6 +191,20 @@ pub fn classify_ingress(fdb: &Fdb, frame: &[u8]) -> Verdict {
     })
 }
 
+/// The endpoint a frame from the wire was addressed to when
+/// [`classify_ingress`] dropped it for that endpoint's sake (`private`
+/// isolation, a source a `source` endpoint does not allow); `None` for drops
+/// no single endpoint owns. A second parse and lookup, on the drop path only.
+pub fn ingress_drop_endpoint(fdb: &Fdb, frame: &[u8], reason: DropReason) -> Option<EndpointId> {
+    match reason {
+        DropReason::PrivateIsolation | DropReason::SourceNotAllowed => {
+            let hdr = FrameHeader::parse(frame).ok()?;
+            fdb.lookup(hdr.vlan, hdr.dst)
+        }
+        _ => None,
+    }
+}
+
 /// Classifies a frame that endpoint `from` sent (container egress).
 #[inline]
 pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
@@ -483,6 +497,37 @@ mod tests {
         );
         let v = classify_ingress(&fdb, &frame(MacAddr::BROADCAST, WIRE_HOST));
         assert_eq!(targets(&fdb, v), vec![E11, E12]);
+    }
+
+    /// The drops `classify_ingress` makes for an endpoint's sake name it; the
+    /// others name nobody.
+    #[test]
+    fn ingress_drops_name_the_endpoint_they_protect() {
+        let private = fdb(Mode::Private);
+        let hairpinned = frame(mac(12), mac(11));
+        let Verdict::Drop(r) = classify_ingress(&private, &hairpinned) else {
+            panic!("not dropped")
+        };
+        assert_eq!(ingress_drop_endpoint(&private, &hairpinned, r), Some(E12));
+        let source = fdb(Mode::Source);
+        let stranger = frame(mac(11), mac(99));
+        let Verdict::Drop(r) = classify_ingress(&source, &stranger) else {
+            panic!("not dropped")
+        };
+        assert_eq!(ingress_drop_endpoint(&source, &stranger, r), Some(E11));
+        let unknown = frame(mac(99), WIRE_HOST);
+        assert_eq!(
+            classify_ingress(&private, &unknown),
+            Verdict::Drop(DropReason::NoEndpoint)
+        );
+        assert_eq!(
+            ingress_drop_endpoint(&private, &unknown, DropReason::NoEndpoint),
+            None
+        );
+        assert_eq!(
+            ingress_drop_endpoint(&private, &[0u8; 6], DropReason::PrivateIsolation),
+            None
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod classify;
 mod fdb;
 
 pub use classify::{
-    classify_egress, classify_ingress, flood_targets, DropReason, Flood, FloodRule, Verdict,
+    classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason, Flood,
+    FloodRule, Verdict,
 };
 pub use fdb::{EndpointEntry, EndpointId, Fdb, FdbError, Mode, NetworkEntry, NetworkId, RateLimit};

@@ -251,6 +251,13 @@ pub fn mvdp_ctl(rig: &Rig, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `mvdp endpoint list --json` against the rig's daemon, parsed.
+pub fn endpoint_list(rig: &Rig) -> Vec<serde_json::Value> {
+    let (code, out, err) = mvdp_ctl(rig, &["endpoint", "list", "--json"]);
+    assert_eq!(code, 0, "endpoint list: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("endpoint list --json: {e}\n{out}"))
+}
+
 /// A config written to a unique file under the temp dir, removed on drop.
 pub struct TempConfig {
     path: PathBuf,

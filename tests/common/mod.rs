@@ -23,8 +23,8 @@ pub mod traffic;
 pub mod vlan;
 
 pub use daemon::{
-    assert_accounting, frame_counters, mvdp_command, mvdp_ctl, parse_prometheus, scrape_metrics,
-    settled, sum_samples, value, Daemon, Sample, TempConfig, MVDP,
+    assert_accounting, endpoint_list, frame_counters, mvdp_command, mvdp_ctl, parse_prometheus,
+    scrape_metrics, settled, sum_samples, value, Daemon, Sample, TempConfig, MVDP,
 };
 pub use links::{link_exists, link_mac, list_links, tcx_programs, xdp_attached};
 pub use macvlan::{add_kernel_macvlans, fmt_mac, Reflector, StackCapture};

@@ -592,10 +592,7 @@ impl Daemon {
         for state in self.endpoints.iter().flatten() {
             let ep = &state.config;
             let mut sums = crate::metrics::endpoint_totals(&self.stats, state.id);
-            for (a, b) in sums.iter_mut().zip(self.fast.endpoint(state.id)) {
-                *a += b;
-            }
-            let [rx_packets, rx_bytes, tx_packets, tx_bytes] = sums;
+            sums.add(&self.fast.endpoint(state.id));
             out.push(crate::control::api::EndpointInfo {
                 name: ep.name.clone(),
                 network: ep.network.clone(),
@@ -616,10 +613,11 @@ impl Daemon {
                     "workers"
                 }
                 .into(),
-                rx_packets,
-                rx_bytes,
-                tx_packets,
-                tx_bytes,
+                rx_packets: sums.rx_packets,
+                rx_bytes: sums.rx_bytes,
+                tx_packets: sums.tx_packets,
+                tx_bytes: sums.tx_bytes,
+                drops: sums.dropped,
             });
         }
         out

@@ -542,7 +542,7 @@ fn sighup_applies_exactly_what_changed() {
         "c3 -> c4 on the added network\n{}",
         d.log()
     );
-    let listed = list(&rig);
+    let listed = endpoint_list(&rig);
     let c3_entry = listed.iter().find(|e| e["name"] == "c3").unwrap();
     assert_eq!(c3_entry["network"], "iot");
     // The rate limit bites now: most of a burst from c1 is limited.

@@ -14,8 +14,8 @@
 //!
 //! - [`Daemon::start`] builds what every network and endpoint rides on, in
 //!   named steps: the queues to serve, the workers and their parent
-//!   sockets ([`Daemon::spawn_workers`]), the fast path, the group
-//!   listener; then the networks and endpoints as a plan from nothing; the
+//!   sockets ([`Daemon::spawn_workers`]), the fast path; then the networks
+//!   and endpoints as a plan from nothing; the group listener; the
 //!   metrics exporter last (its first answer means every endpoint is up).
 //!   What is not a network or an endpoint changes only at a restart.
 //! - [`plan::plan`] compares the networks and endpoints that run with the
@@ -291,7 +291,6 @@ impl Daemon {
         };
         d.spawn_workers(&queues, desired.endpoints.len())?;
         d.load_fast_path();
-        d.open_group_listener()?;
         if !d.needs_xdp(&desired.endpoints) {
             log::info!(
                 "no XDP program on {}: the fast path serves every endpoint",
@@ -304,6 +303,10 @@ impl Daemon {
         let plan = plan::plan(&d.running(), &desired);
         d.apply(&desired, &plan)?;
         d.drop_leftovers();
+        // After the endpoints, as before the reconciler: opened before them,
+        // a passthru network's first broadcast went missing in
+        // tests/modes.rs (not yet understood; see the closing note of issue 8).
+        d.open_group_listener()?;
         d.note_mac_filter()?;
         // Last: a scrape that answers says every endpoint is up.
         d.serve_metrics(metrics)?;

@@ -569,3 +569,54 @@ fn sighup_applies_exactly_what_changed() {
     left.sort();
     assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
 }
+
+/// Endpoints added one by one at run time share the UMEM's fill budget
+/// with those from the start: with a small UMEM and the workers taking
+/// every endpoint's frames, sixteen added endpoints leave the parent's
+/// socket frames to receive with, and every endpoint still answers.
+#[test]
+fn endpoints_added_at_run_time_share_the_fill_budget() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(16, 1);
+    let toml = rig.base_toml("umem_frames = 4096").replacen(
+        "fast_path = \"on\"",
+        "fast_path = \"off\"",
+        1,
+    ) + &rig.endpoint_toml(rig.container(1), "veth");
+    let mut d = start(&rig, &toml);
+    for i in 2..=16 {
+        let c = rig.container(i);
+        let ip = c.ip.to_string();
+        let (code, _, err) = add(
+            &rig,
+            &c.name,
+            NETWORK,
+            c.ns.name(),
+            &["--ifname", c.ifname(), "--ip", &ip],
+        );
+        assert_eq!(code, 0, "endpoint add {}: {err}\n{}", c.name, d.log());
+    }
+    for i in [1, 8, 16] {
+        let c = rig.container(i);
+        assert!(
+            ping(&rig.wire, c.ip, 2),
+            "wire -> {} with 16 endpoints\n{}",
+            c.name,
+            d.log()
+        );
+    }
+    let exhausted = d
+        .metric_sum("mvdp_umem_exhausted_total", &[])
+        .unwrap_or(0.0);
+    assert_eq!(exhausted, 0.0, "the UMEM ran out with 16 endpoints");
+    let free = d.metric_sum("mvdp_umem_free_frames", &[]).unwrap_or(0.0);
+    // 4096 frames: 1024 on the parent's fill ring, the endpoints' shares
+    // (256 for the first few, down to 64) and the rest free for copies.
+    assert!(
+        free >= 256.0,
+        "only {free} UMEM frames free with 16 endpoints posted"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

@@ -4,4 +4,5 @@ mod worker;
 
 pub use worker::{
     Command, EndpointIo, Event, EventFd, GroupFrame, Worker, WorkerConfig, WorkerHandle,
+    MAX_PORT_FILL, MIN_PORT_FILL,
 };

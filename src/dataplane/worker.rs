@@ -96,8 +96,10 @@ pub struct WorkerConfig {
     pub parent_fill: usize,
     /// Fill-ring entries kept posted on the punt device's socket.
     pub punt_fill: usize,
-    /// Fill-ring entries kept posted on each endpoint socket.
-    pub port_fill: usize,
+    /// Fill-ring entries the endpoint sockets share: each keeps its share
+    /// posted (at most [`MAX_PORT_FILL`], at least [`MIN_PORT_FILL`]), the
+    /// share recomputed as endpoints come and go.
+    pub port_fill_budget: usize,
     /// TX ring size of every socket (bounds frames in flight per socket).
     pub tx_ring: usize,
     /// Control messages.
@@ -275,6 +277,8 @@ pub struct Worker {
     cfg_batch: usize,
     parent_fill: usize,
     punt_fill: usize,
+    port_fill_budget: usize,
+    /// What each receiving endpoint socket keeps posted now.
     port_fill: usize,
     tx_ring: usize,
     commands: Receiver<Command>,
@@ -352,7 +356,8 @@ impl Worker {
             cfg_batch: batch,
             parent_fill: cfg.parent_fill,
             punt_fill: cfg.punt_fill,
-            port_fill: cfg.port_fill,
+            port_fill_budget: cfg.port_fill_budget,
+            port_fill: MAX_PORT_FILL,
             tx_ring: cfg.tx_ring,
             commands: cfg.commands,
             floods: cfg.floods,
@@ -504,17 +509,27 @@ impl Worker {
         if let Some((punt, _)) = &self.punt {
             fds.push(punt.fd());
         }
+        let mut receiving = 0;
         for port in self.ports.iter().flatten() {
             match &port.io {
                 EndpointIo::Xsk {
                     socket,
                     receives: true,
-                } => fds.push(socket.fd()),
+                } => {
+                    fds.push(socket.fd());
+                    receiving += 1;
+                }
                 EndpointIo::Xsk { .. } => {}
                 EndpointIo::Tap { port, read: true } => fds.push(port.fd()),
                 EndpointIo::Tap { .. } => {}
             }
         }
+        // Frames already posted above a smaller share stay until the kernel
+        // uses them (a fill ring cannot be taken back): endpoints added one
+        // by one overcommit the budget by a factor of ln(n) at worst, where
+        // a share fixed at start would by n.
+        self.port_fill =
+            (self.port_fill_budget / receiving.max(1)).clamp(MIN_PORT_FILL, MAX_PORT_FILL);
         self.pollfds = fds
             .into_iter()
             .map(|fd| libc::pollfd {
@@ -1257,6 +1272,11 @@ impl Worker {
         }
     }
 }
+
+/// Most frames an endpoint socket keeps posted on its fill ring.
+pub const MAX_PORT_FILL: usize = 256;
+/// Fewest frames an endpoint socket keeps posted on its fill ring.
+pub const MIN_PORT_FILL: usize = 8;
 
 /// Destination and source MAC: what stays in front when a tag goes or comes.
 const MACS_LEN: usize = 12;

@@ -47,7 +47,9 @@ use crate::config::{
 };
 use crate::control::netlink;
 use crate::control::punt::PuntDevice;
-use crate::dataplane::{Command, Event, GroupFrame, Worker, WorkerConfig, WorkerHandle};
+use crate::dataplane::{
+    Command, Event, GroupFrame, Worker, WorkerConfig, WorkerHandle, MIN_PORT_FILL,
+};
 use crate::io::fastpath::{FastEndpoint, FastPath};
 use crate::io::packet::GroupListener;
 use crate::io::tap::TapPort;
@@ -74,8 +76,6 @@ const RECYCLED_BUFFERS: usize = 4096;
 const LISTENER_BATCH: usize = 64;
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
-/// Fewest frames kept posted on an endpoint socket's fill ring.
-const MIN_PORT_FILL: usize = 8;
 
 /// One network being served. Its id is its index; a removed network's
 /// slot stays (retired), so ids are never reused while mvdp runs.
@@ -369,11 +369,10 @@ impl Daemon {
         // Half the UMEM may sit posted on fill rings, the rest carries frames
         // in flight and flood copies: the parent (and with the fast path, the
         // punt device) get up to half of that half, the endpoints share what
-        // is left.
+        // is left, each worker dividing it among the endpoints it has.
         let parent_fill = (frames as usize / 4).min(RING as usize) / fill_sharers;
-        let per_port =
-            ((frames as usize / 2 - parent_fill * fill_sharers) / endpoints.max(1)).min(256);
-        if per_port < MIN_PORT_FILL {
+        let port_fill_budget = frames as usize / 2 - parent_fill * fill_sharers;
+        if port_fill_budget / endpoints.max(1) < MIN_PORT_FILL {
             return Err(DaemonError::UmemTooSmall {
                 frames,
                 endpoints,
@@ -407,7 +406,7 @@ impl Daemon {
                 },
                 parent_fill,
                 punt_fill: parent_fill,
-                port_fill: per_port,
+                port_fill_budget,
                 tx_ring: RING as usize,
                 umem,
                 parent: sock,

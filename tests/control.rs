@@ -44,6 +44,15 @@ fn names(rig: &Rig) -> Vec<String> {
     n
 }
 
+/// Stops `stream` (to c1) and asserts it ran (more than `min` datagrams)
+/// and c1 got every datagram, in order, `during` what the test did.
+fn stream_kept_whole(stream: UdpStream, min: u32, during: &str) {
+    let (sent, received, ordered) = stream.finish();
+    assert!(sent > min, "the stream hardly ran ({sent} datagrams)");
+    assert_eq!(received, sent, "c1 lost datagrams {during}");
+    assert!(ordered, "c1 saw its datagrams out of order {during}");
+}
+
 fn add_and_remove_under_traffic(kind: &str) {
     if !require_privileges() {
         return;
@@ -95,14 +104,9 @@ fn add_and_remove_under_traffic(kind: &str) {
         !link_exists(&c2.ns, c2.ifname()),
         "c2's interface is still in its namespace"
     );
-    let (sent, received, ordered) = stream.finish();
-    assert!(sent > 1000, "the stream hardly ran ({sent} datagrams)");
-    assert_eq!(received, sent, "c1 lost datagrams while c2 came and went");
-    assert!(ordered, "c1 saw its datagrams out of order");
+    stream_kept_whole(stream, 1000, "while c2 came and went");
     assert!(d.stop().success(), "{}", d.log());
-    let mut left = list_links(&rig.host);
-    left.sort();
-    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+    rig.assert_host_clean();
 }
 
 #[test]
@@ -560,14 +564,9 @@ fn sighup_applies_exactly_what_changed() {
         limited()
     );
 
-    let (sent, received, ordered) = stream.finish();
-    assert!(sent > 500, "the stream hardly ran ({sent} datagrams)");
-    assert_eq!(received, sent, "c1 lost datagrams across the reload");
-    assert!(ordered, "c1 saw its datagrams out of order");
+    stream_kept_whole(stream, 500, "across the reload");
     assert!(d.stop().success(), "{}", d.log());
-    let mut left = list_links(&rig.host);
-    left.sort();
-    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+    rig.assert_host_clean();
 }
 
 /// Endpoints added one by one at run time share the UMEM's fill budget

@@ -112,13 +112,7 @@ fn assert_clean(rig: &Rig) {
         Vec::<String>::new(),
         "tc programs left on {PARENT_IF}"
     );
-    let mut left = list_links(&rig.host);
-    left.sort();
-    assert_eq!(
-        left,
-        vec!["lo".to_string(), PARENT_IF.to_string()],
-        "links left in the host namespace"
-    );
+    rig.assert_host_clean();
     for c in &rig.containers {
         assert_eq!(
             list_links(&c.ns),

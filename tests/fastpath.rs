@@ -97,9 +97,7 @@ fn veth_unicast_moves_in_the_kernel_with_offloads_kept() {
         tcx_programs(&rig.host, PARENT_IF).is_empty(),
         "tc programs left on {PARENT_IF}"
     );
-    let mut left = list_links(&rig.host);
-    left.sort();
-    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+    rig.assert_host_clean();
 }
 
 /// veth endpoints on the fast path and a TAP endpoint (the workers' alone)
@@ -401,7 +399,5 @@ fn endpoint_added_and_removed_under_traffic_loses_nothing() {
     );
     assert!(ping(&rig.wire, c1.ip, 2), "c1 after the changes");
     assert!(d.stop().success(), "{}", d.log());
-    let mut left = list_links(&rig.host);
-    left.sort();
-    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+    rig.assert_host_clean();
 }

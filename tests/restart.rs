@@ -155,9 +155,7 @@ fn kill_9_then_start_brings_every_container_back() {
     assert!(d.stop().success(), "{}", d.log());
 
     // And after a clean stop nothing of either daemon remains.
-    let mut left = list_links(&rig.host);
-    left.sort();
-    assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+    rig.assert_host_clean();
     for c in [c1, c2, c3] {
         assert_eq!(list_links(&c.ns), ["lo"], "links left in {}", c.name);
     }

@@ -231,6 +231,16 @@ impl Rig {
     }
 }
 
+impl Rig {
+    /// Asserts the host namespace holds only `lo` and the parent again:
+    /// nothing mvdp made is left after it stopped.
+    pub fn assert_host_clean(&self) {
+        let mut left = super::list_links(&self.host);
+        left.sort();
+        assert_eq!(left, ["lo", PARENT_IF], "links left in the host namespace");
+    }
+}
+
 impl Drop for Rig {
     fn drop(&mut self) {
         // Namespaces go with their fields; a daemon that did not remove its

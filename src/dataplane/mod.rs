@@ -1,5 +1,6 @@
 //! The data plane: per-core worker loops, the flood path and the egress mux.
 
+mod pool;
 mod worker;
 
 pub use worker::{

@@ -20,6 +20,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, TryRecvError};
 use xsk_rs::{FrameDesc, Umem};
 
+use super::pool::{FramePool, Inflight};
 use crate::config::Poll;
 use crate::io::tap::TapPort;
 use crate::io::xsk::{UmemArea, XskSocket};
@@ -168,16 +169,6 @@ impl EventFd {
     }
 }
 
-/// Frames in flight on one AF_XDP socket, tracked so ring operations never
-/// overrun (xsk-rs reserves all-or-nothing).
-#[derive(Default)]
-struct Inflight {
-    /// Frames posted to the fill ring and not yet seen on the RX ring.
-    fill: usize,
-    /// Frames posted to the TX ring and not yet seen on the completion ring.
-    tx: usize,
-}
-
 struct Port {
     io: EndpointIo,
     inflight: Inflight,
@@ -258,6 +249,11 @@ const TAP_READ_BACKOFF_MAX: u32 = 32;
 
 /// A worker's state; runs on its own thread.
 pub struct Worker {
+    /// The UMEM's memory. Frame data is read through a clone of this handle
+    /// while other frames are written through it: sound because a frame
+    /// being read is never on the free list (it came off an RX ring or a
+    /// queue and goes back only after), and only frames popped from the
+    /// free list are written. `copy_frame` asserts the two never meet.
     umem: Umem,
     mtu: usize,
     pool: FramePool,
@@ -1070,8 +1066,19 @@ impl Worker {
             self.pool.push(d);
             return None;
         }
-        // SAFETY: `d` is a free frame owned by user space.
+        // SAFETY: `d` is a free frame owned by user space, and not the frame
+        // `data` is read from (asserted below).
         let mut frame = unsafe { self.umem.data_mut(&mut d) };
+        debug_assert!(
+            {
+                // The bytes written below: at most `data.len()` from the frame's start.
+                let dst = frame.contents().as_ptr();
+                let dst_end = dst.wrapping_add(data.len());
+                let src = data.as_ptr_range();
+                src.end <= dst || dst_end <= src.start
+            },
+            "a frame would be copied onto itself"
+        );
         let mut cur = frame.cursor();
         cur.set_pos(0);
         let ok = cur.write_all(&data[..MACS_LEN]).is_ok()
@@ -1330,116 +1337,4 @@ fn punt_tag(frame: &[u8]) -> Option<PuntTag> {
     } else {
         PuntTag::Endpoint(EndpointId(tci & 0x0fff))
     })
-}
-
-/// Ledger tag of frames held by user space (free, staged, queued, being classified).
-const USER: u32 = u32::MAX;
-
-/// The worker's UMEM frames: the free list, and a ledger of which socket
-/// holds each frame handed to the kernel, so that the frames posted to a
-/// socket that goes away (a removed endpoint) can be taken back.
-struct FramePool {
-    free: Vec<FrameDesc>,
-    /// Holder of each frame, indexed by `addr / frame_size`: an endpoint id, PARENT or USER.
-    owner: Vec<u32>,
-    /// A descriptor for every frame, indexed the same way.
-    all: Vec<FrameDesc>,
-    frame_size: usize,
-}
-
-impl FramePool {
-    fn new(frames: Vec<FrameDesc>, frame_size: usize) -> FramePool {
-        FramePool {
-            owner: vec![USER; frames.len()],
-            all: frames.clone(),
-            free: frames,
-            frame_size,
-        }
-    }
-
-    #[inline]
-    fn pop(&mut self) -> Option<FrameDesc> {
-        self.free.pop()
-    }
-
-    /// Returns a frame to the free list, clearing any mark it carried.
-    #[inline]
-    fn push(&mut self, mut d: FrameDesc) {
-        d.set_options(0);
-        self.free.push(d);
-    }
-
-    #[inline]
-    fn mark(&mut self, descs: &[FrameDesc], tag: u32) {
-        for d in descs {
-            self.owner[d.addr() / self.frame_size] = tag;
-        }
-    }
-
-    /// Frames just taken off an RX ring: user space holds them now.
-    #[inline]
-    fn received(&mut self, descs: &[FrameDesc]) {
-        self.mark(descs, USER);
-    }
-
-    /// Frames just handed to the TX ring of the socket tagged `tag`.
-    #[inline]
-    fn sent(&mut self, descs: &[FrameDesc], tag: u32) {
-        self.mark(descs, tag);
-    }
-
-    /// Takes transmitted frames back from a completion ring.
-    fn reap(&mut self, s: &mut XskSocket, inflight: &mut Inflight, batch: usize) -> usize {
-        if inflight.tx == 0 {
-            return 0;
-        }
-        let start = self.free.len();
-        let want = inflight.tx.min(batch * 4);
-        self.free.resize(start + want, FrameDesc::default());
-        // SAFETY: the slice is writable scratch space for descriptors; the
-        // frames returned are ours again once the kernel hands them back.
-        let n = unsafe { s.cq.consume(&mut self.free[start..]) };
-        self.free.truncate(start + n);
-        for i in start..start + n {
-            let idx = self.free[i].addr() / self.frame_size;
-            self.owner[idx] = USER;
-        }
-        inflight.tx -= n;
-        n
-    }
-
-    /// Posts free frames to a fill ring until `target` are posted.
-    fn refill(&mut self, s: &mut XskSocket, inflight: &mut Inflight, target: usize, tag: u32) {
-        let want = target.saturating_sub(inflight.fill).min(self.free.len());
-        if want == 0 {
-            return;
-        }
-        let start = self.free.len() - want;
-        // SAFETY: these frames are owned by user space and are not on any
-        // other ring; the fill ring has room because posted frames never
-        // exceed `target`, which is at most the ring size.
-        let n = unsafe { s.fq.produce(&self.free[start..]) };
-        for i in start..start + n {
-            let idx = self.free[i].addr() / self.frame_size;
-            self.owner[idx] = tag;
-        }
-        self.free.truncate(start + (want - n));
-        inflight.fill += n;
-        if n > 0 && s.fq.needs_wakeup() {
-            let _ = s.rx.poll(0);
-        }
-    }
-
-    /// Takes back every frame held by the (closed) socket tagged `tag`.
-    fn reclaim(&mut self, tag: u32) -> usize {
-        let mut n = 0;
-        for (idx, owner) in self.owner.iter_mut().enumerate() {
-            if *owner == tag {
-                *owner = USER;
-                self.free.push(self.all[idx]);
-                n += 1;
-            }
-        }
-        n
-    }
 }

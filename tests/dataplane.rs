@@ -653,3 +653,42 @@ fn shutdown_spares_foreign_links_in_the_endpoint_group() {
         assert_clean(&rig);
     }
 }
+
+/// A TAP container's frame larger than a UMEM frame is dropped whole and
+/// counted as `too_long` (it was counted as `malformed`), charged to the
+/// container that sent it.
+#[test]
+fn oversize_tap_frame_is_counted_too_long() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(1, 1);
+    let c1 = rig.container(1);
+    let mut d = Daemon::start(&rig, &rig.config_toml("tap", ""));
+    d.wait_ready(Duration::from_secs(20));
+    c1.ns.ip(&["link", "set", c1.ifname(), "mtu", "9000"]);
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let frame = eth_frame(wire_mac, c1.mac(), ETHERTYPE_TEST, &[0x5a; 6000]);
+    send_raw(&c1.ns, c1.ifname(), &frame);
+    let too_long = || {
+        d.metric("mvdp_drops_total{reason=\"too_long\"}")
+            .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || too_long() == 1.0),
+        "a 6 kB frame from a TAP container was not counted as too_long ({})\n{}",
+        too_long(),
+        d.metrics()
+    );
+    assert_eq!(
+        d.metric("mvdp_drops_total{reason=\"malformed\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        d.metric(&format!(
+            "mvdp_endpoint_dropped_frames_total{{endpoint=\"c1\",network=\"{NETWORK}\"}}"
+        )),
+        Some(1.0)
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

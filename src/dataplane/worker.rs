@@ -269,6 +269,9 @@ pub struct Worker {
     /// Ids of ports with staged frames.
     dirty: Vec<EndpointId>,
     rx_buf: Vec<FrameDesc>,
+    /// Where the tail of a TAP frame longer than a UMEM frame goes, so that
+    /// its length shows (and it is dropped, not forwarded cut short).
+    tap_overflow: Vec<u8>,
     fdb: Arc<Fdb>,
     cfg_batch: usize,
     parent_fill: usize,
@@ -348,6 +351,7 @@ impl Worker {
             ports: Vec::new(),
             dirty: Vec::new(),
             rx_buf: vec![FrameDesc::default(); batch],
+            tap_overflow: vec![0; TAP_OVERFLOW],
             fdb: cfg.fdb,
             cfg_batch: batch,
             parent_fill: cfg.parent_fill,
@@ -623,7 +627,7 @@ impl Worker {
                 }
                 Verdict::Wire { .. } => {
                     // Not produced for wire ingress; never reflect a frame back.
-                    self.stats.dropped(DropReason::NoEndpoint);
+                    self.stats.dropped(DropReason::Internal);
                     self.pool.push(d);
                 }
                 Verdict::Drop(r) => {
@@ -823,7 +827,8 @@ impl Worker {
                 self.pool.push(d);
             }
             Verdict::Wire { .. } => {
-                self.stats.dropped(DropReason::NoEndpoint);
+                // Not produced for wire ingress.
+                self.stats.dropped(DropReason::Internal);
                 self.pool.push(d);
             }
         }
@@ -898,7 +903,7 @@ impl Worker {
             let len = data.contents().len();
             let mut cur = data.cursor();
             if len + VLAN_TAG_LEN > cur.buf_len() {
-                self.stats.dropped_for(DropReason::Malformed, from);
+                self.stats.dropped_for(DropReason::TooLong, from);
                 self.pool.push(d);
                 return;
             }
@@ -927,20 +932,20 @@ impl Worker {
             let mut cur = data.cursor();
             let cap = cur.buf_len();
             cur.set_pos(cap);
-            match tap.read(data.contents_mut()) {
+            match tap.read(data.contents_mut(), &mut self.tap_overflow) {
                 Ok(Some(len)) if len <= cap => {
                     data.cursor().set_pos(len);
                     self.rx_buf[n] = d;
                     n += 1;
                 }
                 Ok(Some(len)) => {
-                    // tun reports the whole frame's length even when it copied
-                    // less: a frame larger than a UMEM frame is never forwarded cut short.
+                    // Longer than a UMEM frame (its tail went to the overflow
+                    // buffer): never forwarded cut short.
                     self.stats.received(Source::Endpoint, 1);
                     let counters = &self.stats.endpoints[usize::from(id.0)];
                     bump(&counters.rx_packets, 1);
                     bump(&counters.rx_bytes, len as u64);
-                    self.stats.dropped_for(DropReason::Malformed, id);
+                    self.stats.dropped_for(DropReason::TooLong, id);
                     self.pool.push(d);
                 }
                 Ok(None) => {
@@ -1023,7 +1028,7 @@ impl Worker {
                     Verdict::EndpointUntag(to) => self.copy_to(to, &buf, true),
                     // The listener queues floods and single receivers only.
                     Verdict::Drop(r) => self.stats.dropped(r),
-                    Verdict::Wire { .. } => self.stats.dropped(DropReason::NoEndpoint),
+                    Verdict::Wire { .. } => self.stats.dropped(DropReason::Internal),
                 }
                 // Back to the listener; if its pool is full, freed here.
                 let _ = self.recycle.try_send(buf);
@@ -1045,17 +1050,17 @@ impl Worker {
     /// staged for `to`, as a frame of its own in the accounting.
     fn copy_to(&mut self, to: EndpointId, data: &[u8], untag: bool) {
         match self.copy_frame(data, untag) {
-            Some(d) => self.stage(to, d),
-            // No free frame (counted as UMEM exhaustion) or too long for one.
-            None => self.stats.dropped_for(DropReason::TxFull, to),
+            Ok(d) => self.stage(to, d),
+            Err(reason) => self.stats.dropped_for(reason, to),
         }
     }
 
-    /// A free frame holding `data` (less its outer 802.1Q tag if `untag`).
-    fn copy_frame(&mut self, data: &[u8], untag: bool) -> Option<FrameDesc> {
+    /// A free frame holding `data` (less its outer 802.1Q tag if `untag`),
+    /// or why there is none: no free frame, or `data` too long for one.
+    fn copy_frame(&mut self, data: &[u8], untag: bool) -> Result<FrameDesc, DropReason> {
         let Some(mut d) = self.pool.pop() else {
             self.stats.umem_exhausted();
-            return None;
+            return Err(DropReason::UmemExhausted);
         };
         let cut = if untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN {
             VLAN_TAG_LEN
@@ -1064,7 +1069,7 @@ impl Worker {
         };
         if data.len() - cut > self.mtu {
             self.pool.push(d);
-            return None;
+            return Err(DropReason::TooLong);
         }
         // SAFETY: `d` is a free frame owned by user space, and not the frame
         // `data` is read from (asserted below).
@@ -1085,9 +1090,9 @@ impl Worker {
             && cur.write_all(&data[MACS_LEN + cut..]).is_ok();
         if !ok {
             self.pool.push(d);
-            return None;
+            return Err(DropReason::TooLong);
         }
-        Some(d)
+        Ok(d)
     }
 
     /// Copies a group frame into fresh frames for the endpoints `flood` names;
@@ -1100,7 +1105,7 @@ impl Worker {
         flood_targets(&fdb, flood, |id| targets.push(id));
         let mut copies = 0usize;
         for &to in &targets {
-            let Some(d) = self.copy_frame(data, flood.untag) else {
+            let Ok(d) = self.copy_frame(data, flood.untag) else {
                 self.stats.flood_copy_dropped(to);
                 continue;
             };
@@ -1279,6 +1284,9 @@ impl Worker {
         }
     }
 }
+
+/// Bytes behind a UMEM frame when a TAP is read: a TAP frame can be 64 KiB.
+const TAP_OVERFLOW: usize = 65536;
 
 /// Most frames an endpoint socket keeps posted on its fill ring.
 pub const MAX_PORT_FILL: usize = 256;

@@ -79,16 +79,21 @@ impl GroupListener {
     /// (nothing came, or a frame of another type, which is ignored). A VLAN
     /// tag the driver took off (RX VLAN offload) is put back, so the frame
     /// reads as it was on the wire.
-    pub fn recv(&self, buf: &mut [u8], wait: bool) -> io::Result<Option<Range<usize>>> {
+    ///
+    /// A group frame that cannot be handed out whole comes back as
+    /// `Some(Err(fault))`, so that it is counted, never lost unseen.
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        wait: bool,
+    ) -> io::Result<Option<Result<Range<usize>, FrameFault>>> {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
-        let Some(frame) = recv_frame(self.fd.as_raw_fd(), buf, flags)? else {
-            return Ok(None);
-        };
-        let group = matches!(
-            frame.pkttype,
-            libc::PACKET_BROADCAST | libc::PACKET_MULTICAST
-        );
-        Ok(group.then_some(frame.range))
+        let is_group = |pkttype| matches!(pkttype, libc::PACKET_BROADCAST | libc::PACKET_MULTICAST);
+        Ok(match recv_any(self.fd.as_raw_fd(), buf, flags)? {
+            None => None,
+            Some(Received::Frame(f)) => is_group(f.pkttype).then_some(Ok(f.range)),
+            Some(Received::Fault { pkttype, fault }) => is_group(pkttype).then_some(Err(fault)),
+        })
     }
 }
 
@@ -111,6 +116,29 @@ pub fn recv_frame(
     buf: &mut [u8],
     flags: libc::c_int,
 ) -> io::Result<Option<ReceivedFrame>> {
+    Ok(match recv_any(fd, buf, flags)? {
+        Some(Received::Frame(f)) => Some(f),
+        _ => None,
+    })
+}
+
+/// Why a received frame could not be handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameFault {
+    /// Shorter than an Ethernet header.
+    Short,
+    /// Longer than the buffer (it is never handed out cut short).
+    TooLong,
+}
+
+/// What one receive got.
+enum Received {
+    Frame(ReceivedFrame),
+    Fault { pkttype: u8, fault: FrameFault },
+}
+
+/// [`recv_frame`], telling a frame that could not be handed out from nothing.
+fn recv_any(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<Option<Received>> {
     if buf.len() <= VLAN_TAG_LEN + ETH_HEADER_LEN {
         return Ok(None);
     }
@@ -140,25 +168,32 @@ pub fn recv_frame(
         };
     }
     let n = n as usize;
-    // MSG_TRUNC reports the real length.
-    if n > iov.iov_len || n < ETH_HEADER_LEN {
-        return Ok(None);
-    }
     let pkttype = sll.sll_pkttype;
+    // MSG_TRUNC reports the real length.
+    let fault = if n > iov.iov_len {
+        Some(FrameFault::TooLong)
+    } else if n < ETH_HEADER_LEN {
+        Some(FrameFault::Short)
+    } else {
+        None
+    };
+    if let Some(fault) = fault {
+        return Ok(Some(Received::Fault { pkttype, fault }));
+    }
     let Some((tpid, tci)) = offloaded_vlan(&msg) else {
-        return Ok(Some(ReceivedFrame {
+        return Ok(Some(Received::Frame(ReceivedFrame {
             range: VLAN_TAG_LEN..VLAN_TAG_LEN + n,
             pkttype,
-        }));
+        })));
     };
     // Move the MACs forward and write the tag between them and the ethertype.
     buf.copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + 12, 0);
     buf[12..14].copy_from_slice(&tpid.to_be_bytes());
     buf[14..16].copy_from_slice(&tci.to_be_bytes());
-    Ok(Some(ReceivedFrame {
+    Ok(Some(Received::Frame(ReceivedFrame {
         range: 0..n + VLAN_TAG_LEN,
         pkttype,
-    }))
+    })))
 }
 
 /// The VLAN tag the kernel reports out of band (PACKET_AUXDATA), if any.

@@ -21,11 +21,25 @@ impl TapPort {
         self.fd.as_raw_fd()
     }
 
-    /// Reads one frame the container sent. `Ok(None)` when none is waiting.
+    /// Reads one frame the container sent into `buf`, with `overflow` behind
+    /// it: tun copies what fits and says only how much it copied, so a
+    /// frame longer than `buf` shows as a length beyond `buf.len()` (up to
+    /// the two buffers together) instead of passing for a whole frame.
+    /// `Ok(None)` when none is waiting.
     #[inline]
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: `buf` is a valid writable slice for its whole length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    pub fn read(&self, buf: &mut [u8], overflow: &mut [u8]) -> io::Result<Option<usize>> {
+        let iov = [
+            libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            },
+            libc::iovec {
+                iov_base: overflow.as_mut_ptr().cast(),
+                iov_len: overflow.len(),
+            },
+        ];
+        // SAFETY: both iovecs describe live, writable slices of their stated lengths.
+        let n = unsafe { libc::readv(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
         if n >= 0 {
             return Ok(Some(n as usize));
         }

@@ -15,7 +15,7 @@ use crate::wire::{FrameError, FrameHeader, MacAddr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
-    /// Shorter than an Ethernet header, a truncated 802.1Q tag, or too long to tag.
+    /// Shorter than an Ethernet header, or a truncated 802.1Q tag.
     Malformed = 0,
     /// Unicast from the wire to a MAC no endpoint owns, a VLAN no network owns,
     /// or a group frame nobody may receive.
@@ -38,11 +38,19 @@ pub enum DropReason {
     Hairpin,
     /// The sending endpoint is over its rate limit.
     RateLimited,
+    /// No free UMEM frame to copy the frame into.
+    UmemExhausted,
+    /// Longer than a frame can hold: larger than a UMEM frame or the packet
+    /// buffer, or too long to take its network's 802.1Q tag.
+    TooLong,
+    /// A verdict the path that got it cannot act on: a bug, counted instead
+    /// of acted on.
+    Internal,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NoEndpoint,
         DropReason::SpoofedSource,
@@ -54,6 +62,9 @@ impl DropReason {
         DropReason::SourceNotAllowed,
         DropReason::Hairpin,
         DropReason::RateLimited,
+        DropReason::UmemExhausted,
+        DropReason::TooLong,
+        DropReason::Internal,
     ];
 
     /// The metric label value.
@@ -70,6 +81,9 @@ impl DropReason {
             DropReason::SourceNotAllowed => "source_not_allowed",
             DropReason::Hairpin => "hairpin",
             DropReason::RateLimited => "rate_limited",
+            DropReason::UmemExhausted => "umem_exhausted",
+            DropReason::TooLong => "too_long",
+            DropReason::Internal => "internal",
         }
     }
 }

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::LISTENER_BATCH;
 use crate::dataplane::GroupFrame;
-use crate::io::packet::GroupListener;
+use crate::io::packet::{FrameFault, GroupListener};
 use crate::metrics::{Source, WorkerStats};
 use crate::switch::{classify_ingress, flood_targets, DropReason, Fdb, Verdict};
 
@@ -60,7 +60,16 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
         let mut wait = true;
         for _ in 0..LISTENER_BATCH {
             let frame = match p.listener.recv(&mut buf, wait) {
-                Ok(Some(range)) => &buf[range],
+                Ok(Some(Ok(range))) => &buf[range],
+                Ok(Some(Err(fault))) => {
+                    wait = false;
+                    p.stats.received(Source::WireGroup, 1);
+                    p.stats.dropped(match fault {
+                        FrameFault::Short => DropReason::Malformed,
+                        FrameFault::TooLong => DropReason::TooLong,
+                    });
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     log::warn!("group listener: {e}");
@@ -82,8 +91,9 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
                     } else {
                         match out.get(net) {
                             Some(queue) => (queue, worker),
+                            // Queues are added before the FDB that names their network.
                             None => {
-                                p.stats.dropped(DropReason::NoEndpoint);
+                                p.stats.dropped(DropReason::Internal);
                                 continue;
                             }
                         }
@@ -101,8 +111,9 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
                     p.stats.dropped(r);
                     continue;
                 }
+                // Not produced for wire ingress.
                 Verdict::Wire { .. } => {
-                    p.stats.dropped(DropReason::NoEndpoint);
+                    p.stats.dropped(DropReason::Internal);
                     continue;
                 }
             };

@@ -221,21 +221,57 @@ fn nothing_crosses_between_networks() {
         "eth0",
         &eth_frame(wire_mac, c1.mac(), 0x8100, &payload),
     );
-    // ... while c3's own inner-tagged frame leaves with the outer tag 50 on top.
+    // ... nor can c3 send a tag of its own under VLAN 50 (double tagging),
+    // while its network does not allow it.
+    let inner_from_c3 = |q: &str| {
+        let mut payload = 9u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+        payload.extend_from_slice(q.as_bytes());
+        send_raw(
+            &c3.ns,
+            "eth0",
+            &eth_frame(wire_mac, c3_mac, 0x8100, &payload),
+        );
+    };
     let q = format!("c3-inner-{}", std::process::id());
-    let mut payload = 9u16.to_be_bytes().to_vec();
-    payload.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
-    payload.extend_from_slice(q.as_bytes());
-    send_raw(
-        &c3.ns,
-        "eth0",
-        &eth_frame(wire_mac, c3_mac, 0x8100, &payload),
-    );
+    inner_from_c3(&q);
     let seen = wire_cap.finish(Duration::from_millis(400));
     assert!(
         !seen.iter().any(|f| has(&m)(f)),
         "a tagged frame from an untagged network reached the wire"
     );
+    assert!(
+        !seen.iter().any(|f| has(&q)(f)),
+        "a double-tagged frame from a VLAN network reached the wire"
+    );
+    let hops = |d: &Daemon| {
+        d.metric("mvdp_drops_total{reason=\"vlan_hop\"}")
+            .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(2), || hops(&d) == 2.0),
+        "vlan_hop drops: {}",
+        hops(&d)
+    );
+
+    // With `allow_inner_tags` (a SIGHUP away), c3's inner-tagged frame
+    // leaves with the outer tag 50 on top.
+    let toml = std::fs::read_to_string(d.config_path())
+        .unwrap()
+        .replace("vlan = 50\n", "vlan = 50\nallow_inner_tags = true\n");
+    std::fs::write(d.config_path(), toml).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .log()
+            .contains("update network v50")),
+        "the reload did not update v50\n{}",
+        d.log()
+    );
+    let wire_cap = Capture::start(&rig.wire, WIRE_IF);
+    let q = format!("c3-qinq-{}", std::process::id());
+    inner_from_c3(&q);
+    let seen = wire_cap.finish(Duration::from_millis(400));
     let c3_out: Vec<_> = seen.iter().filter(|f| has(&q)(f)).collect();
     assert_eq!(
         c3_out.len(),
@@ -247,7 +283,7 @@ fn nothing_crosses_between_networks() {
         Some(50),
         "c3's frame left without VLAN 50 outside"
     );
-    assert_eq!(d.metric("mvdp_drops_total{reason=\"vlan_hop\"}"), Some(1.0));
+    assert_eq!(hops(&d), 2.0);
 
     let _ = c2;
     assert!(d.stop().success(), "{}", d.log());

@@ -238,6 +238,10 @@ pub struct NetworkConfig {
     pub host_shim: Option<Ipv4Addr>,
     /// Capacity of this network's broadcast/multicast flood queue, in frames.
     pub bcast_queue_len: usize,
+    /// Whether its containers may send frames that carry an 802.1Q tag of
+    /// their own (sent on under the network's tag). Off by default: that is
+    /// double tagging, the classic way to hop into another VLAN.
+    pub allow_inner_tags: bool,
 }
 
 impl NetworkConfig {

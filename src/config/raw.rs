@@ -76,6 +76,7 @@ pub(super) struct RawNetwork {
     pub aux_addresses: Vec<String>,
     pub host_shim: Option<String>,
     pub bcast_queue_len: Option<i64>,
+    pub allow_inner_tags: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

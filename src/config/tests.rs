@@ -95,6 +95,7 @@ fn example_documents_every_key() {
         "aux_addresses",
         "host_shim",
         "bcast_queue_len",
+        "allow_inner_tags",
         "network",
         "kind",
         "netns",
@@ -373,6 +374,10 @@ fn network_values() {
     );
     err_at(&net("gateway = \"192.168.1\""), "network[0].gateway");
     err_at(&net("bcast_queue_len = 0"), "network[0].bcast_queue_len");
+    err_at(
+        &net("allow_inner_tags = true"),
+        "network[0].allow_inner_tags",
+    );
     err_at(
         &net("aux_addresses = [\"192.168.1.9\", \"x\"]"),
         "network[0].aux_addresses[1]",

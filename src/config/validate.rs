@@ -276,6 +276,13 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         1..=1_000_000,
         "1..=1000000",
     )? as usize;
+    let allow_inner_tags = raw.allow_inner_tags.unwrap_or(false);
+    if allow_inner_tags && vlan.is_none() {
+        return Err(ConfigError::Invalid {
+            key: key.field("allow_inner_tags"),
+            reason: "only a VLAN network (`vlan = N`) can carry its containers' own tags; on an untagged network a tag would land on another network".into(),
+        });
+    }
 
     let net = NetworkConfig {
         name: raw.name,
@@ -287,6 +294,7 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         aux_addresses,
         host_shim,
         bcast_queue_len,
+        allow_inner_tags,
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     AddressBook::new(&net, key)?;

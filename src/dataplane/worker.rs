@@ -1319,7 +1319,7 @@ const PARENT: u32 = u32::MAX - 1;
 const PUNT: u32 = u32::MAX - 2;
 
 /// The 802.1ad TPID of the fast path's punt tag (`MVDP_PUNT_TPID`).
-const PUNT_TPID: u16 = 0x88a8;
+const PUNT_TPID: u16 = crate::wire::ETHERTYPE_QINQ;
 /// The punt tag's mark of a group frame copied from the wire (`MVDP_PUNT_WIRE`).
 const PUNT_WIRE: u16 = 0x1000;
 

@@ -9,7 +9,7 @@
 //! to a group) from an allowed source, not every frame from that source.
 
 use super::fdb::{EndpointId, Fdb, Mode, NetworkId};
-use crate::wire::{FrameError, FrameHeader, MacAddr};
+use crate::wire::{FrameError, FrameHeader, MacAddr, ETHERTYPE_QINQ};
 
 /// Why a frame was dropped. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,8 +233,13 @@ pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
         return Verdict::Drop(DropReason::SpoofedSource);
     }
     let net = fdb.network(me.network);
-    if hdr.vlan.is_some() && net.vlan.is_none() {
-        // It would land on whichever network owns that VLAN on the wire.
+    // A tag of the container's own (802.1Q, or an 802.1ad service tag): on
+    // an untagged network it would land on whichever network owns that
+    // VLAN; on a VLAN network, under the network's tag, it is double
+    // tagging, which a switch that strips the outer tag turns into a hop.
+    // Only a VLAN network that allows it carries it (under its own tag).
+    let tagged = hdr.vlan.is_some() || hdr.ethertype == ETHERTYPE_QINQ;
+    if tagged && (net.vlan.is_none() || !net.allow_inner_tags) {
         return Verdict::Drop(DropReason::VlanHop);
     }
     let to_wire = Verdict::Wire { tag: net.vlan };
@@ -404,10 +409,17 @@ mod tests {
             classify_egress(&fdb, E11, &tagged(WIRE_HOST, mac(11), 50)),
             Verdict::Drop(DropReason::VlanHop)
         );
-        // A tagged frame inside a VLAN network keeps its inner tag under the outer one.
+        // Double tagging on a VLAN network is a hop too, unless the network allows it.
         assert_eq!(
             classify_egress(&fdb, E21, &tagged(WIRE_HOST, mac(21), 9)),
-            Verdict::Wire { tag: Some(50) }
+            Verdict::Drop(DropReason::VlanHop)
+        );
+        let mut qinq = frame(WIRE_HOST, mac(11));
+        qinq[12..14].copy_from_slice(&ETHERTYPE_QINQ.to_be_bytes());
+        assert_eq!(
+            classify_egress(&fdb, E11, &qinq),
+            Verdict::Drop(DropReason::VlanHop),
+            "an 802.1ad service tag from an untagged network"
         );
     }
 

@@ -59,6 +59,8 @@ pub struct NetworkEntry {
     /// A network removed at run time: its id stays taken (ids are never
     /// reused while mvdp runs), but it owns no VLAN and has no endpoints.
     pub retired: bool,
+    /// Its containers may send frames with an 802.1Q tag of their own.
+    pub allow_inner_tags: bool,
 }
 
 impl NetworkEntry {
@@ -71,6 +73,7 @@ impl NetworkEntry {
             members: Vec::new(),
             flood_queue_len: crate::config::DEFAULT_BCAST_QUEUE_LEN,
             retired: false,
+            allow_inner_tags: false,
         }
     }
 }

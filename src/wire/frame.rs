@@ -15,6 +15,8 @@ pub const ETH_HEADER_LEN: usize = 14;
 pub const VLAN_TAG_LEN: usize = 4;
 /// The 802.1Q TPID.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// TPID of an 802.1ad service tag (Q-in-Q's outer tag).
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// Mask of the VLAN id bits in a TCI.
 const VID_MASK: u16 = 0x0fff;
 

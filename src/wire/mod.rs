@@ -3,5 +3,7 @@
 mod frame;
 mod mac;
 
-pub use frame::{FrameError, FrameHeader, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
+pub use frame::{
+    FrameError, FrameHeader, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN,
+};
 pub use mac::{MacAddr, MacParseError};

@@ -24,6 +24,9 @@ pub enum Step {
     AddEndpoint(String),
     /// Change an endpoint's policy in place: allowed sources, rate limit.
     UpdateEndpoint(String),
+    /// Change a network's policy in place (`allow_inner_tags`) and the keys
+    /// only addressing reads (`ip_range`, `aux_addresses`, `host_shim`).
+    UpdateNetwork(String),
 }
 
 impl std::fmt::Display for Step {
@@ -34,6 +37,7 @@ impl std::fmt::Display for Step {
             Step::AddNetwork(n) => write!(f, "add network {n}"),
             Step::AddEndpoint(n) => write!(f, "add endpoint {n}"),
             Step::UpdateEndpoint(n) => write!(f, "update endpoint {n}"),
+            Step::UpdateNetwork(n) => write!(f, "update network {n}"),
         }
     }
 }
@@ -111,6 +115,7 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
     let mut gone: Vec<&str> = Vec::new();
     // New networks that cannot be added now, and so neither their endpoints.
     let mut held: Vec<&str> = Vec::new();
+    let mut updated: Vec<Step> = Vec::new();
     for net in &running.networks {
         match desired.network(&net.name) {
             None => gone.push(&net.name),
@@ -123,6 +128,13 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
                 if new.bcast_queue_len != net.bcast_queue_len {
                     p.restart_only
                         .push(format!("network {}: bcast_queue_len", net.name));
+                }
+                if new.allow_inner_tags != net.allow_inner_tags
+                    || new.ip_range != net.ip_range
+                    || new.aux_addresses != net.aux_addresses
+                    || new.host_shim != net.host_shim
+                {
+                    updated.push(Step::UpdateNetwork(net.name.clone()));
                 }
             }
         }
@@ -175,6 +187,7 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
     for name in replaced.iter().chain(&added) {
         p.steps.push(Step::AddNetwork(name.to_string()));
     }
+    p.steps.extend(updated);
     p.steps.extend(add);
     p.steps.extend(update);
     p
@@ -229,6 +242,7 @@ netns = "cb"
                     "+net" => Step::AddNetwork(name),
                     "+ep" => Step::AddEndpoint(name),
                     "~ep" => Step::UpdateEndpoint(name),
+                    "=net" => Step::UpdateNetwork(name),
                     _ => unreachable!("{verb}"),
                 }
             })
@@ -298,6 +312,17 @@ netns = "cc"
             plan_between(&old, &new).steps,
             steps(&["-ep a", "-ep b", "-net lan", "+net lan", "+ep a", "+ep b"])
         );
+    }
+
+    #[test]
+    fn allowing_inner_tags_updates_the_network_in_place() {
+        let vlan = BASE.replace(
+            "subnet = \"192.168.1.0/24\"",
+            "subnet = \"192.168.1.0/24\"\nvlan = 7",
+        );
+        let old = config(&vlan);
+        let new = config(&vlan.replace("vlan = 7", "vlan = 7\nallow_inner_tags = true"));
+        assert_eq!(plan_between(&old, &new).steps, steps(&["=net lan"]));
     }
 
     #[test]

@@ -44,6 +44,10 @@ impl Daemon {
                     Some(ep) => self.update_endpoint(ep),
                     None => Ok(()),
                 },
+                Step::UpdateNetwork(name) => match desired.network(name) {
+                    Some(net) => self.update_network(net),
+                    None => Ok(()),
+                },
                 Step::AddEndpoint(_) => unreachable!("batched above"),
             };
             match result {
@@ -128,6 +132,21 @@ impl Daemon {
             self.remove_endpoint(ep);
         }
         self.networks[usize::from(id.0)].retired = true;
+        let fdb = self.current_fdb()?;
+        self.publish(Arc::new(fdb));
+        Ok(())
+    }
+
+    /// Step: a network's policy changes in place; its flood queue keeps
+    /// its length until a restart.
+    fn update_network(&mut self, new: &NetworkConfig) -> Result<()> {
+        let Some(id) = self.network_id(&new.name) else {
+            return Ok(());
+        };
+        let slot = &mut self.networks[usize::from(id.0)].config;
+        let queue_len = slot.bcast_queue_len;
+        *slot = new.clone();
+        slot.bcast_queue_len = queue_len;
         let fdb = self.current_fdb()?;
         self.publish(Arc::new(fdb));
         Ok(())
@@ -647,6 +666,7 @@ impl Daemon {
                 let mut e = NetworkEntry::new(n.config.name.clone(), n.config.vlan, n.config.mode);
                 e.flood_queue_len = n.config.bcast_queue_len.max(1);
                 e.retired = n.retired;
+                e.allow_inner_tags = n.config.allow_inner_tags;
                 e
             })
             .collect();

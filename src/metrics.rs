@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,6 +22,41 @@ pub const MAX_ENDPOINTS: usize = 4096;
 #[inline(always)]
 pub fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// A socket's kernel ring statistics, published by the thread that owns
+/// the socket for the exporter to read.
+#[derive(Debug, Default)]
+pub struct XskCounters([AtomicU64; 6]);
+
+impl XskCounters {
+    /// Publishes a fresh reading.
+    pub fn store(&self, s: &crate::io::xsk::XskStats) {
+        let values = [
+            s.rx_dropped,
+            s.rx_invalid_descs,
+            s.tx_invalid_descs,
+            s.rx_ring_full,
+            s.rx_fill_ring_empty_descs,
+            s.tx_ring_empty_descs,
+        ];
+        for (c, v) in self.0.iter().zip(values) {
+            c.store(v, Relaxed);
+        }
+    }
+
+    /// The last reading published.
+    pub fn load(&self) -> crate::io::xsk::XskStats {
+        let [a, b, c, d, e, f] = [0, 1, 2, 3, 4, 5].map(|i| self.0[i].load(Relaxed));
+        crate::io::xsk::XskStats {
+            rx_dropped: a,
+            rx_invalid_descs: b,
+            tx_invalid_descs: c,
+            rx_ring_full: d,
+            rx_fill_ring_empty_descs: e,
+            tx_ring_empty_descs: f,
+        }
+    }
 }
 
 /// Per-endpoint counters, as seen from mvdp's side of the endpoint port.
@@ -107,8 +142,13 @@ pub struct WorkerStats {
     pub umem_free: AtomicU64,
     /// Times the worker found no free UMEM frame when it needed one.
     pub umem_exhausted: AtomicU64,
-    /// The parent socket's fd, for kernel ring statistics (-1 before bind).
-    pub parent_fd: AtomicI32,
+    /// Whether the worker serves its parent socket (false before it runs
+    /// and after it ends): the socket figures below are current only then.
+    pub has_socket: AtomicBool,
+    /// The parent socket's kernel ring statistics, as the worker last read
+    /// them (it reads them itself: the socket is the worker's alone, and
+    /// no other thread ever holds its fd).
+    pub xsk: XskCounters,
     /// Whether the worker's thread runs (false once it has ended, by a panic or a stop).
     pub alive: std::sync::atomic::AtomicBool,
 }
@@ -130,7 +170,8 @@ impl WorkerStats {
             sleeps: AtomicU64::new(0),
             umem_free: AtomicU64::new(0),
             umem_exhausted: AtomicU64::new(0),
-            parent_fd: AtomicI32::new(-1),
+            has_socket: AtomicBool::new(false),
+            xsk: XskCounters::default(),
             alive: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -409,13 +450,13 @@ impl Exporter {
                 metrics::gauge!("mvdp_worker_up", "queue" => queue.clone())
                     .set(f64::from(u8::from(w.alive.load(Relaxed))));
             }
-            let fd = w.parent_fd.load(Relaxed);
-            if fd >= 0 {
+            if w.has_socket.load(Relaxed) {
                 metrics::gauge!("mvdp_umem_free_frames", "queue" => queue.clone())
                     .set(w.umem_free.load(Relaxed) as f64);
                 metrics::counter!("mvdp_umem_exhausted_total", "queue" => queue.clone())
                     .absolute(w.umem_exhausted.load(Relaxed));
-                if let Ok(s) = crate::io::xsk::stats_by_fd(fd) {
+                {
+                    let s = w.xsk.load();
                     let q = || queue.clone();
                     metrics::counter!("mvdp_xsk_rx_dropped_total", "queue" => q())
                         .absolute(s.rx_dropped);

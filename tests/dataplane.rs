@@ -512,6 +512,15 @@ fn two_queues_two_workers() {
     let samples = settled(&d);
     assert_accounting(&samples);
     assert!(d.metrics().contains("queue=\"1\""), "no worker for queue 1");
+    // Each worker publishes its own socket's ring statistics (no other
+    // thread holds the socket's fd, which could outlive it).
+    for q in ["0", "1"] {
+        let series = format!("mvdp_xsk_fill_ring_empty_total{{queue=\"{q}\"}}");
+        assert!(
+            wait_until(Duration::from_secs(3), || d.metric(&series).is_some()),
+            "no {series}"
+        );
+    }
     let status = d.stop();
     assert!(status.success());
     assert_clean(&rig);

@@ -269,6 +269,8 @@ pub struct Worker {
     /// Ids of ports with staged frames.
     dirty: Vec<EndpointId>,
     rx_buf: Vec<FrameDesc>,
+    /// When the parent socket's ring statistics were last read.
+    stats_read: Instant,
     /// Where the tail of a TAP frame longer than a UMEM frame goes, so that
     /// its length shows (and it is dropped, not forwarded cut short).
     tap_overflow: Vec<u8>,
@@ -337,7 +339,7 @@ impl Worker {
     }
 
     fn new(cfg: WorkerConfig, wake: Arc<EventFd>) -> Worker {
-        cfg.stats.parent_fd.store(cfg.parent.fd(), Relaxed);
+        cfg.stats.has_socket.store(true, Relaxed);
         let batch = cfg.batch.max(1);
         Worker {
             umem: cfg.umem.umem,
@@ -352,6 +354,7 @@ impl Worker {
             dirty: Vec::new(),
             rx_buf: vec![FrameDesc::default(); batch],
             tap_overflow: vec![0; TAP_OVERFLOW],
+            stats_read: Instant::now(),
             fdb: cfg.fdb,
             cfg_batch: batch,
             parent_fill: cfg.parent_fill,
@@ -377,6 +380,7 @@ impl Worker {
     fn run(&mut self) {
         self.refill();
         let mut idle: u32 = 0;
+        let mut busy: u32 = 0;
         // Test hook: `MVDP_TEST_WORKER_PANIC_MS=N` makes the worker panic N ms
         // after it starts, to exercise supervision. Read once; costs nothing unset.
         let panic_at = std::env::var("MVDP_TEST_WORKER_PANIC_MS")
@@ -399,6 +403,11 @@ impl Worker {
             self.refill();
             if work > 0 {
                 idle = 0;
+                // Under a load that never lets it idle, now and then.
+                busy = busy.wrapping_add(1);
+                if busy % 4096 == 0 {
+                    self.publish_gauges();
+                }
                 continue;
             }
             match self.poll {
@@ -408,15 +417,28 @@ impl Worker {
                 Poll::Busy => {
                     idle = idle.wrapping_add(1);
                     if idle % 4096 == 0 {
-                        self.stats
-                            .umem_free
-                            .store(self.pool.free.len() as u64, Relaxed);
+                        self.publish_gauges();
                     }
                     std::hint::spin_loop();
                 }
             }
         }
-        self.stats.parent_fd.store(-1, Relaxed);
+        self.stats.has_socket.store(false, Relaxed);
+    }
+
+    /// Publishes the gauges an idle or a busy worker refreshes now and
+    /// then: free UMEM frames, and (at most once every 250 ms) the parent
+    /// socket's kernel ring statistics, read here, by the socket's owner.
+    fn publish_gauges(&mut self) {
+        self.stats
+            .umem_free
+            .store(self.pool.free.len() as u64, Relaxed);
+        if self.stats_read.elapsed() >= std::time::Duration::from_millis(250) {
+            self.stats_read = Instant::now();
+            if let Ok(s) = self.parent.stats() {
+                self.stats.xsk.store(&s);
+            }
+        }
     }
 
     /// Applies pending commands. False on Stop or when the control thread is gone.
@@ -571,9 +593,7 @@ impl Worker {
         // The timeout only refreshes the idle gauges; no frame waits on it.
         let timeout = 500;
         bump(&self.stats.sleeps, 1);
-        self.stats
-            .umem_free
-            .store(self.pool.free.len() as u64, Relaxed);
+        self.publish_gauges();
         // SAFETY: `pollfds` is a valid array of pollfd of the given length.
         let ready = unsafe {
             libc::poll(

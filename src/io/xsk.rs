@@ -269,33 +269,3 @@ pub struct XskStats {
     /// Times the TX ring was empty when the kernel looked.
     pub tx_ring_empty_descs: u64,
 }
-
-/// Reads the kernel ring statistics of an AF_XDP socket by fd.
-pub fn stats_by_fd(fd: RawFd) -> io::Result<XskStats> {
-    const SOL_XDP: libc::c_int = 283;
-    const XDP_STATISTICS: libc::c_int = 7;
-    let mut raw = [0u64; 6];
-    let mut len = std::mem::size_of_val(&raw) as libc::socklen_t;
-    // SAFETY: `raw` is a writable buffer of `len` bytes that outlives the call;
-    // the kernel writes at most `len` bytes and updates `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            SOL_XDP,
-            XDP_STATISTICS,
-            raw.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(XskStats {
-        rx_dropped: raw[0],
-        rx_invalid_descs: raw[1],
-        tx_invalid_descs: raw[2],
-        rx_ring_full: raw[3],
-        rx_fill_ring_empty_descs: raw[4],
-        tx_ring_empty_descs: raw[5],
-    })
-}

@@ -20,6 +20,49 @@ fn unique_names_are_distinct_and_fit_an_ifname() {
 }
 
 #[test]
+fn a_skip_passes_loudly_except_in_ci() {
+    use SkipVerdict::{Fail, Run, Skip};
+    let eperm = Some("Operation not permitted (os error 1)");
+    // Root runs; root without AF_XDP runs what needs only root.
+    for ci in [false, true] {
+        assert_eq!(skip_verdict(Needs::Root, 0, None, ci), Run);
+        assert_eq!(skip_verdict(Needs::RootAndXdp, 0, None, ci), Run);
+        assert_eq!(skip_verdict(Needs::Root, 0, eperm, ci), Run);
+    }
+    // Anything missing skips, and in CI fails, with the same reason.
+    let cases = [
+        (
+            Needs::Root,
+            1000,
+            None,
+            "needs root (running as uid 1000, not root)",
+        ),
+        (
+            Needs::RootAndXdp,
+            65534,
+            None,
+            "needs root and AF_XDP (running as uid 65534, not root)",
+        ),
+        (
+            Needs::RootAndXdp,
+            0,
+            eperm,
+            "needs root and AF_XDP (socket(AF_XDP) failed: Operation not permitted (os error 1))",
+        ),
+    ];
+    for (needs, euid, af_xdp_error, reason) in cases {
+        assert_eq!(
+            skip_verdict(needs, euid, af_xdp_error, false),
+            Skip(reason.to_string())
+        );
+        assert_eq!(
+            skip_verdict(needs, euid, af_xdp_error, true),
+            Fail(reason.to_string())
+        );
+    }
+}
+
+#[test]
 fn prometheus_text_is_parsed() {
     let text = "# HELP mvdp_drops_total Dropped frames.\n\
                 # TYPE mvdp_drops_total counter\n\

@@ -19,6 +19,7 @@ pub mod macvlan;
 pub mod netns;
 pub mod packet;
 pub mod rig;
+pub mod skip;
 pub mod traffic;
 pub mod vlan;
 
@@ -33,53 +34,12 @@ pub use packet::{blast, capture, eth_frame, send_raw, Capture, BROADCAST, ETHERT
 pub use rig::{
     tier, Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP,
 };
+pub use skip::{require, require_privileges, skip_verdict, Needs, SkipVerdict};
 pub use traffic::{ping, tcp_transfer, udp_exchange, UdpStream};
 pub use vlan::VlanIf;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// `AF_XDP` address family (`linux/socket.h`); spelled out so the probe does
-/// not depend on which libc constants exist.
-const AF_XDP: libc::c_int = 44;
-
-/// True if this process is root and can create AF_XDP sockets. Otherwise
-/// prints a loud `SKIP: <test>: ...` line to stderr and returns false, so a
-/// test can `if !require_privileges() { return; }`.
-pub fn require_privileges() -> bool {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("<unnamed test>")
-        .to_string();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        skip(&format!(
-            "SKIP: {test}: needs root and AF_XDP (running as uid {euid}, not root)"
-        ));
-        return false;
-    }
-    // SAFETY: socket(2) with constant arguments; the result is checked below
-    // and a valid fd is closed exactly once.
-    let fd = unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
-        skip(&format!(
-            "SKIP: {test}: needs root and AF_XDP (socket(AF_XDP) failed: {err})"
-        ));
-        return false;
-    }
-    // SAFETY: `fd` is a socket we just created and own; closed once.
-    unsafe { libc::close(fd) };
-    true
-}
-
-/// Writes a skip notice straight to the process's stderr: `eprintln!` would
-/// be swallowed by the test harness's output capture for a passing test.
-fn skip(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 /// A name unique to this process and call: `prefix` + the PID in base 36 +
 /// `-` + a per-process counter in base 36, e.g. `mv1k3f-2`. With a prefix of

@@ -6,6 +6,8 @@
 //! `in_netns`, and inspects the result with `ip`/`ethtool`. The root namespace
 //! is never touched; both namespaces are deleted in `Drop`, even on panic.
 
+mod common;
+
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -13,108 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{link_exists, list_links, require, unique, Needs, Netns};
 use mvdp::control::netlink::{
     create_endpoint, delete_link, in_netns, link_index, link_mac, EndpointLink, EndpointLinkSpec,
     LinkKind, NetlinkError,
 };
 use mvdp::wire::MacAddr;
 
-/// True when running as root; otherwise prints a loud SKIP line.
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid(2) has no arguments and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        eprintln!("SKIP: {test} needs root (network namespaces, veth, TAP)");
-        return false;
-    }
-    true
-}
-
-/// A network namespace made with `ip netns add`, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// `mvtB-<pid>-<tag>`: unique per test process and test.
-    fn new(tag: &str) -> Netns {
-        let name = format!("mvtB-{}-{tag}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/var/run/netns").join(&self.name)
-    }
-
-    /// `ip -n <ns> ARGS`, which must succeed; its stdout.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// `ip netns exec <ns> CMD...`: its status and stdout, success or not.
-    fn exec(&self, cmd: &[&str]) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(cmd)
-            .output()
-            .expect("spawn ip netns exec");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    /// Whether `ifname` exists in this namespace.
-    fn has_link(&self, ifname: &str) -> bool {
-        Command::new("ip")
-            .args(["-n", &self.name, "link", "show", "dev", ifname])
-            .output()
-            .expect("spawn ip")
-            .status
-            .success()
-    }
-
-    /// Names of all links in this namespace (without `@peer` suffixes).
-    fn links(&self) -> Vec<String> {
-        self.ip(&["-o", "link", "show"])
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let ok = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            eprintln!(
-                "!!! could not delete network namespace {0}; clean up by hand: ip netns del {0}",
-                self.name
-            );
-        }
-    }
-}
-
-/// Runs a command that must succeed; its stdout.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A fresh namespace named `mvtB-<tag>-<unique suffix>`.
+fn netns(tag: &str) -> Netns {
+    Netns::new(&unique(&format!("mvtB-{tag}-")))
 }
 
 fn have_ethtool() -> bool {
@@ -187,18 +97,19 @@ fn assert_tx_checksum_off(c: &Netns) {
         eprintln!("SKIP (partial): ethtool is not installed; TX checksum offload not checked");
         return;
     }
-    let (ok, features) = c.exec(&["ethtool", "-k", "eth0"]);
-    assert!(ok, "ethtool -k eth0 failed");
+    let out = c.exec(&["ethtool", "-k", "eth0"]);
+    assert!(out.status.success(), "ethtool -k eth0 failed");
+    let features = String::from_utf8_lossy(&out.stdout);
     assert!(features.contains("tx-checksumming: off"), "{features}");
 }
 
 #[test]
 fn veth_endpoint_is_configured_pingable_and_deleted() {
-    if !root_or_skip("veth_endpoint_is_configured_pingable_and_deleted") {
+    if !require(Needs::Root) {
         return;
     }
-    let host = Netns::new("veth-h");
-    let c = Netns::new("veth-c");
+    let host = netns("veth-h");
+    let c = netns("veth-c");
     let mac: MacAddr = "02:42:0a:c8:00:02".parse().unwrap();
     let cpath = c.path();
     let s = spec(
@@ -218,9 +129,9 @@ fn veth_endpoint_is_configured_pingable_and_deleted() {
     let details = c.ip(&["-d", "link", "show", "dev", "eth0"]);
     assert!(details.contains("numtxqueues 2 numrxqueues 2"), "{details}");
     assert!(
-        !c.links().iter().any(|l| l.starts_with("mvp")),
+        !list_links(&c).iter().any(|l| l.starts_with("mvp")),
         "temp name left: {:?}",
-        c.links()
+        list_links(&c)
     );
 
     // Host end: present in the host netns under the right index, up, IPv6 off.
@@ -235,16 +146,24 @@ fn veth_endpoint_is_configured_pingable_and_deleted() {
         hdetails.contains("numtxqueues 2 numrxqueues 2"),
         "{hdetails}"
     );
-    let (_, v6) = host.exec(&["cat", "/proc/sys/net/ipv6/conf/mvtB-veth0/disable_ipv6"]);
-    assert_eq!(v6.trim(), "1", "IPv6 still enabled on the host end");
+    let v6 = host.exec(&["cat", "/proc/sys/net/ipv6/conf/mvtB-veth0/disable_ipv6"]);
+    assert_eq!(
+        String::from_utf8_lossy(&v6.stdout).trim(),
+        "1",
+        "IPv6 still enabled on the host end"
+    );
 
     // The same endpoint again takes the pair over as it is (what a restarted
     // daemon does): same host end, the container's interface untouched.
-    let c_index = c.exec(&["cat", "/sys/class/net/eth0/ifindex"]).1;
+    let ifindex = || {
+        String::from_utf8_lossy(&c.exec(&["cat", "/sys/class/net/eth0/ifindex"]).stdout)
+            .into_owned()
+    };
+    let c_index = ifindex();
     let again = create_in(&host, &s).expect("take the pair over");
     assert!(again.adopted, "{again:?}");
     assert_eq!(again.host_ifindex, ep.host_ifindex);
-    assert_eq!(c.exec(&["cat", "/sys/class/net/eth0/ifindex"]).1, c_index);
+    assert_eq!(ifindex(), c_index);
 
     // A host name held by an interface mvdp did not create is refused, and
     // that interface survives.
@@ -264,21 +183,25 @@ fn veth_endpoint_is_configured_pingable_and_deleted() {
     let err = create_in(&host, &other).unwrap_err();
     eprintln!("foreign host end: {err}");
     assert!(matches!(err, NetlinkError::Exists { .. }), "{err}");
-    assert!(host.has_link("mvtB-other") && !c.has_link("eth1"));
+    assert!(link_exists(&host, "mvtB-other") && !link_exists(&c, "eth1"));
     host.ip(&["link", "del", "mvtB-other"]);
-    assert!(host.has_link("mvtB-veth0") && c.has_link("eth0"));
+    assert!(link_exists(&host, "mvtB-veth0") && link_exists(&c, "eth0"));
 
     // Sanity: the pair carries traffic (the host end gets an address only here).
     host.ip(&["addr", "add", "10.200.0.1/24", "dev", "mvtB-veth0"]);
-    let (pinged, out) = c.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.200.0.1"]);
-    assert!(pinged, "ping through the veth endpoint failed: {out}");
+    let out = c.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.200.0.1"]);
+    assert!(
+        out.status.success(),
+        "ping through the veth endpoint failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // delete_link removes both ends; deleting again is fine.
     in_netns(&host.path(), || delete_link("mvtB-veth0"))
         .unwrap()
         .expect("delete_link");
-    assert!(!host.has_link("mvtB-veth0"));
-    assert!(!c.has_link("eth0"));
+    assert!(!link_exists(&host, "mvtB-veth0"));
+    assert!(!link_exists(&c, "eth0"));
     in_netns(&host.path(), || delete_link("mvtB-veth0"))
         .unwrap()
         .expect("delete_link of a missing link is Ok");
@@ -286,11 +209,11 @@ fn veth_endpoint_is_configured_pingable_and_deleted() {
 
 #[test]
 fn tap_endpoint_is_configured_and_vanishes_with_its_fd() {
-    if !root_or_skip("tap_endpoint_is_configured_and_vanishes_with_its_fd") {
+    if !require(Needs::Root) {
         return;
     }
-    let host = Netns::new("tap-h");
-    let c = Netns::new("tap-c");
+    let host = netns("tap-h");
+    let c = netns("tap-c");
     let mac: MacAddr = "02:42:0a:c9:00:02".parse().unwrap();
     let cpath = c.path();
     let s = spec(
@@ -306,7 +229,7 @@ fn tap_endpoint_is_configured_and_vanishes_with_its_fd() {
     assert_eq!(ep.host_ifname, "mvtB-tap0");
     assert!(ep.host_ifindex > 0);
     assert!(
-        !host.has_link("mvtB-tap0"),
+        !link_exists(&host, "mvtB-tap0"),
         "TAP not moved out of the host netns"
     );
 
@@ -340,18 +263,18 @@ fn tap_endpoint_is_configured_and_vanishes_with_its_fd() {
 
     drop(file);
     let deadline = Instant::now() + Duration::from_secs(3);
-    while c.has_link("eth0") && Instant::now() < deadline {
+    while link_exists(&c, "eth0") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!c.has_link("eth0"), "TAP survived its fd");
+    assert!(!link_exists(&c, "eth0"), "TAP survived its fd");
 }
 
 #[test]
 fn missing_netns_errors_with_its_path_and_leaks_nothing() {
-    if !root_or_skip("missing_netns_errors_with_its_path_and_leaks_nothing") {
+    if !require(Needs::Root) {
         return;
     }
-    let host = Netns::new("nons-h");
+    let host = netns("nons-h");
     let missing = PathBuf::from(format!(
         "/var/run/netns/mvtB-{}-does-not-exist",
         std::process::id()
@@ -372,7 +295,11 @@ fn missing_netns_errors_with_its_path_and_leaks_nothing() {
             err.to_string().contains(&missing.display().to_string()),
             "{kind:?}: error does not name the path: {err}"
         );
-        assert_eq!(host.links(), ["lo"], "{kind:?} left an interface behind");
+        assert_eq!(
+            list_links(&host),
+            ["lo"],
+            "{kind:?} left an interface behind"
+        );
     }
 
     // A path that opens but is no namespace: the interface is created, the
@@ -393,17 +320,21 @@ fn missing_netns_errors_with_its_path_and_leaks_nothing() {
             err.to_string().contains("/proc/self/ns/uts"),
             "{kind:?}: {err}"
         );
-        assert_eq!(host.links(), ["lo"], "{kind:?} left an interface behind");
+        assert_eq!(
+            list_links(&host),
+            ["lo"],
+            "{kind:?} left an interface behind"
+        );
     }
 }
 
 #[test]
 fn failure_after_the_move_deletes_everything() {
-    if !root_or_skip("failure_after_the_move_deletes_everything") {
+    if !require(Needs::Root) {
         return;
     }
-    let host = Netns::new("mid-h");
-    let c = Netns::new("mid-c");
+    let host = netns("mid-h");
+    let c = netns("mid-c");
     let cpath = c.path();
     for kind in [LinkKind::Veth, LinkKind::Tap] {
         // The gateway lies outside 10.203.0.0/24: adding the default route,
@@ -430,12 +361,16 @@ fn failure_after_the_move_deletes_everything() {
         // Cleanup is synchronous for veth; a closed TAP goes at once too, but
         // allow the kernel a moment.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while c.links().len() > 1 && Instant::now() < deadline {
+        while list_links(&c).len() > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(host.links(), ["lo"], "{kind:?} leaked into the host netns");
         assert_eq!(
-            c.links(),
+            list_links(&host),
+            ["lo"],
+            "{kind:?} leaked into the host netns"
+        );
+        assert_eq!(
+            list_links(&c),
             ["lo"],
             "{kind:?} leaked into the container netns"
         );
@@ -480,10 +415,10 @@ fn names_too_long_are_refused_before_anything_is_created() {
 
 #[test]
 fn blocking_calls_work_from_inside_a_tokio_runtime() {
-    if !root_or_skip("blocking_calls_work_from_inside_a_tokio_runtime") {
+    if !require(Needs::Root) {
         return;
     }
-    let host = Netns::new("rt-h");
+    let host = netns("rt-h");
     let (lo, lo_mac) = in_netns(&host.path(), || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

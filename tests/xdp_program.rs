@@ -2,17 +2,15 @@
 //! of host traffic, endpoint lookups (with and without 802.1Q tags), refusal to
 //! replace an attached program, and detaching by `detach()` and by `Drop`.
 //!
-//! Each test builds its own pair of network namespaces (`mvtC-<pid>-<test>-a`
-//! holds `mva`, where the program is attached; `-b` holds its veth peer `mvb`)
-//! and deletes them in a guard's `Drop`, even when the test fails.
+//! Each test builds its own pair of network namespaces (`mvtC-<test>-a-<unique>`
+//! holds `mva`, where the program is attached; `-b-` holds its veth peer `mvb`),
+//! which `common::Netns` deletes on drop, even when the test fails.
 
-use std::fs::File;
-use std::io::Write as _;
-use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
-use std::thread;
+mod common;
+
 use std::time::Duration;
 
+use common::{require, send_raw, unique, Needs, Netns};
 use mvdp::io::xdp::{AttachMode, AttachedMode, XdpCounters, XdpError, XdpPort, XdpProgram};
 use mvdp::wire::MacAddr;
 
@@ -27,187 +25,58 @@ const IP_B: &str = "10.99.0.2";
 /// IEEE 802 local experimental ethertype, which no stack answers.
 const ETHERTYPE_TEST: u16 = 0x88b5;
 
-/// True if this process may build namespaces; else says so loudly.
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        // Straight to stderr: libtest captures eprintln!, and a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: {test} needs root (network namespaces, veth, XDP)"
-        );
-        return false;
-    }
-    true
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"))
-}
-
-fn must(cmd: &mut Command) {
-    let output = run(cmd);
-    assert!(
-        output.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn ip(args: &[&str]) {
-    must(Command::new("ip").args(args));
-}
-
-/// Two namespaces joined by a veth pair; deleted on drop.
+/// Two namespaces joined by a veth pair; each deletes itself on drop.
 struct Rig {
-    ns_a: String,
-    ns_b: String,
+    /// Holds `mva`, where the programs are attached.
+    a: Netns,
+    /// Holds `mvb`, `mva`'s peer, where test traffic comes from.
+    b: Netns,
 }
 
 impl Rig {
     fn new(test: &str) -> Rig {
-        let pid = std::process::id();
-        let rig = Rig {
-            ns_a: format!("mvtC-{pid}-{test}-a"),
-            ns_b: format!("mvtC-{pid}-{test}-b"),
-        };
-        ip(&["netns", "add", &rig.ns_a]);
-        // From here on a panic leaves the guard to clean up.
-        ip(&["netns", "add", &rig.ns_b]);
+        // Built as locals first: if a step panics, what exists is dropped.
+        let a = Netns::new(&unique(&format!("mvtC-{test}-a-")));
+        let b = Netns::new(&unique(&format!("mvtC-{test}-b-")));
         let (mac_a, mac_b) = (MAC_A.to_string(), MAC_B.to_string());
-        ip(&[
-            "-n", &rig.ns_a, "link", "add", IF_A, "address", &mac_a, "type", "veth", "peer",
-            "name", IF_B, "address", &mac_b, "netns", &rig.ns_b,
+        #[rustfmt::skip]
+        a.ip(&[
+            "link", "add", IF_A, "address", &mac_a, "type", "veth", "peer",
+            "name", IF_B, "address", &mac_b, "netns", b.name(),
         ]);
-        for (ns, ifname, addr) in [(&rig.ns_a, IF_A, IP_A), (&rig.ns_b, IF_B, IP_B)] {
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                ifname,
-            ]);
-            ip(&["-n", ns, "link", "set", ifname, "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        for (ns, ifname, addr) in [(&a, IF_A, IP_A), (&b, IF_B, IP_B)] {
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", ifname]);
+            ns.ip(&["link", "set", ifname, "up"]);
+            ns.ip(&["link", "set", "lo", "up"]);
         }
-        rig
+        Rig { a, b }
     }
 
     /// `ip -d link show` of the XDP side.
     fn link_a(&self) -> String {
-        let output =
-            run(Command::new("ip").args(["-n", &self.ns_a, "-d", "link", "show", "dev", IF_A]));
-        assert!(output.status.success(), "ip link show failed");
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        self.a.ip(&["-d", "link", "show", "dev", IF_A])
     }
 
     /// Pings A from B; true if an echo was answered (ping's exit status).
     fn ping_a_from_b(&self, count: u32) -> bool {
-        run(Command::new("ip").args([
-            "netns",
-            "exec",
-            &self.ns_b,
-            "ping",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            IP_A,
-        ]))
-        .status
-        .success()
+        let count = count.to_string();
+        self.b
+            .exec(&["ping", "-q", "-c", &count, "-i", "0.2", "-W", "2", IP_A])
+            .status
+            .success()
     }
 
     /// Runs `f` on a thread that has entered namespace A, where `mva` lives.
     fn in_a<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.ns_a, f)
+        self.a.in_ns(f)
     }
 
     /// Sends raw Ethernet frames out of `mvb` (so they arrive on `mva`).
     fn send_from_b(&self, frames: &[Vec<u8>]) {
-        in_netns(&self.ns_b, || send_raw(IF_B, frames));
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        for ns in [&self.ns_a, &self.ns_b] {
-            let ok = Command::new("ip")
-                .args(["netns", "del", ns])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                eprintln!("could not delete netns {ns}; clean up with: ip netns del {ns}");
-            }
+        for frame in frames {
+            send_raw(&self.b, IF_B, frame);
         }
     }
-}
-
-/// Runs `f` on a new thread inside the named network namespace. Interface
-/// names, netlink and packet sockets on that thread all resolve there.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    thread::scope(|s| {
-        let handle = s.spawn(|| {
-            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: `file` is an open netns fd for the duration of the call;
-            // setns affects only this (scoped, short-lived) thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
-            f()
-        });
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
-}
-
-/// Sends each frame verbatim on `ifname` through an AF_PACKET socket.
-fn send_raw(ifname: &str, frames: &[Vec<u8>]) {
-    let c_name = std::ffi::CString::new(ifname).unwrap();
-    // SAFETY: `c_name` is NUL-terminated and outlives the call.
-    let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    assert_ne!(ifindex, 0, "no interface {ifname}");
-    // SAFETY: plain socket(2); protocol 0 means this socket receives nothing.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    assert!(
-        fd >= 0,
-        "AF_PACKET socket: {}",
-        std::io::Error::last_os_error()
-    );
-    for frame in frames {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: `frame` and `addr` are valid for the lengths passed.
-        let sent = unsafe {
-            libc::sendto(
-                fd,
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                std::ptr::addr_of!(addr).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(
-            sent,
-            frame.len() as isize,
-            "sendto {ifname}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
 }
 
 /// An Ethernet frame from B to `dst`, optionally 802.1Q-tagged, padded to 60 bytes.
@@ -249,14 +118,14 @@ fn settled(prog: &impl Counted) -> XdpCounters {
         if c.rx == c.redirect + c.pass_host + c.pass_group + c.no_socket + c.short + c.pass_fast {
             return c;
         }
-        thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
     panic!("counters never add up: {:?}", prog.read());
 }
 
 /// Counters after the kernel has had a moment to run the program on what we sent.
 fn after_frames(prog: &impl Counted) -> XdpCounters {
-    thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(100));
     settled(prog)
 }
 
@@ -266,7 +135,7 @@ fn has_xdp(link: &str) -> bool {
 
 #[test]
 fn auto_attach_counts_verdicts_and_passes_host_traffic() {
-    if !privileged("auto_attach_counts_verdicts_and_passes_host_traffic") {
+    if !require(Needs::Root) {
         return;
     }
     let rig = Rig::new("auto");
@@ -371,7 +240,7 @@ fn auto_attach_counts_verdicts_and_passes_host_traffic() {
 
 #[test]
 fn skb_mode_is_generic_and_drop_detaches() {
-    if !privileged("skb_mode_is_generic_and_drop_detaches") {
+    if !require(Needs::Root) {
         return;
     }
     let rig = Rig::new("skb");
@@ -401,7 +270,7 @@ fn skb_mode_is_generic_and_drop_detaches() {
 
 #[test]
 fn native_drop_detaches_and_frees_the_slot() {
-    if !privileged("native_drop_detaches_and_frees_the_slot") {
+    if !require(Needs::Root) {
         return;
     }
     let rig = Rig::new("drop");
@@ -422,15 +291,15 @@ fn native_drop_detaches_and_frees_the_slot() {
 
 #[test]
 fn auto_falls_back_to_skb_without_native_support() {
-    if !privileged("auto_falls_back_to_skb_without_native_support") {
+    if !require(Needs::Root) {
         return;
     }
     let rig = Rig::new("fallback");
     // The macvlan driver has no native XDP (and dummy may not be built here).
-    ip(&[
-        "-n", &rig.ns_a, "link", "add", "mvd0", "link", IF_A, "type", "macvlan", "mode", "bridge",
+    rig.a.ip(&[
+        "link", "add", "mvd0", "link", IF_A, "type", "macvlan", "mode", "bridge",
     ]);
-    ip(&["-n", &rig.ns_a, "link", "set", "mvd0", "up"]);
+    rig.a.ip(&["link", "set", "mvd0", "up"]);
     rig.in_a(|| {
         let err = XdpProgram::attach("mvd0", AttachMode::Native).expect_err("native on macvlan");
         assert!(
@@ -453,15 +322,13 @@ fn auto_falls_back_to_skb_without_native_support() {
 
 #[test]
 fn foreign_program_is_never_replaced() {
-    if !privileged("foreign_program_is_never_replaced") {
+    if !require(Needs::Root) {
         return;
     }
     let rig = Rig::new("foreign");
     // Someone else's program, attached the legacy way (netlink, no BPF link).
     let object = concat!(env!("OUT_DIR"), "/mvdp.bpf.o");
-    ip(&[
-        "-n",
-        &rig.ns_a,
+    rig.a.ip(&[
         "link",
         "set",
         "dev",
@@ -489,21 +356,12 @@ fn foreign_program_is_never_replaced() {
         }
     });
     assert_eq!(rig.link_a(), before, "the foreign program was touched");
-    ip(&[
-        "-n",
-        &rig.ns_a,
-        "link",
-        "set",
-        "dev",
-        IF_A,
-        "xdpgeneric",
-        "off",
-    ]);
+    rig.a.ip(&["link", "set", "dev", IF_A, "xdpgeneric", "off"]);
 }
 
 #[test]
 fn port_program_takes_every_frame_and_drops_without_socket() {
-    if !privileged("port_program_takes_every_frame_and_drops_without_socket") {
+    if !require(Needs::Root) {
         return;
     }
     let rig = Rig::new("port");
@@ -529,7 +387,7 @@ fn port_program_takes_every_frame_and_drops_without_socket() {
         assert!(!has_xdp(&rig.link_a()));
         // B's neighbour entry for A is stuck INCOMPLETE from above, and ping
         // exits non-zero on the "host unreachable" it reports for it.
-        ip(&["-n", &rig.ns_b, "neigh", "flush", "dev", IF_B]);
+        rig.b.ip(&["neigh", "flush", "dev", IF_B]);
         assert!(
             rig.ping_a_from_b(2),
             "ping after detaching the port program failed"

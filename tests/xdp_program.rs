@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{require, send_raw, unique, Needs, Netns};
 use mvdp::io::xdp::{AttachMode, AttachedMode, XdpCounters, XdpError, XdpPort, XdpProgram};
@@ -93,8 +93,6 @@ fn frame(dst: MacAddr, vlan: Option<u16>) -> Vec<u8> {
     f
 }
 
-/// Counters once they are consistent (`rx` is the sum of the verdicts); stray
-/// frames (ND, ARP) may be mid-count at any single read.
 /// Either of mvdp's XDP programs, for reading counters.
 trait Counted {
     fn read(&self) -> Result<XdpCounters, XdpError>;
@@ -112,21 +110,47 @@ impl Counted for XdpPort {
     }
 }
 
+/// How often counters are read while waiting for them.
+const POLL: Duration = Duration::from_millis(20);
+/// How long counters must stand still to count as settled: a frame still on
+/// its way through the veth would move them within this.
+const QUIET: Duration = Duration::from_millis(100);
+/// Longest wait for counters to settle.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Counters once they are consistent (`rx` is the sum of the verdicts; stray
+/// frames such as ND or ARP may be mid-count at any single read) and have
+/// not moved for [`QUIET`].
 fn settled(prog: &impl Counted) -> XdpCounters {
-    for _ in 0..50 {
-        let c = prog.read().expect("read counters");
-        if c.rx == c.redirect + c.pass_host + c.pass_group + c.no_socket + c.short + c.pass_fast {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("counters never add up: {:?}", prog.read());
+    after_frames(prog, &XdpCounters::default(), 0)
 }
 
-/// Counters after the kernel has had a moment to run the program on what we sent.
-fn after_frames(prog: &impl Counted) -> XdpCounters {
-    std::thread::sleep(Duration::from_millis(100));
-    settled(prog)
+/// Counters once the program has seen at least `sent` frames more than
+/// `before` and they have settled as in [`settled`]; the test's assertions
+/// then compare exact numbers. Panics after [`SETTLE_DEADLINE`].
+fn after_frames(prog: &impl Counted, before: &XdpCounters, sent: u64) -> XdpCounters {
+    let deadline = Instant::now() + SETTLE_DEADLINE;
+    // The last consistent reading and when it was first seen.
+    let mut seen: Option<(XdpCounters, Instant)> = None;
+    loop {
+        let c = prog.read().expect("read counters");
+        let consistent =
+            c.rx == c.redirect + c.pass_host + c.pass_group + c.no_socket + c.short + c.pass_fast;
+        if consistent && seen.is_none_or(|(last, _)| last != c) {
+            seen = Some((c, Instant::now()));
+        }
+        if let Some((last, since)) = seen {
+            if last.rx >= before.rx + sent && since.elapsed() >= QUIET {
+                return last;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "XDP counters did not settle with {sent} more frames within {SETTLE_DEADLINE:?}: \
+             {before:?} -> {c:?} (last consistent: {seen:?})"
+        );
+        std::thread::sleep(POLL);
+    }
 }
 
 fn has_xdp(link: &str) -> bool {
@@ -156,7 +180,7 @@ fn auto_attach_counts_verdicts_and_passes_host_traffic() {
         // Host traffic passes: ARP and ICMP to mva's own MAC.
         let c0 = settled(&prog);
         assert!(rig.ping_a_from_b(3), "ping through the XDP program failed");
-        let c1 = after_frames(&prog);
+        let c1 = after_frames(&prog, &c0, 3);
         assert!(c1.rx >= c0.rx + 3, "{c0:?} -> {c1:?}");
         assert!(c1.pass_host >= c0.pass_host + 3, "{c0:?} -> {c1:?}");
         assert_eq!(c1.redirect, 0);
@@ -168,7 +192,7 @@ fn auto_attach_counts_verdicts_and_passes_host_traffic() {
             frame(MacAddr::BROADCAST, None),
             frame(mcast, None),
         ]);
-        let c2 = after_frames(&prog);
+        let c2 = after_frames(&prog, &c1, 3);
         assert!(c2.pass_group >= c1.pass_group + 3, "{c1:?} -> {c2:?}");
 
         // A frame that claims an 802.1Q tag but ends before it is short.
@@ -176,21 +200,21 @@ fn auto_attach_counts_verdicts_and_passes_host_traffic() {
         runt.truncate(12);
         runt.extend_from_slice(&0x8100u16.to_be_bytes());
         rig.send_from_b(&[runt]);
-        let c3 = after_frames(&prog);
+        let c3 = after_frames(&prog, &c2, 1);
         assert_eq!(c3.short, c2.short + 1, "{c2:?} -> {c3:?}");
 
         // An endpoint on VLAN 5 without a socket: tagged frames on VLAN 5 hit
         // it (no_socket, passed); other VLANs and untagged frames miss it.
         prog.add_endpoint(MAC_EP, 5, 7).expect("add endpoint");
         rig.send_from_b(&[frame(MAC_EP, Some(5)), frame(MAC_EP, Some(0x2005))]);
-        let c4 = after_frames(&prog);
+        let c4 = after_frames(&prog, &c3, 2);
         assert_eq!(
             c4.no_socket,
             c3.no_socket + 2,
             "PCP bits are not the VID: {c3:?} -> {c4:?}"
         );
         rig.send_from_b(&[frame(MAC_EP, Some(6)), frame(MAC_EP, None)]);
-        let c5 = after_frames(&prog);
+        let c5 = after_frames(&prog, &c4, 2);
         assert_eq!(c5.no_socket, c4.no_socket, "{c4:?} -> {c5:?}");
         assert!(c5.pass_host >= c4.pass_host + 2, "{c4:?} -> {c5:?}");
         prog.remove_endpoint(MAC_EP, 5).expect("remove endpoint");
@@ -207,7 +231,7 @@ fn auto_attach_counts_verdicts_and_passes_host_traffic() {
             rig.ping_a_from_b(3),
             "ping to an endpoint MAC without a socket failed"
         );
-        let c6 = after_frames(&prog);
+        let c6 = after_frames(&prog, &c5, 3);
         assert!(c6.no_socket >= c5.no_socket + 3, "{c5:?} -> {c6:?}");
         assert_eq!(c6.redirect, 0);
 
@@ -255,7 +279,7 @@ fn skb_mode_is_generic_and_drop_detaches() {
             rig.ping_a_from_b(2),
             "ping through the generic XDP program failed"
         );
-        let c1 = after_frames(&prog);
+        let c1 = after_frames(&prog, &c0, 2);
         assert!(c1.pass_host >= c0.pass_host + 2, "{c0:?} -> {c1:?}");
 
         // Native on top of generic is refused too.
@@ -376,7 +400,8 @@ fn port_program_takes_every_frame_and_drops_without_socket() {
             "a container's frames reached the host stack"
         );
         rig.send_from_b(&[frame(MacAddr::BROADCAST, None), frame(MAC_A, None)]);
-        let c = after_frames(&port);
+        // At least one ARP request for A, then the two frames.
+        let c = after_frames(&port, &XdpCounters::default(), 3);
         assert!(c.no_socket >= 3, "{c:?}");
         assert_eq!(c.rx, c.no_socket, "{c:?}");
 

@@ -455,19 +455,36 @@ pub fn frame_counters(samples: &[Sample]) -> Vec<&Sample> {
     v
 }
 
-/// Waits until two scrapes a moment apart agree on every frame counter, so
-/// that assertions compare settled numbers.
+/// How often [`settled`] scrapes.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+/// How long the frame counters must stand still before [`settled`] trusts
+/// them: frames still in a ring or a worker's batch move them within this.
+const SETTLE_QUIET: Duration = Duration::from_millis(150);
+/// Longest [`settled`] waits before it gives up.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Scrapes until the frame counters have not moved for [`SETTLE_QUIET`]
+/// (consecutive scrapes agree on every one), so that assertions compare
+/// settled numbers. Panics if they keep moving for [`SETTLE_DEADLINE`].
 pub fn settled(d: &Daemon) -> Vec<Sample> {
+    let deadline = Instant::now() + SETTLE_DEADLINE;
     let mut last = parse_prometheus(&d.metrics());
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(200));
+    let mut last_change = Instant::now();
+    loop {
+        std::thread::sleep(SETTLE_POLL);
         let now = parse_prometheus(&d.metrics());
-        if frame_counters(&now) == frame_counters(&last) {
+        if frame_counters(&now) != frame_counters(&last) {
+            last_change = Instant::now();
+        } else if last_change.elapsed() >= SETTLE_QUIET {
             return now;
         }
+        assert!(
+            Instant::now() < deadline,
+            "mvdp frame counters still moving after {SETTLE_DEADLINE:?}:\n{}",
+            d.metrics()
+        );
         last = now;
     }
-    panic!("mvdp frame counters never settled:\n{}", d.metrics());
 }
 
 /// A series' value summed over the samples matching `labels` (0 if none).

@@ -6,6 +6,7 @@
 #   make demo    deps, build, then `mvdp demo` (needs root)
 #   make bench   mvdp bench: mvdp vs the kernel's macvlan on a namespace rig (root), results in benches/results
 #   make bench-hotpath   criterion bench of parse + classify
+#   make fuzz    cargo fuzz: every target for FUZZ_SECONDS (default 300) each; `make test` runs them 30 s each
 #   make clean   cargo clean
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ RUST_COMPONENTS := rustfmt clippy
 # apt-get needs root; CI is root, a developer's shell may not be.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps deps-debian deps-rust build test fmt-check clippy cargo-test demo bench bench-hotpath clean
+.PHONY: help deps deps-debian deps-rust deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -65,7 +66,7 @@ build:
 	@echo "==> build: $(CARGO) build --release --locked"
 	$(CARGO) build --release --locked
 
-test: deps fmt-check clippy cargo-test
+test: deps fmt-check clippy cargo-test fuzz-smoke
 	@echo "==> test: all passed"
 
 fmt-check:
@@ -86,6 +87,27 @@ cargo-test:
 	$(CARGO) test --locked -- --test-threads=$(TEST_THREADS)
 	@echo "==> test: again with [dataplane] fast_path = \"off\": $(TIER_SUITES)"
 	MVDP_TEST_FAST_PATH=off $(CARGO) test --locked $(addprefix --test ,$(TIER_SUITES)) -- --test-threads=$(TEST_THREADS)
+
+# Fuzzing (tests/fuzz, a crate of its own that only the nightly toolchain
+# builds): frame parse + classify, config parsing and validation, control
+# requests. New inputs go to target/fuzz-corpus/TARGET, started from the
+# seeds in tests/fuzz/seeds/TARGET; a crash leaves its input in
+# tests/fuzz/artifacts/TARGET and fails the run. The targets are safe Rust,
+# so they build without AddressSanitizer (quicker to build and to run).
+FUZZ_DIR := tests/fuzz
+FUZZ_TARGETS := frame config control
+FUZZ_SECONDS ?= 300
+
+deps-fuzz:
+	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then 		echo "==> deps: rustup toolchain install nightly"; 		rustup toolchain install nightly --profile minimal; 	fi
+	@if ! $(CARGO) fuzz --version >/dev/null 2>&1; then 		echo "==> deps: cargo install cargo-fuzz"; 		$(CARGO) install cargo-fuzz --locked; 	fi
+
+fuzz: deps deps-fuzz
+	@for t in $(FUZZ_TARGETS); do 		mkdir -p target/fuzz-corpus/$$t; 		echo "==> fuzz: $$t for $(FUZZ_SECONDS) s"; 		$(CARGO) +nightly fuzz run --fuzz-dir $(FUZZ_DIR) -O -s none $$t 			target/fuzz-corpus/$$t $(FUZZ_DIR)/seeds/$$t -- 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 			| tee target/fuzz-$$t.log | grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units)' || true; 		if grep -qE 'SUMMARY|panicked|deadly signal' target/fuzz-$$t.log; then 			grep -E 'panicked|SUMMARY|Failing input|artifact' -A2 target/fuzz-$$t.log >&2; 			echo "==> fuzz: $$t found a crash (target/fuzz-$$t.log)" >&2; exit 1; 		fi; 	done
+	@echo "==> fuzz: no crash"
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
 demo: deps build
 	@echo "==> demo: ./target/release/mvdp demo"

@@ -354,6 +354,11 @@ fn read_request(conn: &UnixStream) -> Result<Request, ApiError> {
     BufReader::new(conn.take(MAX_REQUEST))
         .read_line(&mut line)
         .map_err(|e| ApiError::new(ErrorCode::Malformed, format!("reading the request: {e}")))?;
+    parse_request(&line)
+}
+
+/// Decodes one request line (the daemon's side of the protocol; fuzzed).
+pub fn parse_request(line: &str) -> Result<Request, ApiError> {
     if line.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::Malformed, "empty request"));
     }

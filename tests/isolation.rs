@@ -188,3 +188,62 @@ fn source_allow_list_changes_at_run_time() {
     );
     assert!(d.stop().success(), "{}", d.log());
 }
+
+/// `anti_spoof = "mac+ip"`: a container that answers ARP for its
+/// neighbour's address (ARP spoofing, with its own MAC) reaches nobody and
+/// is counted as `ip_spoof`; its own ARP and IPv4 still work.
+#[test]
+fn mac_ip_anti_spoofing_stops_arp_spoofing() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(2, 1);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let mut toml = rig.base_toml("").replacen(
+        "mode = \"bridge\"",
+        "mode = \"bridge\"\nanti_spoof = \"mac+ip\"",
+        1,
+    );
+    toml += &rig.endpoint_toml(c1, "veth");
+    toml += &rig.endpoint_toml(c2, "veth");
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    assert!(ping(&rig.wire, c1.ip, 2), "wire -> c1\n{}", d.log());
+
+    // c1 tells the wire that c2's address is at c1's MAC.
+    let wire_mac = link_mac(&rig.wire, WIRE_IF);
+    let mut arp = vec![0, 1, 0x08, 0x00, 6, 4, 0, 2];
+    arp.extend_from_slice(&c1.mac());
+    arp.extend_from_slice(&c2.ip.octets());
+    arp.extend_from_slice(&wire_mac);
+    arp.extend_from_slice(&WIRE_IP.octets());
+    let frame = eth_frame(wire_mac, c1.mac(), 0x0806, &arp);
+    let lie = |f: &[u8]| {
+        f.len() >= 42
+            && f[12..14] == [0x08, 0x06]
+            && f[22..28] == c1.mac()
+            && f[28..32] == c2.ip.octets()
+    };
+    let cap = Capture::start(&rig.wire, WIRE_IF);
+    for _ in 0..3 {
+        send_raw(&c1.ns, c1.ifname(), &frame);
+    }
+    assert_eq!(
+        cap.finish_matching(Duration::from_millis(400), lie).len(),
+        0,
+        "c1's ARP claiming c2's address reached the wire"
+    );
+    let spoofed = |d: &Daemon| {
+        d.metric("mvdp_drops_total{reason=\"ip_spoof\"}")
+            .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), || spoofed(&d) == 3.0),
+        "ip_spoof drops: {}",
+        spoofed(&d)
+    );
+    // Its own ARP and IPv4 pass: the wire still reaches both, and c1 reaches c2.
+    assert!(ping(&rig.wire, c2.ip, 2), "wire -> c2");
+    assert!(ping(&c1.ns, c2.ip, 2), "c1 -> c2");
+    assert!(d.stop().success(), "{}", d.log());
+}

@@ -136,6 +136,16 @@ pub struct DataplaneConfig {
     pub fast_path: FastPath,
 }
 
+/// What a container's egress is checked against (`network.anti_spoof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AntiSpoof {
+    /// The source MAC must be the endpoint's own.
+    #[default]
+    Mac,
+    /// The source MAC, and for IPv4 and ARP the sender address too (or 0.0.0.0).
+    MacIp,
+}
+
 /// How an idle worker waits for frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Poll {
@@ -242,6 +252,8 @@ pub struct NetworkConfig {
     /// their own (sent on under the network's tag). Off by default: that is
     /// double tagging, the classic way to hop into another VLAN.
     pub allow_inner_tags: bool,
+    /// What its containers' egress is checked against.
+    pub anti_spoof: AntiSpoof,
 }
 
 impl NetworkConfig {
@@ -562,6 +574,9 @@ keyword_enum!(FastPath, "one of on, off", {
 });
 keyword_enum!(Poll, "one of interrupt, busy", {
     "interrupt" => Interrupt, "busy" => Busy,
+});
+keyword_enum!(AntiSpoof, "one of mac, mac+ip", {
+    "mac" => Mac, "mac+ip" => MacIp,
 });
 keyword_enum!(EndpointKind, "one of veth, tap", {
     "veth" => Veth, "tap" => Tap,

@@ -77,6 +77,7 @@ pub(super) struct RawNetwork {
     pub host_shim: Option<String>,
     pub bcast_queue_len: Option<i64>,
     pub allow_inner_tags: Option<bool>,
+    pub anti_spoof: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -96,6 +96,7 @@ fn example_documents_every_key() {
         "host_shim",
         "bcast_queue_len",
         "allow_inner_tags",
+        "anti_spoof",
         "network",
         "kind",
         "netns",
@@ -377,6 +378,13 @@ fn network_values() {
     err_at(
         &net("allow_inner_tags = true"),
         "network[0].allow_inner_tags",
+    );
+    err_at(&net("anti_spoof = \"ip\""), "network[0].anti_spoof");
+    let c = Config::parse(&net("anti_spoof = \"mac+ip\"")).unwrap();
+    assert_eq!(c.networks[0].anti_spoof, AntiSpoof::MacIp);
+    assert_eq!(
+        Config::parse(&net("")).unwrap().networks[0].anti_spoof,
+        AntiSpoof::Mac
     );
     err_at(
         &net("aux_addresses = [\"192.168.1.9\", \"x\"]"),

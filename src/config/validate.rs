@@ -295,6 +295,11 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         host_shim,
         bcast_queue_len,
         allow_inner_tags,
+        anti_spoof: keyword(
+            &key.field("anti_spoof"),
+            raw.anti_spoof,
+            AntiSpoof::EXPECTED,
+        )?,
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     AddressBook::new(&net, key)?;

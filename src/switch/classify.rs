@@ -9,6 +9,8 @@
 //! to a group) from an allowed source, not every frame from that source.
 
 use super::fdb::{EndpointId, Fdb, Mode, NetworkId};
+use std::net::Ipv4Addr;
+
 use crate::wire::{FrameError, FrameHeader, MacAddr, ETHERTYPE_QINQ};
 
 /// Why a frame was dropped. Every drop is counted under one of these.
@@ -46,11 +48,14 @@ pub enum DropReason {
     /// A verdict the path that got it cannot act on: a bug, counted instead
     /// of acted on.
     Internal,
+    /// On a `mac+ip` network: an IPv4 packet or ARP message whose sender
+    /// address is not the endpoint's own.
+    IpSpoof,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::NoEndpoint,
         DropReason::SpoofedSource,
@@ -65,6 +70,7 @@ impl DropReason {
         DropReason::UmemExhausted,
         DropReason::TooLong,
         DropReason::Internal,
+        DropReason::IpSpoof,
     ];
 
     /// The metric label value.
@@ -84,6 +90,7 @@ impl DropReason {
             DropReason::UmemExhausted => "umem_exhausted",
             DropReason::TooLong => "too_long",
             DropReason::Internal => "internal",
+            DropReason::IpSpoof => "ip_spoof",
         }
     }
 }
@@ -219,6 +226,57 @@ pub fn ingress_drop_endpoint(fdb: &Fdb, frame: &[u8], reason: DropReason) -> Opt
     }
 }
 
+/// IPv4 and ARP ethertypes.
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+/// Offset of the source address in an IPv4 header.
+const IPV4_SRC: usize = 12;
+/// Offsets in an Ethernet/IPv4 ARP message: hardware type, protocol type,
+/// the two address lengths, then the sender's hardware and protocol addresses.
+const ARP_HTYPE: usize = 0;
+const ARP_PTYPE: usize = 2;
+const ARP_HLEN: usize = 4;
+const ARP_PLEN: usize = 5;
+const ARP_SHA: usize = 8;
+const ARP_SPA: usize = 14;
+const ARP_LEN: usize = 28;
+
+/// `anti_spoof = "mac+ip"`: an IPv4 packet's source, or an ARP message's
+/// sender MAC and address, must be the endpoint's own (0.0.0.0 claims
+/// nobody's address: DHCP clients, ARP probes). Other ethertypes pass.
+fn check_sender_ip(frame: &[u8], hdr: &FrameHeader, own: Ipv4Addr) -> Result<(), DropReason> {
+    let payload = &frame[hdr.payload_offset.min(frame.len())..];
+    let claimed = match hdr.ethertype {
+        ETHERTYPE_IPV4 => {
+            let src = payload
+                .get(IPV4_SRC..IPV4_SRC + 4)
+                .ok_or(DropReason::Malformed)?;
+            Ipv4Addr::new(src[0], src[1], src[2], src[3])
+        }
+        ETHERTYPE_ARP => {
+            let arp = payload.get(..ARP_LEN).ok_or(DropReason::Malformed)?;
+            let ethernet_ipv4 = arp[ARP_HTYPE..ARP_HTYPE + 2] == [0, 1]
+                && arp[ARP_PTYPE..ARP_PTYPE + 2] == [0x08, 0x00]
+                && arp[ARP_HLEN] == 6
+                && arp[ARP_PLEN] == 4;
+            if !ethernet_ipv4 {
+                return Err(DropReason::IpSpoof);
+            }
+            if arp[ARP_SHA..ARP_SHA + 6] != hdr.src.0 {
+                return Err(DropReason::IpSpoof);
+            }
+            let spa = &arp[ARP_SPA..ARP_SPA + 4];
+            Ipv4Addr::new(spa[0], spa[1], spa[2], spa[3])
+        }
+        _ => return Ok(()),
+    };
+    if claimed == own || claimed.is_unspecified() {
+        Ok(())
+    } else {
+        Err(DropReason::IpSpoof)
+    }
+}
+
 /// Classifies a frame that endpoint `from` sent (container egress).
 #[inline]
 pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
@@ -241,6 +299,13 @@ pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
     let tagged = hdr.vlan.is_some() || hdr.ethertype == ETHERTYPE_QINQ;
     if tagged && (net.vlan.is_none() || !net.allow_inner_tags) {
         return Verdict::Drop(DropReason::VlanHop);
+    }
+    if net.anti_spoof_ip {
+        if let Some(own) = me.ip {
+            if let Err(reason) = check_sender_ip(frame, &hdr, own) {
+                return Verdict::Drop(reason);
+            }
+        }
     }
     let to_wire = Verdict::Wire { tag: net.vlan };
     if net.mode != Mode::Bridge {
@@ -336,6 +401,88 @@ mod tests {
             })
             .collect();
         Fdb::new(nets, eps).unwrap()
+    }
+
+    /// An ARP reply from `src` with sender MAC `sha` claiming `sender`.
+    fn arp_from(src: MacAddr, sha: MacAddr, sender: [u8; 4]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+        f.extend_from_slice(&sha.0);
+        f.extend_from_slice(&sender);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&[10, 0, 0, 9]);
+        f.resize(60, 0);
+        f
+    }
+
+    /// An IPv4 packet from `src` with source address `sender`.
+    fn ipv4_from(src: MacAddr, sender: [u8; 4]) -> Vec<u8> {
+        let mut f = frame(WIRE_HOST, src);
+        f[14] = 0x45;
+        f[14 + IPV4_SRC..14 + IPV4_SRC + 4].copy_from_slice(&sender);
+        f
+    }
+
+    #[test]
+    fn mac_ip_anti_spoofing_checks_ipv4_and_arp_senders() {
+        let fdb = fdb_with_ip_check(true);
+        let e1 = EndpointId(0);
+        let wire = Verdict::Wire { tag: None };
+        let bcast = |v: Verdict| matches!(v, Verdict::Flood(_));
+        assert_eq!(
+            classify_egress(&fdb, e1, &ipv4_from(mac(1), [10, 0, 0, 1])),
+            wire
+        );
+        assert_eq!(
+            classify_egress(&fdb, e1, &ipv4_from(mac(1), [10, 0, 0, 2])),
+            Verdict::Drop(DropReason::IpSpoof)
+        );
+        // A DHCP client has no address yet.
+        assert_eq!(classify_egress(&fdb, e1, &ipv4_from(mac(1), [0; 4])), wire);
+        assert!(bcast(classify_egress(
+            &fdb,
+            e1,
+            &arp_from(mac(1), mac(1), [10, 0, 0, 1])
+        )));
+        // ARP spoofing: claiming a neighbour's address, or another MAC inside.
+        assert_eq!(
+            classify_egress(&fdb, e1, &arp_from(mac(1), mac(1), [10, 0, 0, 9])),
+            Verdict::Drop(DropReason::IpSpoof)
+        );
+        assert_eq!(
+            classify_egress(&fdb, e1, &arp_from(mac(1), mac(7), [10, 0, 0, 1])),
+            Verdict::Drop(DropReason::IpSpoof)
+        );
+        // An ARP probe (RFC 5227) claims nothing.
+        assert!(bcast(classify_egress(
+            &fdb,
+            e1,
+            &arp_from(mac(1), mac(1), [0; 4])
+        )));
+        // Truncated headers are malformed, not passed unchecked.
+        let mut short = ipv4_from(mac(1), [10, 0, 0, 2]);
+        short.truncate(14 + 8);
+        assert_eq!(
+            classify_egress(&fdb, e1, &short),
+            Verdict::Drop(DropReason::Malformed)
+        );
+        // On a "mac" network the same spoofed packet passes (MAC checked only).
+        let plain = fdb_with_ip_check(false);
+        assert_eq!(
+            classify_egress(&plain, e1, &ipv4_from(mac(1), [10, 0, 0, 2])),
+            wire
+        );
+    }
+
+    /// One bridge network checking IPv4/ARP senders (`on`) or not, with e1 at 10.0.0.1.
+    fn fdb_with_ip_check(on: bool) -> Fdb {
+        let mut n = NetworkEntry::new("n", None, Mode::Bridge);
+        n.anti_spoof_ip = on;
+        let mut e = EndpointEntry::new("e1", mac(1), NetworkId(0));
+        e.ip = Some(Ipv4Addr::new(10, 0, 0, 1));
+        Fdb::new(vec![n], vec![Some(e)]).unwrap()
     }
 
     const E11: EndpointId = EndpointId(0);

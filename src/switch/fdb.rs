@@ -28,6 +28,8 @@ pub struct EndpointEntry {
     pub allowed_sources: Vec<MacAddr>,
     /// A limit on what it sends, if any.
     pub rate_limit: Option<RateLimit>,
+    /// Its IPv4 address, for `anti_spoof = "mac+ip"` (none: not checked).
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 impl EndpointEntry {
@@ -39,6 +41,7 @@ impl EndpointEntry {
             network,
             allowed_sources: Vec::new(),
             rate_limit: None,
+            ip: None,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct NetworkEntry {
     pub retired: bool,
     /// Its containers may send frames with an 802.1Q tag of their own.
     pub allow_inner_tags: bool,
+    /// `anti_spoof = "mac+ip"`: IPv4 and ARP senders are checked too.
+    pub anti_spoof_ip: bool,
 }
 
 impl NetworkEntry {
@@ -74,6 +79,7 @@ impl NetworkEntry {
             flood_queue_len: crate::config::DEFAULT_BCAST_QUEUE_LEN,
             retired: false,
             allow_inner_tags: false,
+            anti_spoof_ip: false,
         }
     }
 }

@@ -24,7 +24,8 @@ pub enum Step {
     AddEndpoint(String),
     /// Change an endpoint's policy in place: allowed sources, rate limit.
     UpdateEndpoint(String),
-    /// Change a network's policy in place (`allow_inner_tags`) and the keys
+    /// Change a network's policy in place (`allow_inner_tags`,
+    /// `anti_spoof`) and the keys
     /// only addressing reads (`ip_range`, `aux_addresses`, `host_shim`).
     UpdateNetwork(String),
 }
@@ -130,6 +131,7 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
                         .push(format!("network {}: bcast_queue_len", net.name));
                 }
                 if new.allow_inner_tags != net.allow_inner_tags
+                    || new.anti_spoof != net.anti_spoof
                     || new.ip_range != net.ip_range
                     || new.aux_addresses != net.aux_addresses
                     || new.host_shim != net.host_shim

@@ -147,6 +147,18 @@ impl Daemon {
         let queue_len = slot.bcast_queue_len;
         *slot = new.clone();
         slot.bcast_queue_len = queue_len;
+        // `anti_spoof` decides whether the fast path hands the workers its
+        // endpoints' egress (they check it).
+        let members: Vec<EndpointId> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .filter(|e| e.network == id)
+            .map(|e| e.id)
+            .collect();
+        for ep in members {
+            self.sync_fast_entry(ep)?;
+        }
         let fdb = self.current_fdb()?;
         self.publish(Arc::new(fdb));
         Ok(())
@@ -163,31 +175,54 @@ impl Daemon {
         else {
             return Ok(());
         };
+        let id = state.id;
         let old = (
             state.config.allowed_sources.clone(),
             state.config.rate_limit,
         );
         state.config.allowed_sources = new.allowed_sources.clone();
         state.config.rate_limit = new.rate_limit;
-        // A rate limit is the workers' to enforce: the fast path hands them
-        // all the endpoint sends while it has one.
-        let mut result = Ok(());
-        if let Some(fe) = state.fast.as_mut() {
-            fe.punt_egress = new.rate_limit.is_some();
-            if let Some(fast) = self.fast.lock().expect("fast path lock").as_mut() {
-                result = fast.set_endpoint(fe);
+        if let Err(e) = self.sync_fast_entry(id) {
+            if let Some(state) = self.endpoints[usize::from(id.0)].as_mut() {
+                state.config.allowed_sources = old.0;
+                state.config.rate_limit = old.1;
             }
-        }
-        if let Err(e) = result {
-            state.config.allowed_sources = old.0;
-            state.config.rate_limit = old.1;
-            if let Some(fe) = state.fast.as_mut() {
-                fe.punt_egress = old.1.is_some();
-            }
-            return Err(DaemonError::from(e).endpoint(&new.name));
+            let _ = self.sync_fast_entry(id);
+            return Err(e.endpoint(&new.name));
         }
         let fdb = self.current_fdb()?;
         self.publish(Arc::new(fdb));
+        Ok(())
+    }
+
+    /// Whether the fast path hands the workers all an endpoint sends: the
+    /// workers enforce its rate limit, and `anti_spoof = "mac+ip"`.
+    fn punts_egress(&self, ep: &EndpointConfig, network: NetworkId) -> bool {
+        ep.rate_limit.is_some()
+            || self.network_config(network).anti_spoof == crate::config::AntiSpoof::MacIp
+    }
+
+    /// Brings endpoint `id`'s fast-path entry in line with its config and
+    /// network (whether its egress is punted).
+    fn sync_fast_entry(&mut self, id: EndpointId) -> Result<()> {
+        let Some(state) = self.endpoint(id) else {
+            return Ok(());
+        };
+        let punt = self.punts_egress(&state.config, state.network);
+        let Some(state) = self.endpoints[usize::from(id.0)].as_mut() else {
+            return Ok(());
+        };
+        let Some(fe) = state.fast.as_mut() else {
+            return Ok(());
+        };
+        if fe.punt_egress == punt {
+            return Ok(());
+        }
+        fe.punt_egress = punt;
+        let entry = *fe;
+        if let Some(fast) = self.fast.lock().expect("fast path lock").as_mut() {
+            fast.set_endpoint(&entry)?;
+        }
         Ok(())
     }
 
@@ -556,7 +591,7 @@ impl Daemon {
             network: network.0,
             mode: net.mode,
             port,
-            punt_egress: ep.rate_limit.is_some(),
+            punt_egress: self.punts_egress(ep, network),
         })
     }
 
@@ -667,6 +702,7 @@ impl Daemon {
                 e.flood_queue_len = n.config.bcast_queue_len.max(1);
                 e.retired = n.retired;
                 e.allow_inner_tags = n.config.allow_inner_tags;
+                e.anti_spoof_ip = n.config.anti_spoof == crate::config::AntiSpoof::MacIp;
                 e
             })
             .collect();
@@ -680,6 +716,8 @@ impl Daemon {
                     network: e.network,
                     allowed_sources: e.config.allowed_sources.clone(),
                     rate_limit: e.config.rate_limit,
+                    // The host shim speaks for the host, from the host's addresses.
+                    ip: (!is_shim(&e.config)).then_some(e.config.ip),
                 })
             })
             .collect();

@@ -3,6 +3,7 @@
 //! may act on (checked below).
 #![no_main]
 
+use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -24,10 +25,13 @@ static FDB: LazyLock<Fdb> = LazyLock::new(|| {
     let net = |name: &str, vlan, mode| NetworkEntry::new(name, vlan, mode);
     let mut qinq = net("v70", Some(70), Mode::Vepa);
     qinq.allow_inner_tags = true;
+    // The untagged network checks IPv4 and ARP senders too.
+    let mut lan = net("lan", None, Mode::Bridge);
+    lan.anti_spoof_ip = true;
     let mut retired = net("old", Some(90), Mode::Bridge);
     retired.retired = true;
     let networks = vec![
-        net("lan", None, Mode::Bridge),
+        lan,
         net("v50", Some(50), Mode::Private),
         net("v60", Some(60), Mode::Source),
         qinq,
@@ -35,11 +39,9 @@ static FDB: LazyLock<Fdb> = LazyLock::new(|| {
         retired,
     ];
     let ep = |id: u8, network: u16| {
-        Some(EndpointEntry::new(
-            format!("e{id}"),
-            mac(id),
-            NetworkId(network),
-        ))
+        let mut e = EndpointEntry::new(format!("e{id}"), mac(id), NetworkId(network));
+        e.ip = Some(Ipv4Addr::new(10, 0, 0, id));
+        Some(e)
     };
     let mut source = ep(4, 2);
     if let Some(e) = source.as_mut() {
@@ -119,6 +121,14 @@ fn check_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) {
             !own_tag || (net.vlan.is_some() && net.allow_inner_tags),
             "passed a VLAN hop"
         );
+        if net.anti_spoof_ip && hdr.ethertype == 0x0800 {
+            let p = hdr.payload_offset;
+            let src = Ipv4Addr::new(frame[p + 12], frame[p + 13], frame[p + 14], frame[p + 15]);
+            assert!(
+                Some(src) == me.ip || src.is_unspecified(),
+                "passed a spoofed IPv4 source {src}"
+            );
+        }
     }
     match verdict {
         Verdict::Wire { tag } => assert_eq!(tag, net.vlan, "sent out under another tag"),

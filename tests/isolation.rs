@@ -233,14 +233,10 @@ fn mac_ip_anti_spoofing_stops_arp_spoofing() {
         0,
         "c1's ARP claiming c2's address reached the wire"
     );
-    let spoofed = |d: &Daemon| {
-        d.metric("mvdp_drops_total{reason=\"ip_spoof\"}")
-            .unwrap_or(0.0)
-    };
     assert!(
-        wait_until(Duration::from_secs(3), || spoofed(&d) == 3.0),
+        wait_until(Duration::from_secs(3), || d.drops("ip_spoof") == 3.0),
         "ip_spoof drops: {}",
-        spoofed(&d)
+        d.drops("ip_spoof")
     );
     // Its own ARP and IPv4 pass: the wire still reaches both, and c1 reaches c2.
     assert!(ping(&rig.wire, c2.ip, 2), "wire -> c2");

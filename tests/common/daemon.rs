@@ -162,6 +162,12 @@ impl Daemon {
         }
     }
 
+    /// `mvdp_drops_total` for `reason` (0 before any).
+    pub fn drops(&self, reason: &str) -> f64 {
+        self.metric(&format!("mvdp_drops_total{{reason=\"{reason}\"}}"))
+            .unwrap_or(0.0)
+    }
+
     /// Sends `signal` (e.g. `libc::SIGINT`) to mvdp if it is still running.
     pub fn signal(&mut self, signal: libc::c_int) {
         if self.try_wait().is_some() {

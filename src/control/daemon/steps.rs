@@ -84,6 +84,16 @@ impl Daemon {
             .map(|i| NetworkId(i as u16))
     }
 
+    /// The endpoints running on network `id`.
+    fn members(&self, id: NetworkId) -> Vec<EndpointId> {
+        self.endpoints
+            .iter()
+            .flatten()
+            .filter(|e| e.network == id)
+            .map(|e| e.id)
+            .collect()
+    }
+
     fn network_config(&self, id: NetworkId) -> &NetworkConfig {
         &self.networks[usize::from(id.0)].config
     }
@@ -121,14 +131,7 @@ impl Daemon {
         let Some(id) = self.network_id(name) else {
             return Ok(());
         };
-        let users: Vec<EndpointId> = self
-            .endpoints
-            .iter()
-            .flatten()
-            .filter(|e| e.network == id)
-            .map(|e| e.id)
-            .collect();
-        for ep in users {
+        for ep in self.members(id) {
             self.remove_endpoint(ep);
         }
         self.networks[usize::from(id.0)].retired = true;
@@ -149,14 +152,7 @@ impl Daemon {
         slot.bcast_queue_len = queue_len;
         // `anti_spoof` decides whether the fast path hands the workers its
         // endpoints' egress (they check it).
-        let members: Vec<EndpointId> = self
-            .endpoints
-            .iter()
-            .flatten()
-            .filter(|e| e.network == id)
-            .map(|e| e.id)
-            .collect();
-        for ep in members {
+        for ep in self.members(id) {
             self.sync_fast_entry(ep)?;
         }
         let fdb = self.current_fdb()?;

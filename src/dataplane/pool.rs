@@ -12,76 +12,10 @@
 
 use xsk_rs::FrameDesc;
 
-use crate::io::xsk::XskSocket;
+pub(super) use super::port::{CompletionRing, Desc, FillRing};
 
 /// Ledger tag of frames held by user space (free, staged, queued, being classified).
 pub(super) const USER: u32 = u32::MAX;
-
-/// A frame descriptor the pool keeps: where its frame starts.
-pub(super) trait Desc: Copy {
-    /// The frame's offset in the UMEM.
-    fn addr(&self) -> usize;
-    /// Clears the options a worker marked it with.
-    fn clear_options(&mut self);
-}
-
-impl Desc for FrameDesc {
-    #[inline]
-    fn addr(&self) -> usize {
-        FrameDesc::addr(self)
-    }
-
-    #[inline]
-    fn clear_options(&mut self) {
-        self.set_options(0);
-    }
-}
-
-/// Where the pool posts free frames: a socket's fill ring.
-pub(super) trait FillRing<D> {
-    /// Posts a prefix of `frames` (all, some or none of them) and returns
-    /// how many were posted.
-    ///
-    /// # Safety
-    ///
-    /// The frames must be held by user space and on no other ring.
-    unsafe fn produce(&mut self, frames: &[D]) -> usize;
-    /// Wakes the kernel if it asked to be told of new fill entries.
-    fn wake_if_needed(&mut self);
-}
-
-/// Where the pool takes transmitted frames back: a socket's completion ring.
-pub(super) trait CompletionRing<D> {
-    /// Writes completed frames to the start of `out` and returns how many.
-    ///
-    /// # Safety
-    ///
-    /// `out` must be scratch space: what it held is overwritten.
-    unsafe fn consume(&mut self, out: &mut [D]) -> usize;
-}
-
-impl FillRing<FrameDesc> for XskSocket {
-    #[inline]
-    unsafe fn produce(&mut self, frames: &[FrameDesc]) -> usize {
-        // SAFETY: the caller's contract is the fill ring's.
-        unsafe { self.fq.produce(frames) }
-    }
-
-    #[inline]
-    fn wake_if_needed(&mut self) {
-        if self.fq.needs_wakeup() {
-            let _ = self.rx.poll(0);
-        }
-    }
-}
-
-impl CompletionRing<FrameDesc> for XskSocket {
-    #[inline]
-    unsafe fn consume(&mut self, out: &mut [FrameDesc]) -> usize {
-        // SAFETY: the caller's contract is the completion ring's.
-        unsafe { self.cq.consume(out) }
-    }
-}
 
 /// Frames in flight on one AF_XDP socket, tracked so ring operations never
 /// overrun.
@@ -114,6 +48,11 @@ impl<D: Desc> FramePool<D> {
             free: frames,
             frame_size,
         }
+    }
+
+    /// Bytes between the starts of two frames.
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
     }
 
     #[inline]
@@ -221,9 +160,8 @@ impl<D: Desc> FramePool<D> {
     /// socket holds it, and the frames each socket holds add up to what
     /// `held` says (tag, frames). `outside` is how many frames user space
     /// holds off the free list (being classified, staged, queued). Returns
-    /// what is wrong, if anything. (The worker's in-memory tests check
-    /// after every step; the running worker does not pay for it.)
-    #[cfg(test)]
+    /// what is wrong, if anything. (The in-memory worker checks after
+    /// every step; the running worker never calls it.)
     pub fn check(&self, held: &[(u32, usize)], outside: usize) -> Result<(), String> {
         let mut on_free = vec![false; self.all.len()];
         for d in &self.free {
@@ -262,14 +200,20 @@ mod tests {
     use super::*;
 
     /// A descriptor for tests: just an address.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
     struct Frame(usize);
 
     impl Desc for Frame {
         fn addr(&self) -> usize {
             self.0
         }
-        fn clear_options(&mut self) {}
+        fn len(&self) -> usize {
+            0
+        }
+        fn options(&self) -> u32 {
+            0
+        }
+        fn set_options(&mut self, _: u32) {}
     }
 
     const SIZE: usize = 2048;

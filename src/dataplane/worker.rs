@@ -11,19 +11,16 @@
 //! only when an iteration found nothing to do.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
-use xsk_rs::{FrameDesc, Umem};
 
 use super::pool::{FramePool, Inflight};
+use super::port::{Desc, FrameMem, Frames, Kernel, Ports, TapIo, XskIo};
 use crate::config::Poll;
-use crate::io::tap::TapPort;
-use crate::io::xsk::{UmemArea, XskSocket};
 use crate::metrics::{bump, Source, WorkerStats};
 use crate::switch::{
     classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason,
@@ -32,21 +29,21 @@ use crate::switch::{
 use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
 /// How an endpoint is reached from this worker.
-pub enum EndpointIo {
+pub enum EndpointIo<P: Ports = Kernel> {
     /// The host end of a veth, through an AF_XDP socket on this worker's UMEM.
     /// It receives the container's egress only where mvdp's XDP port program
     /// steers it there; a fast-path endpoint's egress comes through the punt
     /// port instead, and its socket only transmits.
     Xsk {
         /// The socket.
-        socket: XskSocket,
+        socket: P::Socket,
         /// Whether frames arrive on it (its fill ring is kept posted).
         receives: bool,
     },
     /// A TAP fd. `read` is true on the one worker that reads the container's egress.
     Tap {
         /// The device.
-        port: TapPort,
+        port: P::Tap,
         /// Whether this worker reads from it.
         read: bool,
     },
@@ -63,32 +60,32 @@ pub struct GroupFrame {
 }
 
 /// Messages from the control thread to a worker.
-pub enum Command {
+pub enum Command<P: Ports = Kernel> {
     /// A new FDB snapshot to classify with.
     Fdb(Arc<Fdb>),
     /// Start serving an endpoint.
-    AddPort(EndpointId, EndpointIo),
+    AddPort(EndpointId, EndpointIo<P>),
     /// Stop serving an endpoint; frames still staged for it are dropped.
     RemovePort(EndpointId),
     /// Serve one more of the group listener's queues (a network added at run time).
     AddFloodQueue(Receiver<GroupFrame>),
     /// Read the fast path's punt device through this socket: frames it
     /// could not decide, under an 802.1ad tag whose VID is the sender's id.
-    SetPunt(XskSocket),
+    SetPunt(P::Socket),
     /// Leave the loop.
     Stop,
 }
 
 /// Everything a worker needs, built by the control thread.
-pub struct WorkerConfig {
+pub struct WorkerConfig<P: Ports = Kernel> {
     /// Parent RX queue served.
     pub queue: u32,
     /// Core to pin to, if any.
     pub core: Option<core_affinity::CoreId>,
     /// The worker's UMEM and its frames.
-    pub umem: UmemArea,
+    pub umem: Frames<P>,
     /// The parent's socket on `queue`.
-    pub parent: XskSocket,
+    pub parent: P::Socket,
     /// The FDB to start with.
     pub fdb: Arc<Fdb>,
     /// Frames per RX batch.
@@ -104,7 +101,7 @@ pub struct WorkerConfig {
     /// TX ring size of every socket (bounds frames in flight per socket).
     pub tx_ring: usize,
     /// Control messages.
-    pub commands: Receiver<Command>,
+    pub commands: Receiver<Command<P>>,
     /// Group frames from the wire, one queue per network this worker
     /// floods for and its express queue (bounded; the sender counts overflow).
     pub floods: Vec<Receiver<GroupFrame>>,
@@ -126,9 +123,9 @@ pub enum Event {
 }
 
 /// The control thread's handle on a running worker.
-pub struct WorkerHandle {
+pub struct WorkerHandle<P: Ports = Kernel> {
     /// Sends commands.
-    pub commands: crossbeam_channel::Sender<Command>,
+    pub commands: crossbeam_channel::Sender<Command<P>>,
     /// Wakes the worker from poll() after a command or a flood frame.
     pub wake: Arc<EventFd>,
     /// The thread.
@@ -169,11 +166,11 @@ impl EventFd {
     }
 }
 
-struct Port {
-    io: EndpointIo,
+struct Port<P: Ports> {
+    io: EndpointIo<P>,
     inflight: Inflight,
     /// Frames staged for this endpoint in the current iteration.
-    staged: Vec<FrameDesc>,
+    staged: Vec<P::Desc>,
     /// TAP only: iterations left before the next read() (backoff after empty reads).
     read_skip: u32,
     /// TAP only: the current backoff, doubled after each empty read.
@@ -247,28 +244,29 @@ impl TokenBucket {
 /// is a syscall, and under load the TAPs are mostly quiet.
 const TAP_READ_BACKOFF_MAX: u32 = 32;
 
-/// A worker's state; runs on its own thread.
-pub struct Worker {
+/// A worker's state; runs on its own thread (or, over in-memory ports,
+/// one [`Worker::step`] at a time in tests).
+pub struct Worker<P: Ports = Kernel> {
     /// The UMEM's memory. Frame data is read through a clone of this handle
     /// while other frames are written through it: sound because a frame
     /// being read is never on the free list (it came off an RX ring or a
     /// queue and goes back only after), and only frames popped from the
     /// free list are written. `copy_frame` asserts the two never meet.
-    umem: Umem,
+    umem: P::Mem,
     mtu: usize,
-    pool: FramePool,
-    parent: XskSocket,
+    pool: FramePool<P::Desc>,
+    parent: P::Socket,
     parent_inflight: Inflight,
     /// The fast path's punt device, once it is set up.
-    punt: Option<(XskSocket, Inflight)>,
-    to_wire: Vec<FrameDesc>,
+    punt: Option<(P::Socket, Inflight)>,
+    to_wire: Vec<P::Desc>,
     /// The sender of each frame in `to_wire` (same index), whose drop it is
     /// if the frame cannot leave.
     to_wire_from: Vec<EndpointId>,
-    ports: Vec<Option<Port>>,
+    ports: Vec<Option<Port<P>>>,
     /// Ids of ports with staged frames.
     dirty: Vec<EndpointId>,
-    rx_buf: Vec<FrameDesc>,
+    rx_buf: Vec<P::Desc>,
     /// When the parent socket's ring statistics were last read.
     stats_read: Instant,
     /// Where the tail of a TAP frame longer than a UMEM frame goes, so that
@@ -282,12 +280,12 @@ pub struct Worker {
     /// What each receiving endpoint socket keeps posted now.
     port_fill: usize,
     tx_ring: usize,
-    commands: Receiver<Command>,
+    commands: Receiver<Command<P>>,
     floods: Vec<Receiver<GroupFrame>>,
     recycle: crossbeam_channel::Sender<Vec<u8>>,
     /// Group frames from the wire the fast path copied to the punt device,
     /// waiting in UMEM frames, one bounded queue per network.
-    wire_floods: Vec<VecDeque<(FrameDesc, Flood)>>,
+    wire_floods: Vec<VecDeque<(P::Desc, Flood)>>,
     poll: Poll,
     /// Scratch list of flood targets, reused for every group frame.
     flood_scratch: Vec<EndpointId>,
@@ -301,12 +299,12 @@ pub struct Worker {
     pollfds: Vec<libc::pollfd>,
 }
 
-impl Worker {
+impl<P: Ports> Worker<P> {
     /// Starts a worker thread.
     pub fn spawn(
-        cfg: WorkerConfig,
-        commands_tx: crossbeam_channel::Sender<Command>,
-    ) -> std::io::Result<WorkerHandle> {
+        cfg: WorkerConfig<P>,
+        commands_tx: crossbeam_channel::Sender<Command<P>>,
+    ) -> std::io::Result<WorkerHandle<P>> {
         let wake = Arc::new(EventFd::new()?);
         let queue = cfg.queue;
         let core = cfg.core;
@@ -338,13 +336,14 @@ impl Worker {
         })
     }
 
-    fn new(cfg: WorkerConfig, wake: Arc<EventFd>) -> Worker {
+    /// A worker on `cfg`'s ports, woken from poll() by `wake`.
+    pub(super) fn new(cfg: WorkerConfig<P>, wake: Arc<EventFd>) -> Worker<P> {
         cfg.stats.has_socket.store(true, Relaxed);
         let batch = cfg.batch.max(1);
         Worker {
-            umem: cfg.umem.umem,
+            umem: cfg.umem.mem,
             mtu: cfg.umem.mtu,
-            pool: FramePool::new(cfg.umem.frames, cfg.umem.frame_size),
+            pool: FramePool::new(cfg.umem.descs, cfg.umem.frame_size),
             parent: cfg.parent,
             parent_inflight: Inflight::default(),
             punt: None,
@@ -352,7 +351,7 @@ impl Worker {
             to_wire_from: Vec::with_capacity(batch * 4),
             ports: Vec::new(),
             dirty: Vec::new(),
-            rx_buf: vec![FrameDesc::default(); batch],
+            rx_buf: vec![P::Desc::default(); batch],
             tap_overflow: vec![0; TAP_OVERFLOW],
             stats_read: Instant::now(),
             fdb: cfg.fdb,
@@ -377,8 +376,30 @@ impl Worker {
         }
     }
 
-    fn run(&mut self) {
+    /// Posts the first frames to the fill rings.
+    pub(super) fn start(&mut self) {
         self.refill();
+    }
+
+    /// One pass: commands, then parent RX, endpoint RX, punt RX and the
+    /// flood queues, one flush per destination, completion reaping and
+    /// fill-ring refill. The work found (0: idle), or `None` on Stop.
+    pub(super) fn step(&mut self) -> Option<usize> {
+        if !self.handle_commands() {
+            return None;
+        }
+        let mut work = self.parent_rx();
+        work += self.endpoints_rx();
+        work += self.punt_rx();
+        work += self.flood_rx();
+        self.flush();
+        work += self.reap();
+        self.refill();
+        Some(work)
+    }
+
+    fn run(&mut self) {
+        self.start();
         let mut idle: u32 = 0;
         let mut busy: u32 = 0;
         // Test hook: `MVDP_TEST_WORKER_PANIC_MS=N` makes the worker panic N ms
@@ -387,20 +408,14 @@ impl Worker {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
-        while self.handle_commands() {
+        loop {
             if panic_at.is_some_and(|t| std::time::Instant::now() >= t) {
                 panic!(
                     "worker for queue {}: MVDP_TEST_WORKER_PANIC_MS test hook",
                     self.stats.queue
                 );
             }
-            let mut work = self.parent_rx();
-            work += self.endpoints_rx();
-            work += self.punt_rx();
-            work += self.flood_rx();
-            self.flush();
-            work += self.reap();
-            self.refill();
+            let Some(work) = self.step() else { break };
             if work > 0 {
                 idle = 0;
                 // Under a load that never lets it idle, now and then.
@@ -450,6 +465,8 @@ impl Worker {
                     self.apply_limits();
                 }
                 Ok(Command::AddPort(id, io)) => {
+                    // A slot still taken is let go of properly first.
+                    self.remove_port(id);
                     let i = usize::from(id.0);
                     if self.ports.len() <= i {
                         self.ports.resize_with(i + 1, || None);
@@ -467,26 +484,7 @@ impl Worker {
                     self.rebuild_pollfds();
                 }
                 Ok(Command::RemovePort(id)) => {
-                    if let Some(mut port) =
-                        self.ports.get_mut(usize::from(id.0)).and_then(Option::take)
-                    {
-                        for d in port.staged.drain(..) {
-                            // A flood copy is not a frame of its own: its frame
-                            // was counted when the copies were made.
-                            if d.options() == COPY_MARK {
-                                self.stats.flood_copy_dropped(id);
-                            } else {
-                                self.stats.dropped_for(DropReason::EndpointGone, id);
-                            }
-                            self.pool.push(d);
-                        }
-                        // Close the socket first (the kernel unbinds it and waits for
-                        // in-flight RX), then take back every frame still posted to it.
-                        drop(port.io);
-                        let n = self.pool.reclaim(u32::from(id.0));
-                        log::debug!("endpoint {}: reclaimed {n} UMEM frames", id.0);
-                    }
-                    self.dirty.retain(|d| *d != id);
+                    self.remove_port(id);
                     self.rebuild_pollfds();
                 }
                 Ok(Command::AddFloodQueue(rx)) => self.floods.push(rx),
@@ -502,6 +500,89 @@ impl Worker {
                 Err(TryRecvError::Empty) => return true,
             }
         }
+    }
+
+    /// Stops serving an endpoint, if it is served: frames staged for it are
+    /// dropped, its socket closed and every frame posted to it taken back.
+    fn remove_port(&mut self, id: EndpointId) {
+        let Some(mut port) = self.ports.get_mut(usize::from(id.0)).and_then(Option::take) else {
+            return;
+        };
+        for d in port.staged.drain(..) {
+            // A flood copy is not a frame of its own: its frame
+            // was counted when the copies were made.
+            if d.options() == COPY_MARK {
+                self.stats.flood_copy_dropped(id);
+            } else {
+                self.stats.dropped_for(DropReason::EndpointGone, id);
+            }
+            self.pool.push(d);
+        }
+        // Close the socket first (the kernel unbinds it and waits for
+        // in-flight RX), then take back every frame still posted to it.
+        drop(port.io);
+        let n = self.pool.reclaim(u32::from(id.0));
+        log::debug!("endpoint {}: reclaimed {n} UMEM frames", id.0);
+        self.dirty.retain(|d| *d != id);
+    }
+
+    /// Group frames waiting in the worker's own flood queues.
+    pub(super) fn queued_group_frames(&self) -> usize {
+        self.wire_floods.iter().map(VecDeque::len).sum()
+    }
+
+    /// Checks where every one of the UMEM's `frames` frames is: on the free
+    /// list, held by the worker (staged or queued), or on the rings of one
+    /// socket (`rings`: what the kernel's side of each socket holds). Each
+    /// must be in exactly one place, and the pool's ledger must agree.
+    pub(super) fn check_frames(
+        &self,
+        frames: usize,
+        rings: &[(Holder, Vec<usize>)],
+    ) -> Result<(), String> {
+        let size = self.pool.frame_size();
+        let mut place: Vec<Option<String>> = vec![None; frames];
+        let mut put = |addr: usize, what: &dyn Fn() -> String| -> Result<(), String> {
+            let idx = addr / size;
+            let slot = place
+                .get_mut(idx)
+                .ok_or_else(|| format!("frame at {addr} is outside the UMEM ({})", what()))?;
+            if let Some(before) = slot.replace(what()) {
+                return Err(format!("frame {idx} is both {before} and {}", what()));
+            }
+            Ok(())
+        };
+        for d in &self.pool.free {
+            put(d.addr(), &|| "free".into())?;
+        }
+        let mut outside = 0;
+        for (id, port) in self.ports.iter().enumerate() {
+            for d in port.iter().flat_map(|p| &p.staged) {
+                put(d.addr(), &|| format!("staged for endpoint {id}"))?;
+                outside += 1;
+            }
+        }
+        for d in &self.to_wire {
+            put(d.addr(), &|| "staged for the wire".into())?;
+            outside += 1;
+        }
+        for (q, queue) in self.wire_floods.iter().enumerate() {
+            for (d, _) in queue {
+                put(d.addr(), &|| format!("in flood queue {q}"))?;
+                outside += 1;
+            }
+        }
+        let mut held = Vec::new();
+        for (holder, addrs) in rings {
+            for &a in addrs {
+                put(a, &|| format!("on {holder:?}'s rings"))?;
+            }
+            held.push((holder.tag(), addrs.len()));
+        }
+        if let Some(idx) = place.iter().position(Option::is_none) {
+            return Err(format!("frame {idx} is nowhere: lost"));
+        }
+        self.pool.check(&held, outside)
     }
 
     /// Gives every port the rate limit its FDB entry names (enforced per
@@ -606,7 +687,12 @@ impl Worker {
         if ready != 0 && self.pollfds[0].revents != 0 {
             self.wake.drain();
         }
-        // Something may be readable: look at every TAP on the next iteration.
+        self.woken();
+    }
+
+    /// After poll(): something may be readable, so every TAP is read on
+    /// the next pass, whatever its backoff.
+    pub(super) fn woken(&mut self) {
         for port in self.ports.iter_mut().flatten() {
             port.read_skip = 0;
         }
@@ -617,7 +703,7 @@ impl Worker {
         let batch = self.cfg_batch;
         // SAFETY: rx_buf holds `batch` descriptors to be overwritten; the frames
         // returned belong to this worker's UMEM, which every socket here shares.
-        let n = unsafe { self.parent.rx.consume(&mut self.rx_buf[..batch]) };
+        let n = unsafe { self.parent.rx(&mut self.rx_buf[..batch]) };
         if n == 0 {
             return 0;
         }
@@ -631,7 +717,7 @@ impl Worker {
         for i in 0..n {
             let d = self.rx_buf[i];
             // SAFETY: `d` came off our RX ring, so user space owns the frame until we post it again.
-            let data = unsafe { umem.data(&d) }.contents();
+            let data = unsafe { umem.data(&d) };
             match classify_ingress(&self.fdb, data) {
                 Verdict::Endpoint(id) => self.stage(id, d),
                 Verdict::EndpointUntag(id) => {
@@ -684,7 +770,7 @@ impl Worker {
                     receives: true,
                 } => {
                     // SAFETY: as in parent_rx: descriptors of our own UMEM, ours until reposted.
-                    let n = unsafe { socket.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
+                    let n = unsafe { socket.rx(&mut self.rx_buf[..self.cfg_batch]) };
                     port.inflight.fill -= n;
                     self.pool.received(&self.rx_buf[..n]);
                     n
@@ -750,7 +836,7 @@ impl Worker {
             return 0;
         };
         // SAFETY: as in parent_rx: descriptors of our own UMEM, ours until reposted.
-        let n = unsafe { punt.rx.consume(&mut self.rx_buf[..self.cfg_batch]) };
+        let n = unsafe { punt.rx(&mut self.rx_buf[..self.cfg_batch]) };
         if n == 0 {
             return 0;
         }
@@ -762,7 +848,7 @@ impl Worker {
         for k in 0..n {
             let d = self.rx_buf[k];
             // SAFETY: the frame is ours (just consumed).
-            let data = unsafe { umem.data(&d) }.contents();
+            let data = unsafe { umem.data(&d) };
             let id = match punt_tag(data) {
                 Some(PuntTag::Wire) => {
                     let d = self.untag(d);
@@ -804,10 +890,10 @@ impl Worker {
     /// and queued on its network's bounded queue (the kernel macvlan's
     /// broadcast queue; overflow is `flood_queue_full`), or, with a single
     /// receiver, delivered as it is, costing what a unicast frame does.
-    fn wire_group(&mut self, umem: &Umem, d: FrameDesc) {
+    fn wire_group(&mut self, umem: &P::Mem, d: P::Desc) {
         self.stats.received(Source::WireGroup, 1);
         // SAFETY: the frame is ours (just consumed).
-        let data = unsafe { umem.data(&d) }.contents();
+        let data = unsafe { umem.data(&d) };
         match classify_ingress(&self.fdb, data) {
             Verdict::Flood(flood) => {
                 let mut receivers = 0;
@@ -859,13 +945,13 @@ impl Worker {
     #[inline]
     fn egress(
         &mut self,
-        umem: &Umem,
+        umem: &P::Mem,
         id: EndpointId,
-        d: FrameDesc,
+        d: P::Desc,
         bucket: &mut Option<TokenBucket>,
     ) {
         // SAFETY: the frame is ours (just consumed or just read into).
-        let data = unsafe { umem.data(&d) }.contents();
+        let data = unsafe { umem.data(&d) };
         let counters = &self.stats.endpoints[usize::from(id.0)];
         bump(&counters.rx_packets, 1);
         bump(&counters.rx_bytes, data.len() as u64);
@@ -902,36 +988,48 @@ impl Worker {
 
     /// Removes a frame's outer 802.1Q tag in place (the payload moves up 4 bytes).
     #[inline]
-    fn untag(&mut self, mut d: FrameDesc) -> FrameDesc {
+    fn untag(&mut self, mut d: P::Desc) -> P::Desc {
         // SAFETY: `d` is a frame user space owns (just received), not on any ring.
-        let mut data = unsafe { self.umem.data_mut(&mut d) };
-        let buf = data.contents_mut();
-        let len = buf.len();
-        buf.copy_within(MACS_LEN + VLAN_TAG_LEN..len, MACS_LEN);
-        // The 12 MAC bytes stay; the tag's 4 bytes are gone.
-        data.cursor().set_pos(len - VLAN_TAG_LEN);
+        unsafe {
+            self.umem.edit(&mut d, |buf, len| {
+                // Classification found the tag, so the frame holds it.
+                if *len >= MACS_LEN + VLAN_TAG_LEN {
+                    buf.copy_within(MACS_LEN + VLAN_TAG_LEN..*len, MACS_LEN);
+                    // The 12 MAC bytes stay; the tag's 4 bytes are gone.
+                    *len -= VLAN_TAG_LEN;
+                }
+            })
+        };
         d
     }
 
     /// Queues a frame endpoint `from` sent for the wire, pushing an 802.1Q
     /// tag first if `tag` is set.
     #[inline]
-    fn send_to_wire(&mut self, from: EndpointId, mut d: FrameDesc, tag: Option<u16>) {
+    fn send_to_wire(&mut self, from: EndpointId, mut d: P::Desc, tag: Option<u16>) {
         if let Some(vid) = tag {
             // SAFETY: `d` is a frame user space owns (just received), not on any ring.
-            let mut data = unsafe { self.umem.data_mut(&mut d) };
-            let len = data.contents().len();
-            let mut cur = data.cursor();
-            if len + VLAN_TAG_LEN > cur.buf_len() {
-                self.stats.dropped_for(DropReason::TooLong, from);
+            let tagged = unsafe {
+                self.umem.edit(&mut d, |buf, len| {
+                    let old = *len;
+                    if old < MACS_LEN {
+                        return Err(DropReason::Malformed);
+                    }
+                    if old + VLAN_TAG_LEN > buf.len() {
+                        return Err(DropReason::TooLong);
+                    }
+                    buf.copy_within(MACS_LEN..old, MACS_LEN + VLAN_TAG_LEN);
+                    buf[MACS_LEN..MACS_LEN + 2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+                    buf[MACS_LEN + 2..MACS_LEN + VLAN_TAG_LEN].copy_from_slice(&vid.to_be_bytes());
+                    *len = old + VLAN_TAG_LEN;
+                    Ok(())
+                })
+            };
+            if let Err(reason) = tagged {
+                self.stats.dropped_for(reason, from);
                 self.pool.push(d);
                 return;
             }
-            cur.set_pos(len + VLAN_TAG_LEN);
-            let buf = data.contents_mut();
-            buf.copy_within(MACS_LEN..len, MACS_LEN + VLAN_TAG_LEN);
-            buf[MACS_LEN..MACS_LEN + 2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            buf[MACS_LEN + 2..MACS_LEN + VLAN_TAG_LEN].copy_from_slice(&vid.to_be_bytes());
         }
         self.to_wire.push(d);
         self.to_wire_from.push(from);
@@ -939,7 +1037,7 @@ impl Worker {
 
     /// Reads up to a batch of frames from a TAP into free frames (placed in
     /// rx_buf). `Err` when the device is gone (the caller stops reading it).
-    fn tap_read(&mut self, tap: &TapPort, id: EndpointId) -> Result<usize, std::io::Error> {
+    fn tap_read(&mut self, tap: &P::Tap, id: EndpointId) -> Result<usize, std::io::Error> {
         let mut n = 0;
         while n < self.cfg_batch {
             let Some(mut d) = self.pool.pop() else {
@@ -947,14 +1045,19 @@ impl Worker {
                 self.stats.umem_exhausted();
                 break;
             };
+            let overflow = &mut self.tap_overflow;
             // SAFETY: `d` is a free frame owned by user space.
-            let mut data = unsafe { self.umem.data_mut(&mut d) };
-            let mut cur = data.cursor();
-            let cap = cur.buf_len();
-            cur.set_pos(cap);
-            match tap.read(data.contents_mut(), &mut self.tap_overflow) {
+            let (read, cap) = unsafe {
+                self.umem.edit(&mut d, |buf, len| {
+                    let read = tap.read(buf, overflow);
+                    if let Ok(Some(n)) = read {
+                        *len = n.min(buf.len());
+                    }
+                    (read, buf.len())
+                })
+            };
+            match read {
                 Ok(Some(len)) if len <= cap => {
-                    data.cursor().set_pos(len);
                     self.rx_buf[n] = d;
                     n += 1;
                 }
@@ -1010,7 +1113,7 @@ impl Worker {
                 };
                 n += 1;
                 // SAFETY: the frame is ours (queued since it was consumed).
-                let data = unsafe { umem.data(&d) }.contents();
+                let data = unsafe { umem.data(&d) };
                 let copies = self.flood_copies(&flood, data);
                 self.count_flood(copies);
                 self.pool.push(d);
@@ -1077,7 +1180,7 @@ impl Worker {
 
     /// A free frame holding `data` (less its outer 802.1Q tag if `untag`),
     /// or why there is none: no free frame, or `data` too long for one.
-    fn copy_frame(&mut self, data: &[u8], untag: bool) -> Result<FrameDesc, DropReason> {
+    fn copy_frame(&mut self, data: &[u8], untag: bool) -> Result<P::Desc, DropReason> {
         let Some(mut d) = self.pool.pop() else {
             self.stats.umem_exhausted();
             return Err(DropReason::UmemExhausted);
@@ -1093,24 +1196,34 @@ impl Worker {
         }
         // SAFETY: `d` is a free frame owned by user space, and not the frame
         // `data` is read from (asserted below).
-        let mut frame = unsafe { self.umem.data_mut(&mut d) };
-        debug_assert!(
-            {
-                // The bytes written below: at most `data.len()` from the frame's start.
-                let dst = frame.contents().as_ptr();
-                let dst_end = dst.wrapping_add(data.len());
-                let src = data.as_ptr_range();
-                src.end <= dst || dst_end <= src.start
-            },
-            "a frame would be copied onto itself"
-        );
-        let mut cur = frame.cursor();
-        cur.set_pos(0);
-        let ok = cur.write_all(&data[..MACS_LEN]).is_ok()
-            && cur.write_all(&data[MACS_LEN + cut..]).is_ok();
-        if !ok {
+        let copied = unsafe {
+            self.umem.edit(&mut d, |buf, len| {
+                debug_assert!(
+                    {
+                        // The bytes written below: at most `data.len()` from the frame's start.
+                        let dst = buf.as_ptr();
+                        let dst_end = dst.wrapping_add(data.len());
+                        let src = data.as_ptr_range();
+                        src.end <= dst || dst_end <= src.start
+                    },
+                    "a frame would be copied onto itself"
+                );
+                if data.len() < MACS_LEN {
+                    return Err(DropReason::Malformed);
+                }
+                let total = data.len() - cut;
+                if total > buf.len() {
+                    return Err(DropReason::TooLong);
+                }
+                buf[..MACS_LEN].copy_from_slice(&data[..MACS_LEN]);
+                buf[MACS_LEN..total].copy_from_slice(&data[MACS_LEN + cut..]);
+                *len = total;
+                Ok(())
+            })
+        };
+        if let Err(reason) = copied {
             self.pool.push(d);
-            return Err(DropReason::TooLong);
+            return Err(reason);
         }
         Ok(d)
     }
@@ -1137,7 +1250,7 @@ impl Worker {
     }
 
     #[inline]
-    fn stage(&mut self, to: EndpointId, d: FrameDesc) {
+    fn stage(&mut self, to: EndpointId, d: P::Desc) {
         match self
             .ports
             .get_mut(usize::from(to.0))
@@ -1157,7 +1270,7 @@ impl Worker {
     }
 
     /// Stages a flood copy: like `stage`, but the copy is not a frame of its own in the accounting.
-    fn stage_copy(&mut self, to: EndpointId, d: FrameDesc) {
+    fn stage_copy(&mut self, to: EndpointId, d: P::Desc) {
         match self
             .ports
             .get_mut(usize::from(to.0))
@@ -1186,7 +1299,7 @@ impl Worker {
             let room = self.tx_ring - self.parent_inflight.tx;
             let n = self.to_wire.len().min(room);
             // SAFETY: the descriptors are frames of this UMEM owned by user space.
-            let sent = unsafe { self.parent.tx.produce(&self.to_wire[..n]) };
+            let sent = unsafe { self.parent.tx(&self.to_wire[..n]) };
             self.parent_inflight.tx += sent;
             self.pool.sent(&self.to_wire[..sent], PARENT);
             bump(&self.stats.wire_tx_packets, sent as u64);
@@ -1214,7 +1327,7 @@ impl Worker {
                     let room = self.tx_ring - port.inflight.tx;
                     let n = port.staged.len().min(room);
                     for d in &mut port.staged[..n] {
-                        let len = d.lengths().data() as u64;
+                        let len = d.len() as u64;
                         bump(&counters.tx_packets, 1);
                         bump(&counters.tx_bytes, len);
                         if d.options() != COPY_MARK {
@@ -1223,7 +1336,7 @@ impl Worker {
                         d.set_options(0);
                     }
                     // SAFETY: frames of this UMEM owned by user space.
-                    let sent = unsafe { s.tx.produce(&port.staged[..n]) };
+                    let sent = unsafe { s.tx(&port.staged[..n]) };
                     debug_assert_eq!(sent, n);
                     port.inflight.tx += sent;
                     self.pool.sent(&port.staged[..sent], u32::from(id.0));
@@ -1241,7 +1354,7 @@ impl Worker {
                 EndpointIo::Tap { port: tap, .. } => {
                     for d in port.staged.drain(..) {
                         // SAFETY: frame of this UMEM owned by user space.
-                        let data = unsafe { self.umem.data(&d) }.contents();
+                        let data = unsafe { self.umem.data(&d) };
                         let copy = d.options() == COPY_MARK;
                         match tap.write(data) {
                             Ok(true) => {
@@ -1325,10 +1438,31 @@ const COPY_TX_BUDGET: usize = 32;
 
 /// Asks the kernel to transmit what is on a TX ring, once per budget's worth
 /// of frames in flight, and only when the ring says it needs a kick.
-fn kick_tx(s: &mut XskSocket, inflight: usize) {
+fn kick_tx<D>(s: &mut impl XskIo<D>, inflight: usize) {
     for _ in 0..inflight.div_ceil(COPY_TX_BUDGET) {
-        if !s.tx.needs_wakeup() || s.tx.wakeup().is_err() {
+        if !s.tx_needs_wakeup() || s.tx_wakeup().is_err() {
             break;
+        }
+    }
+}
+
+/// Who holds frames on a socket's rings, for [`Worker::check_frames`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The parent's socket.
+    Parent,
+    /// The punt device's socket.
+    Punt,
+    /// An endpoint's socket.
+    Endpoint(EndpointId),
+}
+
+impl Holder {
+    fn tag(self) -> u32 {
+        match self {
+            Holder::Parent => PARENT,
+            Holder::Punt => PUNT,
+            Holder::Endpoint(id) => u32::from(id.0),
         }
     }
 }

@@ -408,7 +408,7 @@ impl Daemon {
                 punt_fill: parent_fill,
                 port_fill_budget,
                 tx_ring: RING as usize,
-                umem,
+                umem: umem.into(),
                 parent: sock,
                 fdb: self.fdb(),
                 batch: self.config.workers.batch,

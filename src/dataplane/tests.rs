@@ -1,0 +1,392 @@
+//! The worker loop over in-memory ports: every path a frame takes, with
+//! both laws (every UMEM frame in one place, every frame accounted)
+//! checked after every step.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use super::mem::{MemSizes, MemWorker, SocketCtl, TapCtl};
+use super::GroupFrame;
+use crate::config::RateLimit;
+use crate::switch::{
+    classify_ingress, DropReason, EndpointEntry, EndpointId, Fdb, Mode, NetworkEntry, NetworkId,
+};
+use crate::wire::MacAddr;
+
+const WIRE_HOST: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+const E0: EndpointId = EndpointId(0);
+const E1: EndpointId = EndpointId(1);
+const E2: EndpointId = EndpointId(2);
+
+fn mac(id: u8) -> MacAddr {
+    MacAddr([0x02, 0x42, 10, 0, 0, id])
+}
+
+/// An untagged IPv4-ish frame with `seq` in its payload.
+fn frame(dst: MacAddr, src: MacAddr, seq: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.resize(64, 0xab);
+    f
+}
+
+fn tagged(dst: MacAddr, src: MacAddr, vid: u16, seq: u16) -> Vec<u8> {
+    let mut f = frame(dst, src, seq);
+    f.splice(12..12, [0x81, 0x00, (vid >> 8) as u8, vid as u8]);
+    f
+}
+
+/// One network of `mode` (on `vlan`) with endpoints e0..e<n>.
+fn fdb(mode: Mode, vlan: Option<u16>, n: u8, limit: Option<RateLimit>) -> Arc<Fdb> {
+    let endpoints = (0..n)
+        .map(|i| {
+            let mut e = EndpointEntry::new(format!("e{i}"), mac(i), NetworkId(0));
+            e.rate_limit = limit;
+            Some(e)
+        })
+        .collect();
+    Arc::new(Fdb::new(vec![NetworkEntry::new("lan", vlan, mode)], endpoints).unwrap())
+}
+
+/// Steps until the worker finds nothing to do even after a wake-up (which
+/// reads every TAP), checking both laws after every step.
+fn settle(w: &mut MemWorker) {
+    let mut idle = 0;
+    for _ in 0..64 {
+        let work = w.step();
+        w.check().unwrap_or_else(|e| panic!("after a step: {e}"));
+        idle = if work == 0 { idle + 1 } else { 0 };
+        if idle == 2 {
+            return;
+        }
+    }
+    panic!("the worker never went idle");
+}
+
+/// Steps, then transmits everything on `ctl`'s TX ring.
+fn sent(w: &mut MemWorker, ctl: &SocketCtl) -> Vec<Vec<u8>> {
+    settle(w);
+    let out = ctl.transmit(usize::MAX);
+    settle(w);
+    out
+}
+
+/// Steps, then transmits everything the worker sent to the wire.
+fn to_wire(w: &mut MemWorker) -> Vec<Vec<u8>> {
+    let wire = w.wire();
+    sent(w, &wire)
+}
+
+fn drops(w: &MemWorker, r: DropReason) -> u64 {
+    w.stats().drops[r as usize].load(Relaxed)
+}
+
+fn worker(fdb: Arc<Fdb>) -> MemWorker {
+    let mut w = MemWorker::new(fdb, MemSizes::default());
+    settle(&mut w);
+    w
+}
+
+#[test]
+fn wire_unicast_reaches_its_endpoint_and_no_other() {
+    let mut w = worker(fdb(Mode::Bridge, None, 3, None));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, 1)));
+    assert!(w.wire().deliver(&frame(mac(1), WIRE_HOST, 2)));
+    assert!(w.wire().deliver(&frame(mac(9), WIRE_HOST, 3)));
+    assert_eq!(sent(&mut w, &e0), vec![frame(mac(0), WIRE_HOST, 1)]);
+    assert_eq!(e1.take_received(), vec![frame(mac(1), WIRE_HOST, 2)]);
+    assert!(
+        w.wire().transmit(usize::MAX).is_empty(),
+        "reflected to the wire"
+    );
+    assert_eq!(drops(&w, DropReason::NoEndpoint), 1);
+    // e2 is in the FDB but has no port on this worker.
+    assert!(w.wire().deliver(&frame(mac(2), WIRE_HOST, 4)));
+    settle(&mut w);
+    assert_eq!(drops(&w, DropReason::EndpointGone), 1);
+    assert_eq!(w.totals().delivered, 2);
+}
+
+#[test]
+fn a_vlan_network_pops_the_tag_on_the_way_in_and_pushes_it_on_the_way_out() {
+    let mut w = worker(fdb(Mode::Bridge, Some(50), 2, None));
+    let e0 = w.add_veth(E0, true);
+    settle(&mut w);
+    assert!(w.wire().deliver(&tagged(mac(0), WIRE_HOST, 50, 7)));
+    // Another VLAN's frame for the same MAC is not this network's.
+    assert!(w.wire().deliver(&tagged(mac(0), WIRE_HOST, 51, 8)));
+    assert_eq!(sent(&mut w, &e0), vec![frame(mac(0), WIRE_HOST, 7)]);
+    assert!(e0.deliver(&frame(WIRE_HOST, mac(0), 9)));
+    assert_eq!(to_wire(&mut w), vec![tagged(WIRE_HOST, mac(0), 50, 9)]);
+    // A container's own tag inside the network's: double tagging.
+    assert!(e0.deliver(&tagged(WIRE_HOST, mac(0), 60, 10)));
+    assert!(to_wire(&mut w).is_empty());
+    assert_eq!(drops(&w, DropReason::VlanHop), 1);
+}
+
+#[test]
+fn a_spoofed_source_never_leaves() {
+    let mut w = worker(fdb(Mode::Bridge, None, 2, None));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    assert!(e0.deliver(&frame(WIRE_HOST, mac(1), 1)));
+    e1.send(&frame(WIRE_HOST, mac(0), 2));
+    assert!(to_wire(&mut w).is_empty());
+    assert_eq!(drops(&w, DropReason::SpoofedSource), 2);
+    assert_eq!(w.stats().endpoints[0].dropped.load(Relaxed), 1);
+    assert_eq!(w.stats().endpoints[1].dropped.load(Relaxed), 1);
+}
+
+#[test]
+fn bridge_switches_locally_and_floods_a_broadcast_to_the_others_and_the_wire() {
+    let mut w = worker(fdb(Mode::Bridge, None, 3, None));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_veth(E1, true);
+    let e2 = w.add_tap(E2, 64);
+    settle(&mut w);
+    assert!(e0.deliver(&frame(mac(1), mac(0), 1)));
+    assert_eq!(sent(&mut w, &e1), vec![frame(mac(1), mac(0), 1)]);
+    assert!(w.wire().transmit(usize::MAX).is_empty());
+    let bcast = frame(BROADCAST, mac(0), 2);
+    assert!(e0.deliver(&bcast));
+    settle(&mut w);
+    assert_eq!(e1.transmit(9), vec![bcast.clone()]);
+    assert_eq!(e2.take_received(), vec![bcast.clone()]);
+    assert_eq!(w.wire().transmit(9), vec![bcast.clone()]);
+    assert!(e0.transmit(9).is_empty(), "a flood went back to its sender");
+    settle(&mut w);
+    // Two frames entered, two were delivered (a flood counts once).
+    assert_eq!(w.totals().delivered, 2);
+}
+
+#[test]
+fn private_mode_keeps_endpoints_apart() {
+    let mut w = worker(fdb(Mode::Private, None, 2, None));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_veth(E1, true);
+    settle(&mut w);
+    assert!(e0.deliver(&frame(mac(1), mac(0), 1)));
+    settle(&mut w);
+    assert!(e1.transmit(9).is_empty());
+    // In private mode a frame for a sibling goes to the wire, which may
+    // not send it back (that is the kernel's private mode too).
+    assert_eq!(w.wire().transmit(9), vec![frame(mac(1), mac(0), 1)]);
+}
+
+#[test]
+fn a_group_frame_from_the_listener_is_copied_to_every_member() {
+    let fdb = fdb(Mode::Bridge, None, 3, None);
+    let mut w = worker(fdb.clone());
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_veth(E1, false);
+    let e2 = w.add_tap(E2, 64);
+    settle(&mut w);
+    let bcast = frame(BROADCAST, WIRE_HOST, 3);
+    let verdict = classify_ingress(&fdb, &bcast);
+    assert!(w.flood(GroupFrame {
+        verdict,
+        buf: bcast.clone()
+    }));
+    settle(&mut w);
+    assert_eq!(e0.transmit(9), vec![bcast.clone()]);
+    assert_eq!(e1.transmit(9), vec![bcast.clone()]);
+    assert_eq!(e2.take_received(), vec![bcast]);
+    settle(&mut w);
+    assert_eq!(w.totals().delivered, 1);
+}
+
+#[test]
+fn a_full_tx_ring_drops_and_counts_for_the_destination() {
+    let sizes = MemSizes::default();
+    let mut w = worker(fdb(Mode::Bridge, None, 1, None));
+    let e0 = w.add_veth(E0, true);
+    settle(&mut w);
+    // Never transmitted: e0's TX ring (64) fills, then the rest is dropped.
+    let mut offered = 0;
+    for round in 0..4 {
+        for i in 0..48 {
+            offered += u64::from(w.wire().deliver(&frame(mac(0), WIRE_HOST, round * 48 + i)));
+        }
+        settle(&mut w);
+    }
+    assert_eq!(e0.tx_len(), sizes.ring);
+    let t = w.totals();
+    assert_eq!(t.received_all(), offered);
+    assert_eq!(drops(&w, DropReason::TxFull), offered - sizes.ring as u64);
+    assert_eq!(
+        w.stats().endpoints[0].dropped.load(Relaxed),
+        offered - sizes.ring as u64
+    );
+    // Once transmitted, the frames come back and the wire gets through again.
+    assert_eq!(e0.transmit(usize::MAX).len(), sizes.ring);
+    settle(&mut w);
+    assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, 999)));
+    assert_eq!(sent(&mut w, &e0), vec![frame(mac(0), WIRE_HOST, 999)]);
+}
+
+#[test]
+fn a_full_tap_queue_drops_as_tx_full_and_a_vanished_tap_as_endpoint_gone() {
+    let mut w = worker(fdb(Mode::Bridge, None, 1, None));
+    let e0 = w.add_tap(E0, 2);
+    settle(&mut w);
+    for i in 0..3 {
+        assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, i)));
+    }
+    settle(&mut w);
+    assert_eq!(e0.take_received().len(), 2);
+    assert_eq!(drops(&w, DropReason::TxFull), 1);
+    e0.vanish();
+    assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, 4)));
+    settle(&mut w);
+    assert_eq!(drops(&w, DropReason::EndpointGone), 1);
+}
+
+#[test]
+fn a_tap_frame_longer_than_a_umem_frame_is_too_long_not_cut_short() {
+    let mut w = worker(fdb(Mode::Bridge, None, 1, None));
+    let e0 = w.add_tap(E0, 8);
+    settle(&mut w);
+    let mut big = frame(WIRE_HOST, mac(0), 1);
+    big.resize(MemSizes::default().frame_size + 100, 0x5a);
+    e0.send(&big);
+    e0.send(&frame(WIRE_HOST, mac(0), 2));
+    assert_eq!(to_wire(&mut w), vec![frame(WIRE_HOST, mac(0), 2)]);
+    assert_eq!(drops(&w, DropReason::TooLong), 1);
+}
+
+#[test]
+fn umem_exhaustion_is_counted_and_the_worker_recovers() {
+    let sizes = MemSizes {
+        frames: 80,
+        ..MemSizes::default()
+    };
+    let fdb = fdb(Mode::Bridge, None, 2, None);
+    let mut w = MemWorker::new(fdb.clone(), sizes);
+    let e0 = w.add_veth(E0, false);
+    let e1 = w.add_tap(E1, 1000);
+    settle(&mut w);
+    // The parent keeps 64 posted: 16 are free. Fill e0's TX ring with wire
+    // frames and leave it untransmitted: no frame comes back.
+    for i in 0..16 {
+        assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, i)));
+    }
+    settle(&mut w);
+    assert_eq!(e0.tx_len(), 16);
+    // A broadcast now finds no frame for its copies, and the TAP's frames
+    // wait in the device (not lost: nothing took them).
+    let bcast = frame(BROADCAST, WIRE_HOST, 100);
+    assert!(w.flood(GroupFrame {
+        verdict: classify_ingress(&fdb, &bcast),
+        buf: bcast,
+    }));
+    e1.send(&frame(WIRE_HOST, mac(1), 101));
+    settle(&mut w);
+    assert!(w.stats().umem_exhausted.load(Relaxed) > 0);
+    assert_eq!(drops(&w, DropReason::NoEndpoint), 1, "no copy was made");
+    assert!(w.wire().transmit(9).is_empty());
+    // Frames come back: the TAP's frame goes out.
+    assert_eq!(e0.transmit(usize::MAX).len(), 16);
+    settle(&mut w);
+    assert_eq!(w.wire().transmit(9), vec![frame(WIRE_HOST, mac(1), 101)]);
+}
+
+#[test]
+fn a_removed_endpoint_gives_every_frame_back() {
+    let mut w = worker(fdb(Mode::Bridge, None, 2, None));
+    let e0 = w.add_veth(E0, true);
+    settle(&mut w);
+    assert!(e0.fill_len() > 0);
+    for i in 0..5 {
+        assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, i)));
+    }
+    settle(&mut w);
+    assert_eq!(e0.tx_len(), 5);
+    w.remove(E0);
+    settle(&mut w);
+    assert!(
+        !e0.deliver(&frame(WIRE_HOST, mac(0), 9)),
+        "a closed socket took a frame"
+    );
+    // Its id taken again by a new socket: the ledger starts afresh.
+    let e0 = w.add_veth(E0, true);
+    settle(&mut w);
+    assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, 10)));
+    assert_eq!(sent(&mut w, &e0), vec![frame(mac(0), WIRE_HOST, 10)]);
+}
+
+#[test]
+fn a_rate_limit_passes_the_burst_allowance_and_drops_the_rest() {
+    let limit = RateLimit {
+        pps: 100,
+        bytes_per_sec: 0,
+    };
+    let mut w = worker(fdb(Mode::Bridge, None, 1, Some(limit)));
+    let e0 = w.add_tap(E0, 8);
+    settle(&mut w);
+    for i in 0..500 {
+        e0.send(&frame(WIRE_HOST, mac(0), i));
+    }
+    let mut out = 0;
+    for _ in 0..100 {
+        w.step();
+        w.check().unwrap();
+        out += w.wire().transmit(usize::MAX).len();
+    }
+    settle(&mut w);
+    out += w.wire().transmit(usize::MAX).len();
+    // The allowance is 64 frames (at least one batch); the test runs in
+    // well under the 10 ms another frame would take to earn.
+    assert!(
+        (64..=66).contains(&out),
+        "{out} frames passed a 100 pps limit"
+    );
+    assert_eq!(drops(&w, DropReason::RateLimited), 500 - out as u64);
+}
+
+#[test]
+fn punted_frames_are_their_senders_egress() {
+    let mut w = worker(fdb(Mode::Bridge, None, 2, None));
+    let _e0 = w.add_veth(E0, false);
+    let e1 = w.add_veth(E1, false);
+    let punt = w.set_punt();
+    settle(&mut w);
+    // The fast path's punt tag: 802.1ad, VID = the sender's id.
+    let mut f = frame(mac(1), mac(0), 1);
+    f.splice(12..12, [0x88, 0xa8, 0x00, 0x00]);
+    assert!(punt.deliver(&f));
+    assert_eq!(sent(&mut w, &e1), vec![frame(mac(1), mac(0), 1)]);
+    // Claiming to be e1 with e0's MAC: spoofed.
+    let mut f = frame(WIRE_HOST, mac(0), 2);
+    f.splice(12..12, [0x88, 0xa8, 0x00, 0x01]);
+    assert!(punt.deliver(&f));
+    assert!(to_wire(&mut w).is_empty());
+    assert_eq!(drops(&w, DropReason::SpoofedSource), 1);
+    // Nothing else sends there: untagged frames are malformed.
+    assert!(punt.deliver(&frame(WIRE_HOST, mac(0), 3)));
+    settle(&mut w);
+    assert_eq!(drops(&w, DropReason::Malformed), 1);
+}
+
+#[test]
+fn the_check_catches_a_lost_frame() {
+    let mut w = worker(fdb(Mode::Bridge, None, 1, None));
+    let e0: TapCtl = w.add_tap(E0, 8);
+    settle(&mut w);
+    e0.send(&frame(WIRE_HOST, mac(0), 1));
+    settle(&mut w);
+    // A frame the kernel took and never returned (a completion ring cleared
+    // behind the worker's back) shows as lost.
+    let out = w.wire().transmit(1);
+    assert_eq!(out.len(), 1);
+    w.wire().forget_completions();
+    let err = w.check().unwrap_err();
+    assert!(err.contains("lost") || err.contains("holds"), "{err}");
+}

@@ -95,7 +95,7 @@ cargo-test:
 # tests/fuzz/artifacts/TARGET and fails the run. The targets are safe Rust,
 # so they build without AddressSanitizer (quicker to build and to run).
 FUZZ_DIR := tests/fuzz
-FUZZ_TARGETS := frame config control
+FUZZ_TARGETS := frame worker config control
 FUZZ_SECONDS ?= 300
 
 deps-fuzz:
@@ -103,7 +103,7 @@ deps-fuzz:
 	@if ! $(CARGO) fuzz --version >/dev/null 2>&1; then 		echo "==> deps: cargo install cargo-fuzz"; 		$(CARGO) install cargo-fuzz --locked; 	fi
 
 fuzz: deps deps-fuzz
-	@for t in $(FUZZ_TARGETS); do 		mkdir -p target/fuzz-corpus/$$t; 		echo "==> fuzz: $$t for $(FUZZ_SECONDS) s"; 		$(CARGO) +nightly fuzz run --fuzz-dir $(FUZZ_DIR) -O -s none $$t 			target/fuzz-corpus/$$t $(FUZZ_DIR)/seeds/$$t -- 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 			| tee target/fuzz-$$t.log | grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units)' || true; 		if grep -qE 'SUMMARY|panicked|deadly signal' target/fuzz-$$t.log; then 			grep -E 'panicked|SUMMARY|Failing input|artifact' -A2 target/fuzz-$$t.log >&2; 			echo "==> fuzz: $$t found a crash (target/fuzz-$$t.log)" >&2; exit 1; 		fi; 	done
+	@for t in $(FUZZ_TARGETS); do 		mkdir -p target/fuzz-corpus/$$t; 		echo "==> fuzz: $$t for $(FUZZ_SECONDS) s"; 		$(CARGO) +nightly fuzz run --fuzz-dir $(FUZZ_DIR) -O -a -s none $$t 			target/fuzz-corpus/$$t $(FUZZ_DIR)/seeds/$$t -- 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 			| tee target/fuzz-$$t.log | grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units)' || true; 		if grep -qE 'SUMMARY|panicked|deadly signal' target/fuzz-$$t.log; then 			grep -E 'panicked|SUMMARY|Failing input|artifact' -A2 target/fuzz-$$t.log >&2; 			echo "==> fuzz: $$t found a crash (target/fuzz-$$t.log)" >&2; exit 1; 		fi; 	done
 	@echo "==> fuzz: no crash"
 
 fuzz-smoke:

@@ -314,11 +314,12 @@ impl SocketCtl {
     /// Offsets of every frame on the socket's rings.
     fn held(&self) -> Vec<usize> {
         let r = lock(&self.rings);
-        [&r.fill, &r.rx, &r.tx, &r.comp]
-            .into_iter()
-            .flatten()
-            .map(|d| d.addr)
-            .collect()
+        let mut out = Vec::with_capacity(r.fill.len() + r.rx.len() + r.tx.len() + r.comp.len());
+        for ring in [&r.fill, &r.rx, &r.tx, &r.comp] {
+            let (a, b) = ring.as_slices();
+            out.extend(a.iter().chain(b).map(|d| d.addr));
+        }
+        out
     }
 }
 

@@ -50,6 +50,11 @@ impl<D: Desc> FramePool<D> {
         }
     }
 
+    /// Who holds frame `idx` by the ledger: [`USER`] or a socket's tag.
+    pub fn holder(&self, idx: usize) -> u32 {
+        self.owner[idx]
+    }
+
     /// Bytes between the starts of two frames.
     pub fn frame_size(&self) -> usize {
         self.frame_size
@@ -160,8 +165,8 @@ impl<D: Desc> FramePool<D> {
     /// socket holds it, and the frames each socket holds add up to what
     /// `held` says (tag, frames). `outside` is how many frames user space
     /// holds off the free list (being classified, staged, queued). Returns
-    /// what is wrong, if anything. (The in-memory worker checks after
-    /// every step; the running worker never calls it.)
+    /// what is wrong, if anything.
+    #[cfg(test)]
     pub fn check(&self, held: &[(u32, usize)], outside: usize) -> Result<(), String> {
         let mut on_free = vec![false; self.all.len()];
         for d in &self.free {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use super::pool::{FramePool, Inflight};
+use super::pool::{FramePool, Inflight, USER};
 use super::port::{Desc, FrameMem, Frames, Kernel, Ports, TapIo, XskIo};
 use crate::config::Poll;
 use crate::metrics::{bump, Source, WorkerStats};
@@ -541,48 +541,54 @@ impl<P: Ports> Worker<P> {
         rings: &[(Holder, Vec<usize>)],
     ) -> Result<(), String> {
         let size = self.pool.frame_size();
-        let mut place: Vec<Option<String>> = vec![None; frames];
-        let mut put = |addr: usize, what: &dyn Fn() -> String| -> Result<(), String> {
+        let mut place: Vec<Option<Place>> = vec![None; frames];
+        let mut put = |addr: usize, here: Place| -> Result<(), String> {
             let idx = addr / size;
             let slot = place
                 .get_mut(idx)
-                .ok_or_else(|| format!("frame at {addr} is outside the UMEM ({})", what()))?;
-            if let Some(before) = slot.replace(what()) {
-                return Err(format!("frame {idx} is both {before} and {}", what()));
+                .ok_or_else(|| format!("frame at {addr} is outside the UMEM ({here:?})"))?;
+            if let Some(before) = slot.replace(here) {
+                return Err(format!("frame {idx} is both {before:?} and {here:?}"));
             }
             Ok(())
         };
         for d in &self.pool.free {
-            put(d.addr(), &|| "free".into())?;
+            put(d.addr(), Place::Free)?;
         }
-        let mut outside = 0;
         for (id, port) in self.ports.iter().enumerate() {
             for d in port.iter().flat_map(|p| &p.staged) {
-                put(d.addr(), &|| format!("staged for endpoint {id}"))?;
-                outside += 1;
+                put(d.addr(), Place::StagedFor(id))?;
             }
         }
         for d in &self.to_wire {
-            put(d.addr(), &|| "staged for the wire".into())?;
-            outside += 1;
+            put(d.addr(), Place::StagedForWire)?;
         }
         for (q, queue) in self.wire_floods.iter().enumerate() {
             for (d, _) in queue {
-                put(d.addr(), &|| format!("in flood queue {q}"))?;
-                outside += 1;
+                put(d.addr(), Place::FloodQueue(q))?;
             }
         }
-        let mut held = Vec::new();
-        for (holder, addrs) in rings {
+        for &(holder, ref addrs) in rings {
             for &a in addrs {
-                put(a, &|| format!("on {holder:?}'s rings"))?;
+                put(a, Place::Rings(holder))?;
             }
-            held.push((holder.tag(), addrs.len()));
         }
-        if let Some(idx) = place.iter().position(Option::is_none) {
-            return Err(format!("frame {idx} is nowhere: lost"));
+        // Every frame somewhere, and where the ledger says: a socket's
+        // rings for the frames it holds, user space for the others.
+        for (idx, here) in place.iter().enumerate() {
+            let tag = match here {
+                None => return Err(format!("frame {idx} is nowhere: lost")),
+                Some(Place::Rings(holder)) => holder.tag(),
+                Some(_) => USER,
+            };
+            let ledger = self.pool.holder(idx);
+            if ledger != tag {
+                return Err(format!(
+                    "frame {idx} is {here:?}, but the ledger says holder {ledger}"
+                ));
+            }
         }
-        self.pool.check(&held, outside)
+        Ok(())
     }
 
     /// Gives every port the rate limit its FDB entry names (enforced per
@@ -1444,6 +1450,19 @@ fn kick_tx<D>(s: &mut impl XskIo<D>, inflight: usize) {
             break;
         }
     }
+}
+
+/// Where a frame is, for [`Worker::check_frames`] (its fields are read
+/// only by the error messages, through `Debug`).
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)]
+enum Place {
+    Free,
+    /// Staged for the endpoint with this id.
+    StagedFor(usize),
+    StagedForWire,
+    FloodQueue(usize),
+    Rings(Holder),
 }
 
 /// Who holds frames on a socket's rings, for [`Worker::check_frames`].

@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use super::limit::Limiters;
 use super::port::{CompletionRing, Desc, FillRing, FrameMem, Frames, Ports, TapIo, XskIo};
 use super::worker::{Command, EndpointIo, EventFd, GroupFrame, Holder, Worker, WorkerConfig};
 use crate::config::Poll;
 use crate::io::xsk::XskStats;
-use crate::metrics::{totals, Source, Totals, WorkerStats};
+use crate::metrics::{totals, Source, Totals, WorkerStats, MAX_ENDPOINTS};
 use crate::switch::{EndpointId, Fdb};
 
 /// In-memory I/O.
@@ -457,6 +458,11 @@ pub struct MemWorker {
 impl MemWorker {
     /// A worker over `fdb` with no endpoint yet.
     pub fn new(fdb: Arc<Fdb>, sizes: MemSizes) -> MemWorker {
+        MemWorker::sharing(fdb, sizes, Arc::new(Limiters::new(MAX_ENDPOINTS)))
+    }
+
+    /// A worker whose endpoints' rate limits are shared with other workers.
+    pub fn sharing(fdb: Arc<Fdb>, sizes: MemSizes, limits: Arc<Limiters>) -> MemWorker {
         let (mem, descs) = MemFrames::new(sizes.frames, sizes.frame_size);
         let (parent, parent_ctl) = socket(&mem, sizes.ring);
         let (commands, commands_rx) = crossbeam_channel::unbounded();
@@ -484,6 +490,7 @@ impl MemWorker {
             floods: vec![flood_rx.clone()],
             recycle: recycle_tx,
             poll: Poll::Interrupt,
+            limits,
             stats: stats.clone(),
             events,
         };

@@ -1,5 +1,6 @@
 //! The data plane: per-core worker loops, the flood path and the egress mux.
 
+pub mod limit;
 pub mod mem;
 mod pool;
 pub mod port;

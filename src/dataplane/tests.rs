@@ -390,3 +390,42 @@ fn the_check_catches_a_lost_frame() {
     let err = w.check().unwrap_err();
     assert!(err.contains("lost") || err.contains("holds"), "{err}");
 }
+
+#[test]
+fn a_rate_limit_holds_for_the_endpoint_across_workers() {
+    // Two workers (two queues of one veth) read the same endpoint's frames:
+    // together they pass one allowance, not one each.
+    let limit = RateLimit {
+        pps: 100,
+        bytes_per_sec: 0,
+    };
+    let fdb = fdb(Mode::Bridge, None, 1, Some(limit));
+    let limits = Arc::new(super::limit::Limiters::new(4));
+    let mut workers: Vec<MemWorker> = (0..2)
+        .map(|_| MemWorker::sharing(fdb.clone(), MemSizes::default(), limits.clone()))
+        .collect();
+    let taps: Vec<TapCtl> = workers.iter_mut().map(|w| w.add_tap(E0, 8)).collect();
+    for (w, tap) in workers.iter_mut().zip(&taps) {
+        settle(w);
+        for i in 0..200 {
+            tap.send(&frame(WIRE_HOST, mac(0), i));
+        }
+    }
+    let mut out = 0;
+    for _ in 0..40 {
+        for w in &mut workers {
+            w.step();
+            w.check().unwrap();
+            out += w.wire().transmit(usize::MAX).len();
+        }
+    }
+    assert!(
+        (64..=66).contains(&out),
+        "{out} frames passed a 100 pps limit"
+    );
+    let dropped: u64 = workers
+        .iter()
+        .map(|w| drops(w, DropReason::RateLimited))
+        .sum();
+    assert_eq!(dropped, 400 - out as u64);
+}

@@ -18,13 +18,14 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
+use super::limit::{Limiters, TokenBucket};
 use super::pool::{FramePool, Inflight, USER};
 use super::port::{Desc, FrameMem, Frames, Kernel, Ports, TapIo, XskIo};
 use crate::config::Poll;
 use crate::metrics::{bump, Source, WorkerStats};
 use crate::switch::{
     classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason,
-    EndpointId, Fdb, Flood, RateLimit, Verdict,
+    EndpointId, Fdb, Flood, Verdict,
 };
 use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
@@ -109,6 +110,8 @@ pub struct WorkerConfig<P: Ports = Kernel> {
     pub recycle: crossbeam_channel::Sender<Vec<u8>>,
     /// How an idle worker waits.
     pub poll: Poll,
+    /// Every endpoint's token bucket, shared by all workers.
+    pub limits: Arc<Limiters>,
     /// Counters.
     pub stats: Arc<WorkerStats>,
     /// Reports to the control thread.
@@ -175,69 +178,8 @@ struct Port<P: Ports> {
     read_skip: u32,
     /// TAP only: the current backoff, doubled after each empty read.
     read_backoff: u32,
-    /// The endpoint's rate limit on what this worker reads from it, if it has one.
-    bucket: Option<TokenBucket>,
-}
-
-/// A token bucket over frames and bytes, refilled once per pass from one clock read.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    limit: RateLimit,
-    /// Frames and bytes per second.
-    pps: f64,
-    bps: f64,
-    frames: f64,
-    bytes: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// Burst allowance: a tenth of a second's worth, and at least one batch / one big frame.
-    const BURST_SECS: f64 = 0.1;
-
-    fn new(limit: RateLimit) -> TokenBucket {
-        let pps = limit.pps as f64;
-        let bps = limit.bytes_per_sec as f64;
-        let mut b = TokenBucket {
-            limit,
-            pps,
-            bps,
-            frames: 0.0,
-            bytes: 0.0,
-            last: Instant::now(),
-        };
-        b.frames = b.frame_cap();
-        b.bytes = b.byte_cap();
-        b
-    }
-
-    fn frame_cap(&self) -> f64 {
-        (self.pps * Self::BURST_SECS).max(64.0)
-    }
-
-    fn byte_cap(&self) -> f64 {
-        (self.bps * Self::BURST_SECS).max(65_536.0)
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.frames = (self.frames + self.pps * dt).min(self.frame_cap());
-        self.bytes = (self.bytes + self.bps * dt).min(self.byte_cap());
-    }
-
-    /// Takes one frame of `len` bytes if both limits allow it.
-    #[inline]
-    fn take(&mut self, len: u64) -> bool {
-        let frame_ok = self.limit.pps == 0 || self.frames >= 1.0;
-        let byte_ok = self.limit.bytes_per_sec == 0 || self.bytes >= len as f64;
-        if !(frame_ok && byte_ok) {
-            return false;
-        }
-        self.frames -= 1.0;
-        self.bytes -= len as f64;
-        true
-    }
+    /// The endpoint has a rate limit (its bucket is in the shared [`Limiters`]).
+    limited: bool,
 }
 
 /// Most iterations a TAP read is skipped after empty reads: an empty read()
@@ -293,6 +235,8 @@ pub struct Worker<P: Ports = Kernel> {
     flood_next: usize,
     /// Whether any port has a rate limit (the worker reads the clock only then).
     any_limits: bool,
+    /// Every endpoint's token bucket, shared with the other workers.
+    limits: Arc<Limiters>,
     stats: Arc<WorkerStats>,
     events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
@@ -369,6 +313,7 @@ impl<P: Ports> Worker<P> {
             flood_scratch: Vec::new(),
             flood_next: 0,
             any_limits: false,
+            limits: cfg.limits,
             stats: cfg.stats,
             events: cfg.events,
             wake,
@@ -478,7 +423,7 @@ impl<P: Ports> Worker<P> {
                         staged: Vec::with_capacity(self.cfg_batch),
                         read_skip: 0,
                         read_backoff: 0,
-                        bucket: None,
+                        limited: false,
                     });
                     self.apply_limits();
                     self.rebuild_pollfds();
@@ -591,26 +536,18 @@ impl<P: Ports> Worker<P> {
         Ok(())
     }
 
-    /// Gives every port the rate limit its FDB entry names (enforced per
-    /// worker; see below), keeping a bucket whose limit did not change.
+    /// Holds every port to the rate limit its FDB entry names, in the
+    /// bucket all workers share (kept where the limit did not change).
     fn apply_limits(&mut self) {
         let fdb = self.fdb.clone();
         for (i, port) in self.ports.iter_mut().enumerate() {
             let Some(port) = port else { continue };
-            let limit = fdb
-                .endpoint(EndpointId(i as u16))
-                .and_then(|e| e.rate_limit);
-            match (limit, &port.bucket) {
-                (Some(l), Some(b)) if b.limit == l => {}
-                // Each worker enforces the whole limit on what it reads: a TAP
-                // has one reader, and one flow lands on one queue of a veth.
-                // An endpoint spreading flows over n queues can reach n times
-                // its limit (documented).
-                (Some(l), _) => port.bucket = Some(TokenBucket::new(l)),
-                (None, _) => port.bucket = None,
-            }
+            let id = EndpointId(i as u16);
+            let limit = fdb.endpoint(id).and_then(|e| e.rate_limit);
+            self.limits.set(id, limit);
+            port.limited = limit.is_some();
         }
-        self.any_limits = self.ports.iter().flatten().any(|p| p.bucket.is_some());
+        self.any_limits = self.ports.iter().flatten().any(|p| p.limited);
     }
 
     fn rebuild_pollfds(&mut self) {
@@ -817,17 +754,18 @@ impl<P: Ports> Worker<P> {
             work += n;
             self.stats.received(Source::Endpoint, n as u64);
             self.stats.batch(n);
-            // The port's bucket is held here for the batch: no lookup per frame.
-            let mut bucket = self.ports[i].as_mut().and_then(|p| p.bucket.take());
-            if let (Some(now), Some(b)) = (now, bucket.as_mut()) {
+            // The endpoint's bucket is locked once for the batch, and only
+            // if it has one.
+            let limits = self.limits.clone();
+            let limited = self.ports[i].as_ref().is_some_and(|p| p.limited);
+            let mut slot = limited.then(|| limits.lock(id)).flatten();
+            let mut bucket = slot.as_deref_mut().and_then(Option::as_mut);
+            if let (Some(now), Some(b)) = (now, bucket.as_deref_mut()) {
                 b.refill(now);
             }
             let umem = self.umem.clone();
             for k in 0..n {
-                self.egress(&umem, id, self.rx_buf[k], &mut bucket);
-            }
-            if let Some(port) = self.ports[i].as_mut() {
-                port.bucket = bucket;
+                self.egress(&umem, id, self.rx_buf[k], bucket.as_deref_mut());
             }
         }
         work
@@ -872,22 +810,18 @@ impl<P: Ports> Worker<P> {
             };
             self.stats.received(Source::Endpoint, 1);
             let d = self.untag(d);
-            let mut bucket = self
+            let limited = self
                 .ports
-                .get_mut(usize::from(id.0))
-                .and_then(Option::as_mut)
-                .and_then(|p| p.bucket.take());
-            if let (Some(now), Some(b)) = (now, bucket.as_mut()) {
+                .get(usize::from(id.0))
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.limited);
+            let limits = self.limits.clone();
+            let mut slot = limited.then(|| limits.lock(id)).flatten();
+            let mut bucket = slot.as_deref_mut().and_then(Option::as_mut);
+            if let (Some(now), Some(b)) = (now, bucket.as_deref_mut()) {
                 b.refill(now);
             }
-            self.egress(&umem, id, d, &mut bucket);
-            if let Some(port) = self
-                .ports
-                .get_mut(usize::from(id.0))
-                .and_then(Option::as_mut)
-            {
-                port.bucket = bucket;
-            }
+            self.egress(&umem, id, d, bucket);
         }
         n
     }
@@ -954,14 +888,14 @@ impl<P: Ports> Worker<P> {
         umem: &P::Mem,
         id: EndpointId,
         d: P::Desc,
-        bucket: &mut Option<TokenBucket>,
+        bucket: Option<&mut TokenBucket>,
     ) {
         // SAFETY: the frame is ours (just consumed or just read into).
         let data = unsafe { umem.data(&d) };
         let counters = &self.stats.endpoints[usize::from(id.0)];
         bump(&counters.rx_packets, 1);
         bump(&counters.rx_bytes, data.len() as u64);
-        if bucket.as_mut().is_some_and(|b| !b.take(data.len() as u64)) {
+        if bucket.is_some_and(|b| !b.take(data.len() as u64)) {
             self.stats.dropped_for(DropReason::RateLimited, id);
             self.pool.push(d);
             return;

@@ -47,6 +47,7 @@ use crate::config::{
 };
 use crate::control::netlink;
 use crate::control::punt::PuntDevice;
+use crate::dataplane::limit::Limiters;
 use crate::dataplane::{
     Command, Event, GroupFrame, Worker, WorkerConfig, WorkerHandle, MIN_PORT_FILL,
 };
@@ -360,6 +361,8 @@ impl Daemon {
         // receiver, which cost what a unicast frame does. Buffers go back to
         // the listener for reuse.
         let (recycle_tx, recycle_rx) = bounded(RECYCLED_BUFFERS);
+        // One token bucket per rate-limited endpoint, whichever worker reads its frames.
+        let limits = Arc::new(Limiters::new(crate::metrics::MAX_ENDPOINTS));
         // The punt device's sockets share the parent's fill budget.
         let fill_sharers = if self.config.dataplane.fast_path == FastPathMode::On {
             2
@@ -416,6 +419,7 @@ impl Daemon {
                 floods: vec![express_rx],
                 recycle: recycle_tx.clone(),
                 poll: self.config.workers.poll,
+                limits: limits.clone(),
                 stats: stats.clone(),
                 events: self.events_tx.clone(),
             };

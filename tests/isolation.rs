@@ -123,6 +123,81 @@ fn rate_limit_caps_what_an_endpoint_sends() {
     assert!(d.stop().success(), "{}", d.log());
 }
 
+/// An endpoint's limit is the endpoint's, not each queue's: with its flows
+/// spread over two RX queues (two workers), what passes is still one
+/// allowance plus what the time earned. (Run on the worker tier: with the
+/// fast path on, a limited endpoint's frames all come through the punt
+/// device, whose queues are not the endpoint's.)
+#[test]
+fn rate_limit_holds_across_queues() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(1, 2);
+    let c1 = rig.container(1);
+    let mut toml = rig.base_toml("[dataplane]\nfast_path = \"off\"\n");
+    toml += &rig.endpoint_toml(c1, "veth");
+    toml += "rate_limit = { pps = 200 }\n";
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    // The wire's MAC first, so the burst below is all UDP.
+    assert!(ping(&c1.ns, WIRE_IP, 1), "c1 cannot reach the wire");
+    let marker = format!("mvdp-rlq-{}", std::process::id());
+    let cap = Capture::start(&rig.wire, WIRE_IF);
+    let start = Instant::now();
+    // Sixteen sockets: sixteen flow hashes, spread over c1's two TX queues
+    // (the host end's two RX queues).
+    let payload = marker.clone();
+    let sent = c1.ns.in_ns(move || {
+        let mut sent = 0;
+        for _ in 0..16 {
+            let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+            for _ in 0..300 {
+                if sock.send_to(payload.as_bytes(), (WIRE_IP, 9)).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let got = cap
+        .finish_matching(Duration::from_millis(500), |f| {
+            f.windows(marker.len()).any(|w| w == marker.as_bytes())
+        })
+        .len();
+    // Both workers had c1's frames (else this test proves nothing).
+    let host_end = list_links(&rig.host)
+        .into_iter()
+        .find(|l| l.ends_with("c1"))
+        .expect("c1's host end");
+    let stats = rig.host.run(&["ethtool", "-S", &host_end]);
+    let per_queue: Vec<u64> = (0..2)
+        .map(|q| {
+            let key = format!("rx_queue_{q}_xdp_packets:");
+            stats
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        per_queue.iter().all(|&n| n >= 100),
+        "c1's frames did not spread over both queues: {per_queue:?}"
+    );
+    // One allowance (64 frames) plus 200/s over the burst and its tail;
+    // a bucket per queue would pass at least 128.
+    let allowed = 64 + (200.0 * (secs + 0.1)) as usize + 4;
+    assert!(
+        got <= allowed,
+        "{got} of {sent} frames passed a 200 pps limit in {secs:.2} s over two queues \
+         (at most {allowed})"
+    );
+    assert!(got >= 64, "the limit let almost nothing through ({got})");
+    assert!(d.stop().success(), "{}", d.log());
+}
+
 #[test]
 fn source_allow_list_changes_at_run_time() {
     if !require_privileges() {

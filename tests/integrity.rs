@@ -30,7 +30,14 @@
 //! other place; no frame of 0x88b5 that is not a known stream's; no packet
 //! socket dropped anything (a rig fault, reported apart from mvdp's). Of
 //! mvdp: received = delivered + Σ dropped exactly, no drops at all, and
-//! exactly the frames sent counted as received and as delivered.
+//! exactly the frames sent counted as received and as delivered. Should
+//! frames go missing, the failure also says where the kernel lost them
+//! before mvdp took them (a sender's `tx_dropped`, the parent's AF_XDP RX
+//! ring), which mvdp's own account cannot show.
+//!
+//! `MVDP_INTEGRITY_FRAMES` (frames per stream, default 500) and
+//! `MVDP_INTEGRITY_RATE` (frames/s per stream, default 500) make it a soak
+//! or a stress run.
 
 mod common;
 
@@ -47,9 +54,10 @@ use common::*;
 
 /// Frames per stream (`MVDP_INTEGRITY_FRAMES` overrides, for a longer soak).
 const FRAMES_PER_STREAM: u64 = 500;
-/// Frames per second of one stream. A sender interleaves its streams, so
-/// the wire sends 3 × this and the whole rig at most 9 × this (bridge):
-/// 4.5 kframes/s, two orders of magnitude below mvdp's zero-loss rate.
+/// Frames per second of one stream (`MVDP_INTEGRITY_RATE` overrides). A
+/// sender interleaves its streams, so the wire sends 3 × this and the whole
+/// rig at most 9 × this (bridge): 4.5 kframes/s, two orders of magnitude
+/// below mvdp's zero-loss rate.
 const STREAM_RATE: u64 = 500;
 /// Shortest and longest Ethernet payload sent.
 const MIN_PAYLOAD: usize = 46;
@@ -411,6 +419,17 @@ fn socket_drops(sock: &OwnedFd) -> u32 {
     stats.tp_drops
 }
 
+/// `ifname`'s transmit drops in `ns` (`ip -s link`): frames it could not
+/// hand to its peer (a veth) or its reader (a TAP's fd).
+fn tx_dropped(ns: &Netns, ifname: &str) -> u64 {
+    let out = ns.ip(&["-j", "-s", "link", "show", "dev", ifname]);
+    let links: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j -s link: {e}\n{out}"));
+    links[0]["stats64"]["tx"]["dropped"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no tx dropped count for {ifname}: {out}"))
+}
+
 /// A packet socket for sending out of `ifname` in `ns`, and its address.
 struct Sender {
     sock: OwnedFd,
@@ -466,9 +485,9 @@ impl Sender {
 
 /// Sends `streams` (all from one place) interleaved, frame `i` of the lot
 /// at `start + i / rate`: a steady rate, not bursts.
-fn send_streams(mut tx: Sender, streams: Vec<Stream>, run: u32) {
+fn send_streams(mut tx: Sender, streams: Vec<Stream>, run: u32, stream_rate: u64) {
     let total: u64 = streams.iter().map(|s| s.frames).sum();
-    let rate = STREAM_RATE * streams.len() as u64;
+    let rate = stream_rate * streams.len() as u64;
     let start = Instant::now();
     let mut next = vec![0u64; streams.len()];
     let mut i = 0u64;
@@ -613,7 +632,7 @@ fn check_stream(s: &Stream, place: Place, seqs: &[(u64, bool)]) -> Option<String
 
 /// One case: mvdp on `rig` in `mode` with `kind` endpoints and the fast path
 /// `fast_path`; every stream checked, then mvdp's counters.
-fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64) {
+fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64, rate: u64) {
     let what = format!("{kind} {} fast path {fast_path}", mode.name());
     let mut d = Daemon::start(rig, &config(rig, mode, kind, fast_path));
     d.wait_ready(Duration::from_secs(20));
@@ -692,6 +711,17 @@ fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64) {
         );
     }
     let before = settled(&d);
+    let sources: Vec<Place> = senders.keys().copied().collect();
+    let senders_dropped = || -> Vec<(Place, u64)> {
+        sources
+            .iter()
+            .map(|&p| {
+                let (ns, ifname) = ns_of(p);
+                (p, tx_dropped(ns, ifname))
+            })
+            .collect()
+    };
+    let tx_dropped_before = senders_dropped();
 
     // The streams, every source at once.
     let started = Instant::now();
@@ -699,7 +729,7 @@ fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64) {
         .into_iter()
         .map(|(from, tx)| {
             let mine: Vec<Stream> = streams.iter().filter(|s| s.from == from).cloned().collect();
-            std::thread::spawn(move || send_streams(tx, mine, run))
+            std::thread::spawn(move || send_streams(tx, mine, run, rate))
         })
         .collect();
     for t in threads {
@@ -719,6 +749,7 @@ fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64) {
         receivers.iter().all(|r| r.count() >= owed(r.place))
     });
     let after = settled(&d);
+    let tx_dropped_after = senders_dropped();
     let host_frames = host.finish_matching(Duration::ZERO, |_| true);
     let logs: Vec<(Place, Log, u32)> = receivers
         .into_iter()
@@ -828,6 +859,24 @@ fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64) {
     if !dropped.is_empty() {
         failures.push(format!("mvdp dropped frames: {}", dropped.join(", ")));
     }
+    // Losses before mvdp took a frame, which its account cannot show: where
+    // they happened, should the streams have lost frames.
+    for ((place, was), (_, now)) in tx_dropped_before.iter().zip(&tx_dropped_after) {
+        if now > was {
+            failures.push(format!(
+                "{place}'s interface could not hand {} frames on (tx_dropped): lost before mvdp took them",
+                now - was
+            ));
+        }
+    }
+    let ring_dropped = delta("mvdp_xsk_rx_dropped_total", &[]);
+    if ring_dropped > 0.0 {
+        failures.push(format!(
+            "the parent's AF_XDP socket dropped {ring_dropped} frames (its fill ring was empty {} times): \
+             the worker did not keep up",
+            delta("mvdp_xsk_fill_ring_empty_total", &[])
+        ));
+    }
     let received = value(&after, "mvdp_frames_received_total", &[]);
     let delivered = value(&after, "mvdp_frames_delivered_total", &[]);
     let drops = value(&after, "mvdp_drops_total", &[]);
@@ -859,15 +908,15 @@ fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64) {
     );
 }
 
-/// Frames per stream: [`FRAMES_PER_STREAM`] or `MVDP_INTEGRITY_FRAMES`.
-fn frames_per_stream() -> u64 {
-    match std::env::var("MVDP_INTEGRITY_FRAMES") {
+/// A count from the environment variable `var` (at least 2), else `default`.
+fn env_count(var: &str, default: u64) -> u64 {
+    match std::env::var(var) {
         Ok(v) => v
             .parse()
             .ok()
             .filter(|&n| n >= 2)
-            .unwrap_or_else(|| panic!("MVDP_INTEGRITY_FRAMES={v:?}: a count of at least 2")),
-        Err(_) => FRAMES_PER_STREAM,
+            .unwrap_or_else(|| panic!("{var}={v:?}: a count of at least 2")),
+        Err(_) => default,
     }
 }
 
@@ -877,9 +926,10 @@ fn integrity(kind: &str, mode: Mode) {
         return;
     }
     let rig = Rig::new(mode.endpoints(), 1);
-    let frames = frames_per_stream();
+    let frames = env_count("MVDP_INTEGRITY_FRAMES", FRAMES_PER_STREAM);
+    let rate = env_count("MVDP_INTEGRITY_RATE", STREAM_RATE);
     for fast_path in ["on", "off"] {
-        run_case(&rig, mode, kind, fast_path, frames);
+        run_case(&rig, mode, kind, fast_path, frames, rate);
     }
 }
 

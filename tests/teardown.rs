@@ -11,8 +11,9 @@
 //!
 //! Asserted, per run: mvdp gets ready, carries frames from both sides and
 //! exits 0 on SIGTERM; afterwards the host namespace holds exactly the links
-//! it held before (`ip -o link`), the containers only `lo`, `p0` has no XDP
-//! and no tcx program. Across the loop: the test process has as many open
+//! it held before (`ip -o link`) and no AF_XDP or packet socket (its
+//! `/proc/net/protocols`), the
+//! containers only `lo`, `p0` has no XDP and no tcx program. Across the loop: the test process has as many open
 //! descriptors and threads at the end as at the start; every BPF program,
 //! map and link a daemon held (its `/proc/PID/fdinfo`) is gone from
 //! `bpftool prog|map|link show` after it stopped; per tier, the daemons'
@@ -300,6 +301,32 @@ fn assert_clean(rig: &Rig, before: &[String], run: usize) {
         Vec::<String>::new(),
         "run {run}: tcx programs left on {PARENT_IF}"
     );
+    // The kernel may release a closed socket's last parts in deferred work.
+    for protocol in ["XDP", "PACKET"] {
+        let mut left = 0;
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                left = sockets(&rig.host, protocol);
+                left == 0
+            }),
+            "run {run}: {left} {protocol} sockets left in the host namespace"
+        );
+    }
+}
+
+/// How many sockets of `protocol` (`XDP`, `PACKET`) exist in `ns`: the
+/// `sockets` column of its `/proc/net/protocols`.
+fn sockets(ns: &Netns, protocol: &str) -> u64 {
+    let table = ns
+        .in_ns(|| std::fs::read_to_string("/proc/thread-self/net/protocols"))
+        .expect("read /proc/thread-self/net/protocols");
+    table
+        .lines()
+        .find_map(|l| {
+            let mut cols = l.split_whitespace();
+            (cols.next() == Some(protocol)).then(|| cols.nth(1)?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {protocol} line in /proc/net/protocols:\n{table}"))
 }
 
 /// One run: start, carry traffic both ways, measure, stop.
@@ -345,6 +372,11 @@ fn one_run(rig: &Rig, tier: &'static str, run: usize, held: &mut BpfIds) -> RunS
     let stats_hwm = peak_rss_kb(pid);
     let fds = fd_count(&pid.to_string());
     held.extend(&BpfIds::of(pid));
+    // What assert_clean looks for afterwards is there now.
+    assert!(
+        sockets(&rig.host, "XDP") > 0,
+        "run {run} ({tier}): no AF_XDP socket in the host namespace"
+    );
 
     let stopping = Instant::now();
     let status = d.stop();

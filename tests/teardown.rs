@@ -10,7 +10,7 @@
 //! run the containers also blast frames to the wire and to each other.
 //!
 //! Asserted, per run: mvdp gets ready, carries frames from both sides and
-//! exits 0 on SIGTERM; afterwards the host namespace holds exactly the links
+//! exits 0 on SIGTERM (or SIGINT, every other run of a tier); afterwards the host namespace holds exactly the links
 //! it held before (`ip -o link`) and no AF_XDP or packet socket (its
 //! `/proc/net/protocols`), the
 //! containers only `lo`, `p0` has no XDP and no tcx program. Across the loop: the test process has as many open
@@ -378,12 +378,22 @@ fn one_run(rig: &Rig, tier: &'static str, run: usize, held: &mut BpfIds) -> RunS
         "run {run} ({tier}): no AF_XDP socket in the host namespace"
     );
 
+    // SIGTERM (a service manager) in half the runs of each tier, SIGINT
+    // (Ctrl-C) in the others: both stop mvdp the same way.
+    let sigint = run % 4 >= 2;
     let stopping = Instant::now();
-    let status = d.stop();
+    let status = if sigint {
+        d.signal(libc::SIGINT);
+        d.wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| d.stop())
+    } else {
+        d.stop()
+    };
     let stop = stopping.elapsed();
+    let signal = if sigint { "SIGINT" } else { "SIGTERM" };
     assert!(
         status.success(),
-        "run {run} ({tier}): mvdp exited with {status}\n{}",
+        "run {run} ({tier}): mvdp exited with {status} on {signal}\n{}",
         d.log()
     );
     RunStats {

@@ -685,8 +685,9 @@ fn run_case(rig: &Rig, mode: Mode, kind: &str, fast_path: &str, frames: u64, rat
     };
 
     // Open every path first: probes (the probe run, ignored by the checks)
-    // until each stream's receiver has seen one. Endpoints exist before mvdp
-    // serves them all; a lost probe is no finding.
+    // until each stream's receiver has seen one. mvdp answering on its
+    // metrics port does not promise every path is open yet, so a lost probe
+    // is no finding (none was lost in the runs here).
     let mut senders: BTreeMap<Place, Sender> = BTreeMap::new();
     for s in &streams {
         senders.entry(s.from).or_insert_with(|| {

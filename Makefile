@@ -20,7 +20,7 @@ TEST_THREADS ?= 2
 
 DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
 	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core \
-	iperf3 sockperf prometheus tmux
+	iperf3 sockperf prometheus tmux bpftool
 RUST_COMPONENTS := rustfmt clippy
 
 # apt-get needs root; CI is root, a developer's shell may not be.
@@ -79,7 +79,8 @@ clippy:
 
 # The end-to-end suites that run the daemon, run a second time with every
 # frame through the workers (the first run has the kernel fast path on, the
-# default; tests/modes.rs and tests/fastpath.rs choose their tiers themselves).
+# default; tests/modes.rs, tests/fastpath.rs, tests/integrity.rs and
+# tests/teardown.rs choose their tiers themselves).
 TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart
 
 cargo-test:

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::netns::Netns;
-use super::packet::{bound_packet_socket, sockaddr_ll, SocketOpts};
+use super::packet::{bound_packet_socket, sockaddr_ll, SocketOpts, LARGE_RCVBUF};
 use super::rig::{Container, Rig, PARENT_IF, PREFIX_LEN, WIRE_IF};
 
 /// `PACKET_IGNORE_OUTGOING` (`linux/if_packet.h`): the socket does not see
@@ -208,7 +208,8 @@ fn reflect(sock: &OwnedFd, own: [u8; 6], sources: &[[u8; 6]], stop: &AtomicBool)
 
 /// An AF_PACKET socket in the calling thread's namespace, bound to `ifname`
 /// for `ethertype` (`ETH_P_ALL` for every frame), that ignores its
-/// interface's outgoing frames.
+/// interface's outgoing frames. Its receive buffer is large: a reflector or
+/// capture thread held off the CPU must not lose a stream's frames.
 fn bound_socket(ifname: &str, ethertype: u16) -> OwnedFd {
     bound_packet_socket(
         ifname,
@@ -216,6 +217,7 @@ fn bound_socket(ifname: &str, ethertype: u16) -> OwnedFd {
         SocketOpts {
             auxdata: false,
             ignore_outgoing: true,
+            rcvbuf: Some(LARGE_RCVBUF),
         },
     )
 }

@@ -84,6 +84,7 @@ impl Capture {
                 SocketOpts {
                     auxdata: true,
                     ignore_outgoing: false,
+                    rcvbuf: None,
                 },
             )
         });
@@ -182,7 +183,15 @@ pub struct SocketOpts {
     pub auxdata: bool,
     /// Do not see what this host sends (`PACKET_IGNORE_OUTGOING`).
     pub ignore_outgoing: bool,
+    /// Receive buffer in bytes (`SO_RCVBUFFORCE`, past `rmem_max`; root
+    /// only), for a reader that must not lose frames while it is off the
+    /// CPU; the system default if `None`.
+    pub rcvbuf: Option<libc::c_int>,
 }
+
+/// A receive buffer that holds about a second of a few thousand full-size
+/// frames: for captures whose every frame counts.
+pub const LARGE_RCVBUF: libc::c_int = 8 << 20;
 
 /// An AF_PACKET raw socket bound to `ifname` (in the calling thread's
 /// namespace) for `ethertype` frames. Opened with protocol 0 and bound only
@@ -190,15 +199,14 @@ pub struct SocketOpts {
 pub fn bound_packet_socket(ifname: &str, ethertype: u16, opts: SocketOpts) -> OwnedFd {
     const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
     let sock = packet_socket();
-    let set = |name: libc::c_int, what: &str| {
-        let one: libc::c_int = 1;
-        // SAFETY: `one` is a live c_int whose size is passed.
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int, what: &str| {
+        // SAFETY: `value` is a live c_int whose size is passed.
         let rc = unsafe {
             libc::setsockopt(
                 sock.as_raw_fd(),
-                libc::SOL_PACKET,
+                level,
                 name,
-                (&one as *const libc::c_int).cast(),
+                (&value as *const libc::c_int).cast(),
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
@@ -209,10 +217,24 @@ pub fn bound_packet_socket(ifname: &str, ethertype: u16, opts: SocketOpts) -> Ow
         );
     };
     if opts.auxdata {
-        set(mvdp::io::packet::PACKET_AUXDATA, "PACKET_AUXDATA");
+        let auxdata = mvdp::io::packet::PACKET_AUXDATA;
+        set(libc::SOL_PACKET, auxdata, 1, "PACKET_AUXDATA");
     }
     if opts.ignore_outgoing {
-        set(PACKET_IGNORE_OUTGOING, "PACKET_IGNORE_OUTGOING");
+        set(
+            libc::SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            1,
+            "PACKET_IGNORE_OUTGOING",
+        );
+    }
+    if let Some(bytes) = opts.rcvbuf {
+        set(
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            bytes,
+            "SO_RCVBUFFORCE",
+        );
     }
     let addr = sockaddr_ll(ifindex(ifname), ethertype.to_be());
     // SAFETY: `addr` is a fully initialised sockaddr_ll whose size we pass.

@@ -146,6 +146,7 @@ fn trunk_socket(trunk: &str) -> OwnedFd {
         SocketOpts {
             auxdata: true,
             ignore_outgoing: true,
+            rcvbuf: None,
         },
     )
 }

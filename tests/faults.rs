@@ -10,12 +10,24 @@
 mod common;
 
 use std::net::Ipv4Addr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 /// Datagrams/s to each receiver of the steady stream.
 const RATE: u64 = 3000;
+
+/// The faults run one at a time, even under `--test-threads=2` (`make
+/// test`): a flood or a burst at full speed would take the CPU, and worker
+/// core 0, from a neighbour test whose stream must lose nothing.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn start(rig: &Rig, toml: &str) -> Daemon {
     let mut d = Daemon::start(rig, toml);
@@ -102,6 +114,7 @@ fn deleted_container_namespace_costs_the_others_nothing() {
     if !require_privileges() {
         return;
     }
+    let _serial = one_at_a_time();
     let mut rig = Rig::new(3, 1);
     let mut d = start(&rig, &rig.config_toml("veth", ""));
     assert!(ping(&rig.wire, rig.container(2).ip, 1), "wire -> c2");
@@ -165,6 +178,7 @@ fn parent_link_down_and_up_workers_survive_traffic_resumes() {
     if !require_privileges() {
         return;
     }
+    let _serial = one_at_a_time();
     let rig = Rig::new(2, 1);
     let mut d = start(&rig, &rig.config_toml("veth", ""));
     let (c1, c2) = (rig.container(1), rig.container(2));
@@ -246,6 +260,7 @@ fn deleted_parent_is_named_and_the_next_start_takes_over() {
     if !require_privileges() {
         return;
     }
+    let _serial = one_at_a_time();
     let rig = Rig::new(2, 1);
     let toml = rig.config_toml("veth", "");
     let mut d = start(&rig, &toml);
@@ -331,6 +346,7 @@ fn umem_exhaustion_is_counted_and_traffic_recovers() {
     if !require_privileges() {
         return;
     }
+    let _serial = one_at_a_time();
     let rig = Rig::new(2, 1);
     let (c1, c2) = (rig.container(1), rig.container(2));
     let toml = rig.base_toml("umem_frames = 64")
@@ -434,6 +450,7 @@ fn sigterm_under_load_exits_0_within_2s_and_leaves_nothing() {
     if !require_privileges() {
         return;
     }
+    let _serial = one_at_a_time();
     let rig = Rig::new(3, 1);
     let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));
     let toml = rig.base_toml("")
@@ -533,11 +550,15 @@ fn ping_run(ns: &Netns, ip: Ipv4Addr, count: u32, interval: &str) -> PingRun {
     }
 }
 
-/// Most of a neighbour's pings a flood may cost: 2 %. Unflooded, none is
-/// lost; under the flood the worker still reads every port in each pass
-/// and the fast path takes a neighbour's unicast without the workers, so a
-/// probe is lost only when its reply meets a TX ring the flood's copies
-/// filled. Measured here: see the test's output.
+/// Most of a neighbour's pings a flood may cost: 2 % (6 of 300). The flood
+/// may slow the neighbour, not starve it. The worker serves every port in
+/// each pass, a batch at most from each, so a probe waits behind at most a
+/// batch of the flood per pass; with the fast path the neighbour's unicast
+/// never meets the workers at all. A probe can be lost only when its reply
+/// finds the neighbour's TX ring full of flood copies, or on a machine busy
+/// enough to stall the worker: 2 % leaves room for that, while a starved
+/// neighbour loses most of its probes. Measured: none lost on either tier
+/// (p99 0.1 ms with the fast path, 3.7 ms through the workers).
 const FLOOD_PING_LOSS: f64 = 0.02;
 
 /// f. A container floods broadcasts and unknown unicast at full speed while
@@ -548,6 +569,7 @@ fn flooding_container_does_not_starve_its_neighbour() {
     if !require_privileges() {
         return;
     }
+    let _serial = one_at_a_time();
     let rig = Rig::new(3, 1);
     let mut d = start(&rig, &rig.config_toml("veth", ""));
     let (c1, c2, c3) = (rig.container(1), rig.container(2), rig.container(3));

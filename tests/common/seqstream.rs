@@ -143,11 +143,14 @@ impl Received {
     }
 }
 
+/// A receiver thread, by target name: it returns its arrivals.
+type Receiver = (String, JoinHandle<Vec<(u32, Instant)>>);
+
 /// A running stream: one sender thread, one receiver thread per target.
 pub struct SeqStream {
     stop: Arc<AtomicBool>,
     sender: Option<JoinHandle<Vec<u32>>>,
-    receivers: Vec<(String, JoinHandle<Vec<(u32, Instant)>>)>,
+    receivers: Vec<Receiver>,
     counts: Vec<Arc<AtomicU32>>,
     send_errors: Arc<AtomicU64>,
 }

@@ -375,6 +375,21 @@ fn soak() {
             tx_dropped(&c.ns, c.ifname())
         );
     }
+    // And the kernel's drops on the host side (the endpoints' host ends,
+    // where XDP hands container egress to mvdp's sockets; the parent).
+    for link in list_links(&rig.host) {
+        let out = rig.host.exec(&["ethtool", "-S", &link]);
+        let moved: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.contains("drop") || l.contains("xdp") || l.contains("err"))
+            .filter(|l| !l.ends_with(": 0"))
+            .map(String::from)
+            .collect();
+        if !moved.is_empty() {
+            eprintln!("soak: {link}: {}", moved.join(", "));
+        }
+    }
     let end = settled(&d);
     assert_accounting(&end);
     chart(&samples, &reasons, umem_total, &png_path);

@@ -6,6 +6,7 @@
 #   make demo    deps, build, then `mvdp demo` (needs root)
 #   make bench   mvdp bench: mvdp vs the kernel's macvlan on a namespace rig (root), results in benches/results
 #   make bench-hotpath   criterion bench of parse + classify
+#   make soak    DURATION=10m of mixed traffic through a running daemon (root): RSS, drops, UMEM in flight -> benches/results/soak-latest.{csv,png}
 #   make fuzz    cargo fuzz: every target for FUZZ_SECONDS (default 300) each; `make test` runs them 30 s each
 #   make clean   cargo clean
 
@@ -26,7 +27,7 @@ RUST_COMPONENTS := rustfmt clippy
 # apt-get needs root; CI is root, a developer's shell may not be.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps deps-debian deps-rust deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath clean
+.PHONY: help deps deps-debian deps-rust deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath soak clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -81,7 +82,7 @@ clippy:
 # frame through the workers (the first run has the kernel fast path on, the
 # default; tests/modes.rs, tests/fastpath.rs, tests/integrity.rs and
 # tests/teardown.rs choose their tiers themselves).
-TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart
+TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults
 
 cargo-test:
 	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"
@@ -117,6 +118,18 @@ demo: deps build
 bench: deps build
 	@echo "==> bench: ./target/release/mvdp bench --out benches/results"
 	./target/release/mvdp bench --out benches/results
+
+# Soak (tests/soak.rs, an ignored test): mixed traffic for DURATION (90s,
+# 10m, 1h) while the daemon's RSS, drops by reason and UMEM frames in flight
+# are sampled; asserts memory stays flat and frames in flight within the
+# UMEM. FAST_PATH=off runs it through the workers alone.
+DURATION ?= 10m
+FAST_PATH ?= on
+
+soak: deps
+	@echo "==> soak: $(DURATION) of mixed traffic ($(CARGO) test --release --test soak -- --ignored)"
+	MVDP_SOAK_DURATION=$(DURATION) MVDP_TEST_FAST_PATH=$(FAST_PATH) \
+		$(CARGO) test --release --locked --test soak -- --ignored --nocapture
 
 bench-hotpath:
 	@echo "==> bench-hotpath: $(CARGO) bench --bench classify"

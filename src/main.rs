@@ -14,6 +14,8 @@ use mvdp::control::daemon::Daemon;
 const EX_CONFIG: u8 = 78;
 /// sysexits.h EX_SOFTWARE: an internal error (a worker died).
 const EX_SOFTWARE: u8 = 70;
+/// sysexits.h EX_UNAVAILABLE: the parent interface vanished.
+const EX_UNAVAILABLE: u8 = 69;
 
 fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
     let config = Config::load(path)?;
@@ -227,6 +229,18 @@ fn run(config_path: &std::path::Path) -> anyhow::Result<()> {
         }
         if last_reap.elapsed() >= Duration::from_secs(1) {
             last_reap = Instant::now();
+            // The parent gone (a NIC unplugged, a driver reloaded, a veth
+            // deleted) took the sockets and programs with it: nothing is
+            // served any more. As for a dead worker, mvdp exits at once
+            // without tearing down, so that the endpoints stay and the
+            // start after the parent is back takes them over.
+            if daemon.parent_vanished() {
+                log::error!(
+                    "parent.interface: {} vanished (deleted, renamed or re-created); exiting with status {EX_UNAVAILABLE} without tearing down: the endpoints stay for the next start to take over once it is back",
+                    daemon.parent()
+                );
+                std::process::exit(i32::from(EX_UNAVAILABLE));
+            }
             let gone = daemon.reap_vanished();
             service.forget(&gone);
         }

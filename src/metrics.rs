@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
 use crate::switch::{DropReason, EndpointId, Fdb};
 
@@ -357,13 +358,22 @@ pub struct Exporter {
     sources: Vec<Arc<dyn CounterSource>>,
 }
 
+/// How long after its last write a counter leaves `/metrics`: render writes
+/// every live one, so only a removed endpoint's series go.
+const REMOVED_SERIES_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Exporter {
     /// Installs the global Prometheus recorder. Call once per process.
     pub fn install(
         workers: Vec<Arc<WorkerStats>>,
         fdb: Arc<std::sync::RwLock<Arc<Fdb>>>,
     ) -> anyhow::Result<Exporter> {
-        let handle = PrometheusBuilder::new().install_recorder()?;
+        // Every live counter is written at each scrape (`render`), so one
+        // that was not is a removed endpoint's: it leaves the output rather
+        // than being exported, frozen, for the life of the process.
+        let handle = PrometheusBuilder::new()
+            .idle_timeout(MetricKindMask::COUNTER, Some(REMOVED_SERIES_TIMEOUT))
+            .install_recorder()?;
         describe();
         metrics::gauge!(
             "mvdp_build_info",

@@ -19,6 +19,7 @@ pub mod macvlan;
 pub mod netns;
 pub mod packet;
 pub mod rig;
+pub mod seqstream;
 pub mod skip;
 pub mod traffic;
 pub mod vlan;
@@ -30,10 +31,13 @@ pub use daemon::{
 pub use links::{link_exists, link_mac, list_links, tcx_programs, xdp_attached};
 pub use macvlan::{add_kernel_macvlans, fmt_mac, Reflector, StackCapture};
 pub use netns::{in_netns_path, Netns};
-pub use packet::{blast, capture, eth_frame, send_raw, Capture, BROADCAST, ETHERTYPE_TEST};
+pub use packet::{
+    blast, capture, eth_frame, send_raw, Capture, RawSender, BROADCAST, ETHERTYPE_TEST,
+};
 pub use rig::{
     tier, Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP,
 };
+pub use seqstream::{pin_wire_neighbours, Received, SeqStream, Target};
 pub use skip::{require, require_privileges, skip_verdict, Needs, SkipVerdict};
 pub use traffic::{ping, tcp_transfer, udp_exchange, UdpStream};
 pub use vlan::VlanIf;

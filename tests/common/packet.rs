@@ -334,3 +334,84 @@ pub fn blast(ns: &Netns, ifname: &str, frame: &[u8], count: usize) -> usize {
         sent
     })
 }
+
+/// Raw frames sent from a thread until stopped: `frames` in turn out of
+/// `ifname` in `ns`, at `pps` frames/s or, with `None`, as fast as one
+/// socket goes (a flood). Send errors (a full queue) are skipped.
+pub struct RawSender {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl RawSender {
+    /// Starts sending; the socket is open before this returns.
+    pub fn start(ns: &Netns, ifname: &str, frames: Vec<Vec<u8>>, pps: Option<u64>) -> RawSender {
+        assert!(!frames.is_empty() && frames.iter().all(|f| f.len() >= 14));
+        let (sock, index) = ns.in_ns(|| (packet_socket(), ifindex(ifname)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut addr = sockaddr_ll(index, 0);
+            addr.sll_halen = 6;
+            let start = Instant::now();
+            let mut sent: u64 = 0;
+            let mut next = 0usize;
+            while !flag.load(Ordering::Relaxed) {
+                let due = match pps {
+                    Some(pps) => {
+                        (start.elapsed().as_nanos() * u128::from(pps) / 1_000_000_000) as u64
+                    }
+                    None => sent + 256,
+                };
+                while sent < due {
+                    let frame = &frames[next % frames.len()];
+                    next += 1;
+                    addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+                    // SAFETY: `frame` and `addr` are live for the call; the size is addr's.
+                    let n = unsafe {
+                        libc::sendto(
+                            sock.as_raw_fd(),
+                            frame.as_ptr().cast(),
+                            frame.len(),
+                            0,
+                            (&addr as *const libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                        )
+                    };
+                    // Paced frames count whether or not the queue took them,
+                    // so a refusal does not turn into a burst later.
+                    if n > 0 || pps.is_some() {
+                        sent += 1;
+                    }
+                    if n <= 0 && pps.is_none() {
+                        break;
+                    }
+                }
+                if pps.is_some() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            sent
+        });
+        RawSender {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and returns how many frames were sent.
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("finished once")
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+impl Drop for RawSender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

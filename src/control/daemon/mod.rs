@@ -142,6 +142,9 @@ pub struct Daemon {
     /// interface name: a re-created endpoint takes its old id (and so its
     /// old interface) back.
     leftover_ids: Vec<(String, EndpointId)>,
+    /// The parent's interface index at start: its sockets and programs
+    /// belong to that interface, not to one that takes its name later.
+    parent_ifindex: u32,
     torn_down: bool,
 }
 
@@ -265,6 +268,8 @@ impl Daemon {
         let mut desired = config.clone();
         add_host_shims(&mut desired);
         let queues = Self::queues_to_serve(&config)?;
+        let parent_ifindex = netlink::link_index(&config.parent.interface)?
+            .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let mut d = Daemon {
             passthru_at_start: config.networks.iter().any(|n| n.mode == Mode::Passthru),
@@ -288,6 +293,7 @@ impl Daemon {
             mac_filter: Arc::new(AtomicU8::new(0)),
             plumbing: Plumbing::default(),
             leftover_ids: Vec::new(),
+            parent_ifindex,
             torn_down: false,
         };
         d.spawn_workers(&queues, desired.endpoints.len())?;
@@ -683,6 +689,27 @@ impl Daemon {
             .filter(|(w, _)| w.thread.is_finished())
             .map(|(_, s)| s.queue.clone())
             .collect()
+    }
+
+    /// Whether the parent the daemon started on is gone: deleted, renamed,
+    /// or replaced by a new interface of the same name (its sockets and
+    /// programs went with the old one). A netlink failure says not gone.
+    pub fn parent_vanished(&self) -> bool {
+        match netlink::link_index(&self.config.parent.interface) {
+            Ok(index) => index != Some(self.parent_ifindex),
+            Err(e) => {
+                log::warn!(
+                    "looking up the parent {}: {e}",
+                    self.config.parent.interface
+                );
+                false
+            }
+        }
+    }
+
+    /// The parent interface's name.
+    pub fn parent(&self) -> &str {
+        &self.config.parent.interface
     }
 
     /// The counters of every worker (and of the group listener).

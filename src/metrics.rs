@@ -150,6 +150,14 @@ pub struct WorkerStats {
     /// them (it reads them itself: the socket is the worker's alone, and
     /// no other thread ever holds its fd).
     pub xsk: XskCounters,
+    /// The same for the fast path's punt socket on this worker.
+    pub xsk_punt: XskCounters,
+    /// The same summed over the worker's endpoint sockets, removed ones
+    /// included (so the sums never go back).
+    pub xsk_endpoints: XskCounters,
+    /// Fewest free UMEM frames the worker has seen since the metrics
+    /// thread last took the figure (u64::MAX: not seen since).
+    pub umem_free_min: AtomicU64,
     /// Whether the worker's thread runs (false once it has ended, by a panic or a stop).
     pub alive: std::sync::atomic::AtomicBool,
 }
@@ -173,6 +181,9 @@ impl WorkerStats {
             umem_exhausted: AtomicU64::new(0),
             has_socket: AtomicBool::new(false),
             xsk: XskCounters::default(),
+            xsk_punt: XskCounters::default(),
+            xsk_endpoints: XskCounters::default(),
+            umem_free_min: AtomicU64::new(u64::MAX),
             alive: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -461,24 +472,33 @@ impl Exporter {
                     .set(f64::from(u8::from(w.alive.load(Relaxed))));
             }
             if w.has_socket.load(Relaxed) {
-                metrics::gauge!("mvdp_umem_free_frames", "queue" => queue.clone())
-                    .set(w.umem_free.load(Relaxed) as f64);
+                let free = w.umem_free.load(Relaxed);
+                metrics::gauge!("mvdp_umem_free_frames", "queue" => queue.clone()).set(free as f64);
+                // The worker only lowers it; taking it starts the next interval.
+                let least = match w.umem_free_min.swap(u64::MAX, Relaxed) {
+                    u64::MAX => free,
+                    v => v,
+                };
+                metrics::gauge!("mvdp_umem_free_frames_min", "queue" => queue.clone())
+                    .set(least as f64);
                 metrics::counter!("mvdp_umem_exhausted_total", "queue" => queue.clone())
                     .absolute(w.umem_exhausted.load(Relaxed));
-                {
-                    let s = w.xsk.load();
-                    let q = || queue.clone();
-                    metrics::counter!("mvdp_xsk_rx_dropped_total", "queue" => q())
-                        .absolute(s.rx_dropped);
-                    metrics::counter!("mvdp_xsk_rx_ring_full_total", "queue" => q())
-                        .absolute(s.rx_ring_full);
-                    metrics::counter!("mvdp_xsk_rx_invalid_descs_total", "queue" => q())
+                for (socket, counters) in [
+                    ("parent", &w.xsk),
+                    ("punt", &w.xsk_punt),
+                    ("endpoints", &w.xsk_endpoints),
+                ] {
+                    let s = counters.load();
+                    let l = || [("queue", queue.clone()), ("socket", socket.to_string())];
+                    metrics::counter!("mvdp_xsk_rx_dropped_total", &l()).absolute(s.rx_dropped);
+                    metrics::counter!("mvdp_xsk_rx_ring_full_total", &l()).absolute(s.rx_ring_full);
+                    metrics::counter!("mvdp_xsk_rx_invalid_descs_total", &l())
                         .absolute(s.rx_invalid_descs);
-                    metrics::counter!("mvdp_xsk_tx_invalid_descs_total", "queue" => q())
+                    metrics::counter!("mvdp_xsk_tx_invalid_descs_total", &l())
                         .absolute(s.tx_invalid_descs);
-                    metrics::counter!("mvdp_xsk_fill_ring_empty_total", "queue" => q())
+                    metrics::counter!("mvdp_xsk_fill_ring_empty_total", &l())
                         .absolute(s.rx_fill_ring_empty_descs);
-                    metrics::counter!("mvdp_xsk_tx_ring_empty_total", "queue" => q())
+                    metrics::counter!("mvdp_xsk_tx_ring_empty_total", &l())
                         .absolute(s.tx_ring_empty_descs);
                 }
             }
@@ -513,12 +533,12 @@ fn describe() {
         ("mvdp_worker_rx_batches_total", "Non-empty RX batches of a worker, by size bucket (size: at most that many frames; not cumulative)."),
         ("mvdp_worker_sleeps_total", "Times a worker slept in poll(2)."),
         ("mvdp_umem_exhausted_total", "Times a worker needed a UMEM frame and had none free."),
-        ("mvdp_xsk_rx_dropped_total", "Frames the kernel dropped on the parent socket's RX ring (the worker did not keep up)."),
-        ("mvdp_xsk_rx_ring_full_total", "Times the parent socket's RX ring was full."),
-        ("mvdp_xsk_rx_invalid_descs_total", "Invalid descriptors on the parent socket's RX side."),
-        ("mvdp_xsk_tx_invalid_descs_total", "Invalid descriptors on the parent socket's TX ring."),
-        ("mvdp_xsk_fill_ring_empty_total", "Times the kernel found the parent socket's fill ring empty (frames waited for buffers)."),
-        ("mvdp_xsk_tx_ring_empty_total", "Times the kernel found the parent socket's TX ring empty."),
+        ("mvdp_xsk_rx_dropped_total", "Frames the kernel dropped at one of a worker's AF_XDP sockets (socket: parent, punt, or endpoints summed), before mvdp saw them: RX ring full or no fill-ring buffer (the worker did not keep up)."),
+        ("mvdp_xsk_rx_ring_full_total", "Times an AF_XDP socket's RX ring was full (socket: parent, punt, endpoints)."),
+        ("mvdp_xsk_rx_invalid_descs_total", "Invalid descriptors on an AF_XDP socket's RX side (socket: parent, punt, endpoints)."),
+        ("mvdp_xsk_tx_invalid_descs_total", "Invalid descriptors on an AF_XDP socket's TX ring (socket: parent, punt, endpoints)."),
+        ("mvdp_xsk_fill_ring_empty_total", "Times the kernel found an AF_XDP socket's fill ring empty (frames waited for buffers; socket: parent, punt, endpoints)."),
+        ("mvdp_xsk_tx_ring_empty_total", "Times the kernel found an AF_XDP socket's TX ring empty (socket: parent, punt, endpoints)."),
         ("mvdp_xdp_rx_frames_total", "Frames the parent's XDP program saw."),
         ("mvdp_xdp_frames_total", "Frames of the parent's XDP program, by action."),
         ("mvdp_fast_path_frames_total", "Frames of the kernel fast path, by action."),
@@ -550,6 +570,10 @@ fn describe() {
         (
             "mvdp_umem_free_frames",
             "UMEM frames on a worker's free list, as of its last idle moment.",
+        ),
+        (
+            "mvdp_umem_free_frames_min",
+            "Fewest UMEM frames a worker had free since the previous scrape (the UMEM's size less this is the most frames in flight).",
         ),
         ("mvdp_worker_up", "1 while the worker of an RX queue runs."),
         (

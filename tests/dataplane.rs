@@ -515,11 +515,15 @@ fn two_queues_two_workers() {
     // Each worker publishes its own socket's ring statistics (no other
     // thread holds the socket's fd, which could outlive it).
     for q in ["0", "1"] {
-        let series = format!("mvdp_xsk_fill_ring_empty_total{{queue=\"{q}\"}}");
-        assert!(
-            wait_until(Duration::from_secs(3), || d.metric(&series).is_some()),
-            "no {series}"
-        );
+        for socket in ["parent", "endpoints"] {
+            let labels = [("queue", q), ("socket", socket)];
+            assert!(
+                wait_until(Duration::from_secs(3), || d
+                    .metric_sum("mvdp_xsk_fill_ring_empty_total", &labels)
+                    .is_some()),
+                "no mvdp_xsk_fill_ring_empty_total{labels:?}"
+            );
+        }
     }
     let status = d.stop();
     assert!(status.success());

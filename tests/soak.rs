@@ -313,11 +313,14 @@ fn soak() {
         assert!(d.try_wait().is_none(), "mvdp exited\n{}", d.log());
         let m = parse_prometheus(&d.metrics());
         let free = value(&m, "mvdp_umem_free_frames", &[]);
+        // The most frames in flight since the previous sample: the UMEM less
+        // the fewest free frames each worker saw meanwhile.
+        let least_free = value(&m, "mvdp_umem_free_frames_min", &[]);
         let s = Sample {
             t: start.elapsed().as_secs_f64(),
             rss_kib: rss_kib(d.pid()),
             umem_free: free,
-            in_flight: umem_total - free,
+            in_flight: umem_total - least_free,
             delivered: value(&m, "mvdp_frames_delivered_total", &[]),
             drops: reasons
                 .iter()

@@ -429,3 +429,42 @@ fn a_rate_limit_holds_for_the_endpoint_across_workers() {
         .sum();
     assert_eq!(dropped, 400 - out as u64);
 }
+
+#[test]
+fn a_tap_burst_leaves_the_wire_its_buffers() {
+    // 96 frames: the parent keeps 64 posted, 32 are free.
+    let sizes = MemSizes {
+        frames: 96,
+        ..MemSizes::default()
+    };
+    let mut w = MemWorker::new(fdb(Mode::Bridge, None, 2, None), sizes);
+    let e0 = w.add_veth(E0, false);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    assert_eq!(w.wire().fill_len(), 64);
+    // The container behind the TAP bursts to the wire while 32 of the
+    // wire's frames for e0 arrive; e0 does not transmit yet, so none of
+    // those comes back soon.
+    for i in 0..100 {
+        e1.send(&frame(WIRE_HOST, mac(1), i));
+    }
+    for i in 0..32 {
+        assert!(w.wire().deliver(&frame(mac(0), WIRE_HOST, i)));
+    }
+    settle(&mut w);
+    // The 32 free frames went to the wire's fill ring, not to the TAP.
+    assert_eq!(
+        w.wire().fill_len(),
+        64,
+        "the burst starved the wire's fill ring"
+    );
+    assert_eq!(e0.tx_len(), 32);
+    assert!(w.wire().transmit(usize::MAX).is_empty());
+    assert!(w.stats().umem_exhausted.load(Relaxed) > 0);
+    // Once e0's frames come back, the TAP's frames flow.
+    assert_eq!(e0.transmit(usize::MAX).len(), 32);
+    settle(&mut w);
+    assert_eq!(w.wire().transmit(usize::MAX).len(), 32);
+    // The low-water gauge saw the worker with no frame to spare.
+    assert_eq!(w.stats().umem_free_min.load(Relaxed), 0);
+}

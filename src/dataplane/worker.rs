@@ -22,6 +22,7 @@ use super::limit::{Limiters, TokenBucket};
 use super::pool::{FramePool, Inflight, USER};
 use super::port::{Desc, FrameMem, Frames, Kernel, Ports, TapIo, XskIo};
 use crate::config::Poll;
+use crate::io::xsk::XskStats;
 use crate::metrics::{bump, Source, WorkerStats};
 use crate::switch::{
     classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason,
@@ -237,6 +238,10 @@ pub struct Worker<P: Ports = Kernel> {
     any_limits: bool,
     /// Every endpoint's token bucket, shared with the other workers.
     limits: Arc<Limiters>,
+    /// Ring statistics of the endpoint sockets this worker closed.
+    xsk_retired: XskStats,
+    /// The last parent RX took a whole batch (more may be waiting).
+    parent_rx_full: bool,
     stats: Arc<WorkerStats>,
     events: crossbeam_channel::Sender<Event>,
     wake: Arc<EventFd>,
@@ -314,6 +319,8 @@ impl<P: Ports> Worker<P> {
             flood_next: 0,
             any_limits: false,
             limits: cfg.limits,
+            xsk_retired: XskStats::default(),
+            parent_rx_full: false,
             stats: cfg.stats,
             events: cfg.events,
             wake,
@@ -337,6 +344,7 @@ impl<P: Ports> Worker<P> {
         work += self.endpoints_rx();
         work += self.punt_rx();
         work += self.flood_rx();
+        self.note_free_frames();
         self.flush();
         work += self.reap();
         self.refill();
@@ -398,6 +406,28 @@ impl<P: Ports> Worker<P> {
             if let Ok(s) = self.parent.stats() {
                 self.stats.xsk.store(&s);
             }
+            if let Some(Ok(s)) = self.punt.as_ref().map(|(p, _)| p.stats()) {
+                self.stats.xsk_punt.store(&s);
+            }
+            let mut sum = self.xsk_retired;
+            for port in self.ports.iter().flatten() {
+                if let EndpointIo::Xsk { socket, .. } = &port.io {
+                    if let Ok(s) = socket.stats() {
+                        sum.add(&s);
+                    }
+                }
+            }
+            self.stats.xsk_endpoints.store(&sum);
+        }
+    }
+
+    /// Notes how few UMEM frames are free, for the low-water gauge: once a
+    /// pass, after the pass's frames are staged and before any come back.
+    #[inline]
+    fn note_free_frames(&self) {
+        let free = self.pool.free.len() as u64;
+        if free < self.stats.umem_free_min.load(Relaxed) {
+            self.stats.umem_free_min.store(free, Relaxed);
         }
     }
 
@@ -462,6 +492,12 @@ impl<P: Ports> Worker<P> {
                 self.stats.dropped_for(DropReason::EndpointGone, id);
             }
             self.pool.push(d);
+        }
+        // Its ring statistics stay in the endpoints' sums.
+        if let EndpointIo::Xsk { socket, .. } = &port.io {
+            if let Ok(s) = socket.stats() {
+                self.xsk_retired.add(&s);
+            }
         }
         // Close the socket first (the kernel unbinds it and waits for
         // in-flight RX), then take back every frame still posted to it.
@@ -647,6 +683,7 @@ impl<P: Ports> Worker<P> {
         // SAFETY: rx_buf holds `batch` descriptors to be overwritten; the frames
         // returned belong to this worker's UMEM, which every socket here shares.
         let n = unsafe { self.parent.rx(&mut self.rx_buf[..batch]) };
+        self.parent_rx_full = n == batch;
         if n == 0 {
             return 0;
         }
@@ -979,8 +1016,27 @@ impl<P: Ports> Worker<P> {
     /// rx_buf). `Err` when the device is gone (the caller stops reading it).
     fn tap_read(&mut self, tap: &P::Tap, id: EndpointId) -> Result<usize, std::io::Error> {
         let mut n = 0;
+        // Frames the parent's (and the punt device's) fill rings lack stay
+        // free, and a batch more while the wire is busy (its RX ring may
+        // hold more frames not yet taken, each a fill entry short): a
+        // container's burst must not leave the wire, and every other
+        // container, without buffers.
+        let wire_busy = if self.parent_rx_full {
+            self.cfg_batch
+        } else {
+            0
+        };
+        let reserve = self.parent_fill.saturating_sub(self.parent_inflight.fill)
+            + wire_busy
+            + self
+                .punt
+                .as_ref()
+                .map_or(0, |(_, i)| self.punt_fill.saturating_sub(i.fill));
         while n < self.cfg_batch {
-            let Some(mut d) = self.pool.pop() else {
+            let Some(mut d) = (self.pool.free.len() > reserve)
+                .then(|| self.pool.pop())
+                .flatten()
+            else {
                 // Frames the container queued stay in the TAP until frames come back.
                 self.stats.umem_exhausted();
                 break;

@@ -253,7 +253,7 @@ impl XskSocket {
     }
 }
 
-/// The kernel's `struct xdp_statistics` for one socket.
+/// The kernel's `struct xdp_statistics` for one socket (or a sum of sockets').
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct XskStats {
     /// Dropped for reasons other than invalid descriptors.
@@ -268,4 +268,16 @@ pub struct XskStats {
     pub rx_fill_ring_empty_descs: u64,
     /// Times the TX ring was empty when the kernel looked.
     pub tx_ring_empty_descs: u64,
+}
+
+impl XskStats {
+    /// Adds another socket's figures to these.
+    pub fn add(&mut self, o: &XskStats) {
+        self.rx_dropped += o.rx_dropped;
+        self.rx_invalid_descs += o.rx_invalid_descs;
+        self.tx_invalid_descs += o.tx_invalid_descs;
+        self.rx_ring_full += o.rx_ring_full;
+        self.rx_fill_ring_empty_descs += o.rx_fill_ring_empty_descs;
+        self.tx_ring_empty_descs += o.tx_ring_empty_descs;
+    }
 }

@@ -38,7 +38,7 @@ deps-debian:
 	@echo "==> deps: checking Debian packages: $(DEB_PACKAGES)"
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
-		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' \
+		[ "$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null)" = "install ok installed" ] \
 			|| missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then \

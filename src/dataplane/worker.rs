@@ -1157,11 +1157,15 @@ impl<P: Ports> Worker<P> {
     }
 
     /// Accounts a group frame by its copies: delivered if it reached anyone.
-    fn count_flood(&mut self, copies: usize) {
-        if copies > 0 {
+    /// A frame none of whose copies could be made or staged is dropped for
+    /// the reason its copies were (no free frame, too long, a gone port);
+    /// with no one to copy it to, as `no_endpoint`.
+    fn count_flood(&mut self, copies: Copies) {
+        if copies.made > 0 {
             bump(&self.stats.delivered, 1);
         } else {
-            self.stats.dropped(DropReason::NoEndpoint);
+            self.stats
+                .dropped(copies.lost.unwrap_or(DropReason::NoEndpoint));
         }
     }
 
@@ -1227,19 +1231,24 @@ impl<P: Ports> Worker<P> {
     /// Copies a group frame into fresh frames for the endpoints `flood` names;
     /// returns how many copies were staged. The frame itself is accounted by
     /// the caller.
-    fn flood_copies(&mut self, flood: &Flood, data: &[u8]) -> usize {
+    fn flood_copies(&mut self, flood: &Flood, data: &[u8]) -> Copies {
         let fdb = self.fdb.clone();
         let mut targets = std::mem::take(&mut self.flood_scratch);
         targets.clear();
         flood_targets(&fdb, flood, |id| targets.push(id));
-        let mut copies = 0usize;
+        let mut copies = Copies {
+            made: 0,
+            lost: None,
+        };
         for &to in &targets {
-            let Ok(d) = self.copy_frame(data, flood.untag) else {
-                self.stats.flood_copy_dropped(to);
-                continue;
-            };
-            self.stage_copy(to, d);
-            copies += 1;
+            match self.copy_frame(data, flood.untag) {
+                Ok(d) if self.stage_copy(to, d) => copies.made += 1,
+                Ok(_) => copies.lost = Some(DropReason::EndpointGone),
+                Err(reason) => {
+                    self.stats.flood_copy_dropped(to);
+                    copies.lost = Some(reason);
+                }
+            }
         }
         self.flood_scratch = targets;
         copies
@@ -1265,8 +1274,9 @@ impl<P: Ports> Worker<P> {
         }
     }
 
-    /// Stages a flood copy: like `stage`, but the copy is not a frame of its own in the accounting.
-    fn stage_copy(&mut self, to: EndpointId, d: P::Desc) {
+    /// Stages a flood copy: like `stage`, but the copy is not a frame of its
+    /// own in the accounting. False (the copy counted lost) if `to` has no port.
+    fn stage_copy(&mut self, to: EndpointId, d: P::Desc) -> bool {
         match self
             .ports
             .get_mut(usize::from(to.0))
@@ -1280,10 +1290,12 @@ impl<P: Ports> Worker<P> {
                 let mut d = d;
                 d.set_options(COPY_MARK);
                 port.staged.push(d);
+                true
             }
             None => {
                 self.stats.flood_copy_dropped(to);
                 self.pool.push(d);
+                false
             }
         }
     }
@@ -1453,6 +1465,15 @@ enum Place {
     StagedForWire,
     FloodQueue(usize),
     Rings(Holder),
+}
+
+/// What became of a group frame's copies.
+#[derive(Debug, Clone, Copy)]
+struct Copies {
+    /// Copies staged.
+    made: usize,
+    /// Why a copy could not be made or staged, if one could not.
+    lost: Option<DropReason>,
 }
 
 /// Who holds frames on a socket's rings, for [`Worker::check_frames`].

@@ -565,11 +565,14 @@ fn sighup_applies_exactly_what_changed() {
     let start = std::time::Instant::now();
     let sent = blast(&c1.ns, c1.ifname(), &frame, 2000);
     // 50 frames/s over the burst's time, plus the bucket's burst allowance
-    // (at least 64 frames) and some slack: at most that much may pass.
+    // (at least 64 frames) and some slack: at most that much may pass, of
+    // a burst well beyond it (how much of the burst mvdp takes depends on
+    // the machine's load: the rest the kernel drops before mvdp sees it).
     let allowed = (50.0 * (start.elapsed().as_secs_f64() + 0.6)) as usize + 64;
     let passed = |d: &Daemon| took(d) - before - limited();
     assert!(
-        wait_until(Duration::from_secs(3), || took(&d) - before > 500.0
+        wait_until(Duration::from_secs(3), || took(&d) - before
+            > allowed as f64 + 100.0
             && passed(&d) <= allowed as f64),
         "a 50 pps limit let a {sent}-frame burst through: mvdp took {}, limited {}, allowed {allowed}",
         took(&d) - before,

@@ -26,13 +26,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::packet::{bound_packet_socket, sockaddr_ll, SocketOpts};
+use common::packet::{bound_packet_socket, send_frame, sockaddr_ll, SocketOpts};
 use common::*;
 
 /// Runs when `MVDP_TEARDOWN_RUNS` is not set.
@@ -233,18 +233,7 @@ fn wire_loop(sock: &OwnedFd, index: i32, frames: &[Vec<u8>], stop: &AtomicBool, 
             let frame = &frames[i % frames.len()];
             i += 1;
             addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-            // SAFETY: `frame` and `addr` are live for the call; sizes passed.
-            let n = unsafe {
-                libc::sendto(
-                    sock.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&addr as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n > 0 {
+            if send_frame(sock, &addr, frame) {
                 sent.fetch_add(1, Ordering::Relaxed);
             }
         }

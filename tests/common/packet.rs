@@ -281,6 +281,23 @@ fn ifindex(ifname: &str) -> i32 {
 }
 
 /// A `sockaddr_ll` for `ifindex` and a protocol in network byte order.
+/// Sends one frame on a bound or unbound packet socket to `addr`; true if
+/// the kernel took it.
+pub fn send_frame(sock: &OwnedFd, addr: &libc::sockaddr_ll, frame: &[u8]) -> bool {
+    // SAFETY: `frame` and `addr` are live for the call; the size is addr's.
+    let n = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    n > 0
+}
+
 pub fn sockaddr_ll(ifindex: i32, protocol_be: u16) -> libc::sockaddr_ll {
     libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
@@ -316,18 +333,7 @@ pub fn blast(ns: &Netns, ifname: &str, frame: &[u8], count: usize) -> usize {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut sent = 0;
         while sent < count && Instant::now() < deadline {
-            // SAFETY: `frame` and `sll` are live for the call.
-            let n = unsafe {
-                libc::sendto(
-                    sock.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n > 0 {
+            if send_frame(&sock, &sll, &frame) {
                 sent += 1;
             }
         }
@@ -367,23 +373,13 @@ impl RawSender {
                     let frame = &frames[next % frames.len()];
                     next += 1;
                     addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-                    // SAFETY: `frame` and `addr` are live for the call; the size is addr's.
-                    let n = unsafe {
-                        libc::sendto(
-                            sock.as_raw_fd(),
-                            frame.as_ptr().cast(),
-                            frame.len(),
-                            0,
-                            (&addr as *const libc::sockaddr_ll).cast(),
-                            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                        )
-                    };
+                    let took = send_frame(&sock, &addr, frame);
                     // Paced frames count whether or not the queue took them,
                     // so a refusal does not turn into a burst later.
-                    if n > 0 || pps.is_some() {
+                    if took || pps.is_some() {
                         sent += 1;
                     }
-                    if n <= 0 && pps.is_none() {
+                    if !took && pps.is_none() {
                         break;
                     }
                 }

@@ -54,6 +54,18 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Serve Docker's network-driver protocol (`docker network create -d mvdp`) on top of the daemon.
+    DockerPlugin {
+        /// The plugin socket dockerd finds the driver `mvdp` by.
+        #[arg(long, default_value = crate::docker::DEFAULT_LISTEN)]
+        listen: PathBuf,
+        /// The daemon's control socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Where the plugin remembers Docker's networks and endpoints.
+        #[arg(long, default_value = crate::docker::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
     /// A live view of the endpoints' traffic, busiest first (q quits).
     Top {
         /// The daemon's control socket.
@@ -107,6 +119,9 @@ pub enum EndpointAction {
         /// The interface name inside the container (default eth0).
         #[arg(long)]
         ifname: Option<String>,
+        /// Leave the container's routes alone (default: a default route via the network's gateway).
+        #[arg(long)]
+        no_default_route: bool,
     },
     /// Remove an endpoint added at run time.
     Del {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod demo;
+pub mod docker;
 pub mod io;
 pub mod metrics;
 pub mod sim;

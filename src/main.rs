@@ -57,6 +57,24 @@ fn main() -> ExitCode {
             socket,
             json,
         } => return client_output(mvdp::control::client::endpoint(action, &socket, json)),
+        Command::DockerPlugin {
+            listen,
+            socket,
+            state_dir,
+        } => {
+            let opts = mvdp::docker::PluginOptions {
+                listen,
+                control: socket,
+                state_dir,
+            };
+            return match mvdp::docker::serve(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mvdp docker-plugin: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Top { socket } => {
             return client_output(mvdp::control::top::run(&socket).map(|()| String::new()))
         }

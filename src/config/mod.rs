@@ -322,6 +322,15 @@ pub struct EndpointConfig {
     pub allowed_sources: Vec<MacAddr>,
     /// A limit on what the endpoint may send, if any.
     pub rate_limit: Option<RateLimit>,
+    /// Whether mvdp adds the container's default route via the network's
+    /// gateway (`default_route`, default true). A runtime that sets the
+    /// container's routes itself (Docker) turns it off.
+    pub default_route: bool,
+    /// Whether the container end is handed to the runtime (`handoff`):
+    /// left in mvdp's namespace under `ifname`, down, with its MAC and no
+    /// address, for the runtime to move into the container and configure,
+    /// as Docker does with a network driver's interface.
+    pub handoff: bool,
 }
 
 /// `rate_limit = { pps = N, bytes_per_sec = N }`: token buckets on what an
@@ -363,6 +372,67 @@ pub struct EndpointSpec {
     /// `mac`; Docker's default for the address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// `default_route`; true when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<bool>,
+    /// `handoff`; false when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<bool>,
+}
+
+/// A network added at run time (`network_add` on the control socket, as the
+/// Docker driver does), in the config's own `[[network]]` keys and with the
+/// same meaning; validated with the file's networks, after them. The keys a
+/// network may not change at run time (`bcast_queue_len`) are not here.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// `name`.
+    pub name: String,
+    /// `mode`: bridge (default), private, vepa, passthru or source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `vlan`: the 802.1Q VID on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<i64>,
+    /// `subnet`.
+    pub subnet: String,
+    /// `gateway`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// `ip_range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// `aux_addresses`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aux_addresses: Vec<String>,
+    /// `host_shim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_shim: Option<String>,
+    /// `anti_spoof`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_spoof: Option<String>,
+    /// `allow_inner_tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_inner_tags: Option<bool>,
+}
+
+impl From<NetworkSpec> for raw::RawNetwork {
+    fn from(s: NetworkSpec) -> raw::RawNetwork {
+        raw::RawNetwork {
+            name: s.name,
+            mode: s.mode,
+            vlan: s.vlan,
+            subnet: s.subnet,
+            gateway: s.gateway,
+            ip_range: s.ip_range,
+            aux_addresses: s.aux_addresses,
+            host_shim: s.host_shim,
+            bcast_queue_len: None,
+            allow_inner_tags: s.allow_inner_tags,
+            anti_spoof: s.anti_spoof,
+        }
+    }
 }
 
 impl From<EndpointSpec> for raw::RawEndpoint {
@@ -378,6 +448,8 @@ impl From<EndpointSpec> for raw::RawEndpoint {
             mac: s.mac,
             allowed_sources: None,
             rate_limit: None,
+            default_route: s.default_route,
+            handoff: s.handoff,
         }
     }
 }
@@ -385,18 +457,24 @@ impl From<EndpointSpec> for raw::RawEndpoint {
 impl Config {
     /// Parses and fully validates a config text; no I/O.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse_with(text, &[])
+        Config::parse_with(text, &[], &[])
     }
 
-    /// Parses a config text with `extra` endpoints after the file's own
-    /// (`endpoint[N]` in errors counts on from the file's last), and
-    /// validates the whole: names, interface names, addresses and MACs are
-    /// unique across both.
-    pub fn parse_with(text: &str, extra: &[EndpointSpec]) -> Result<Config, ConfigError> {
+    /// Parses a config text with `networks` and `endpoints` added at run
+    /// time after the file's own (`network[N]` and `endpoint[N]` in errors
+    /// count on from the file's last), and validates the whole: names,
+    /// interface names, addresses and MACs are unique across both.
+    pub fn parse_with(
+        text: &str,
+        networks: &[NetworkSpec],
+        endpoints: &[EndpointSpec],
+    ) -> Result<Config, ConfigError> {
         let mut raw: raw::RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        raw.network
+            .extend(networks.iter().cloned().map(raw::RawNetwork::from));
         raw.endpoint
-            .extend(extra.iter().cloned().map(raw::RawEndpoint::from));
+            .extend(endpoints.iter().cloned().map(raw::RawEndpoint::from));
         validate::build(raw)
     }
 

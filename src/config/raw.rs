@@ -93,6 +93,8 @@ pub(super) struct RawEndpoint {
     pub mac: Option<String>,
     pub allowed_sources: Option<Vec<String>>,
     pub rate_limit: Option<RawRateLimit>,
+    pub default_route: Option<bool>,
+    pub handoff: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -264,8 +264,9 @@ fn missing_keys_are_named() {
         "[parent]\nxdp_mode = \"auto\"\n[[network]]\nname = \"lan\"\nsubnet = \"192.168.1.0/24\"\n",
         "parent.interface",
     );
-    let e = err_at("[parent]\ninterface = \"eth0\"\n", "network");
-    assert!(matches!(e, ConfigError::MissingKey { .. }));
+    // Networks may all come at run time (the Docker driver's `network_add`).
+    let c = Config::parse("[parent]\ninterface = \"eth0\"\n").expect("no network is valid");
+    assert!(c.networks.is_empty() && c.endpoints.is_empty());
     err_at(&with("[[network]]\nname = \"b\""), "network[1].subnet");
     err_at(
         &with("[[endpoint]]\nname = \"web\"\nnetns = \"web\""),

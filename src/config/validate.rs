@@ -43,11 +43,8 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         keep_endpoints_on_exit: raw.control.keep_endpoints_on_exit.unwrap_or(false),
     };
 
-    if raw.network.is_empty() {
-        return Err(ConfigError::MissingKey {
-            key: Key::root("network"),
-        });
-    }
+    // No network is fine: a node whose networks come from Docker
+    // (`network_add`) starts with none.
     let mut networks: Vec<NetworkConfig> = Vec::with_capacity(raw.network.len());
     for (i, rn) in raw.network.into_iter().enumerate() {
         let key = Key::entry("network", i, Some(&rn.name));
@@ -415,7 +412,24 @@ fn endpoint(
                 .join(", "),
         })?;
     let kind = keyword(&key.field("kind"), raw.kind, EndpointKind::EXPECTED)?;
+    let handoff = raw.handoff.unwrap_or(false);
+    if handoff && kind != EndpointKind::Veth {
+        return Err(ConfigError::InvalidValue {
+            key: key.field("handoff"),
+            value: "true".into(),
+            expected: "false for a TAP endpoint (only a veth end can be handed to the runtime)",
+        });
+    }
     let netns = match (raw.netns, raw.netns_path) {
+        // The runtime moves the container end; until then it is in mvdp's.
+        (None, None) if handoff => NetnsRef::Path(PathBuf::from("/proc/self/ns/net")),
+        (Some(_), _) | (_, Some(_)) if handoff => {
+            return Err(ConfigError::InvalidValue {
+                key: key.field("handoff"),
+                value: "true".into(),
+                expected: "false when netns or netns_path is given (a handed-off interface is moved by the runtime)",
+            })
+        }
         (Some(name), None) => {
             let nkey = key.field("netns");
             if name.is_empty()
@@ -522,6 +536,8 @@ fn endpoint(
             mac: MacAddr::default(),
             allowed_sources,
             rate_limit,
+            default_route: raw.default_route.unwrap_or(true),
+            handoff,
         },
     })
 }

@@ -10,6 +10,9 @@
 //! {"op":"endpoint_add","endpoint":{"name":"web","network":"lan","netns":"web","ip":"192.168.1.10"}}
 //! {"op":"endpoint_del","name":"web"}
 //! {"op":"endpoint_list"}
+//! {"op":"network_add","network":{"name":"dk0123456789","subnet":"192.168.1.0/24","gateway":"192.168.1.1","mode":"bridge"}}
+//! {"op":"network_del","name":"dk0123456789"}
+//! {"op":"network_list"}
 //! {"op":"status"}
 //! ```
 //!
@@ -32,7 +35,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
-use crate::config::EndpointSpec;
+use crate::config::{EndpointSpec, NetworkSpec};
 
 /// The longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -55,6 +58,18 @@ pub enum Request {
     },
     /// Every endpoint, with its counters.
     EndpointList {},
+    /// Create a network, as if it were in the config file.
+    NetworkAdd {
+        /// Its keys, as in the config's `[[network]]`.
+        network: NetworkSpec,
+    },
+    /// Remove a network added at run time; it must have no endpoints left.
+    NetworkDel {
+        /// Its name.
+        name: String,
+    },
+    /// Every network.
+    NetworkList {},
     /// The daemon's state.
     Status {},
 }
@@ -65,7 +80,7 @@ pub enum Request {
 pub enum ErrorCode {
     /// A value in the request is invalid (`key` names it).
     Invalid,
-    /// No such endpoint.
+    /// No such endpoint or network.
     NotFound,
     /// The name or the thing asked for is taken.
     Conflict,
@@ -146,6 +161,26 @@ pub struct EndpointInfo {
     /// (both tiers). Absent from older daemons' answers: read as 0.
     #[serde(default)]
     pub drops: u64,
+}
+
+/// One network as `network_list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// Its name.
+    pub name: String,
+    /// Its macvlan mode.
+    pub mode: String,
+    /// Its 802.1Q VID, if tagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// Its subnet.
+    pub subnet: String,
+    /// Its gateway.
+    pub gateway: String,
+    /// "config" (the file) or "runtime" (`network_add`).
+    pub origin: String,
+    /// How many endpoints it has (host shim included).
+    pub endpoints: usize,
 }
 
 /// One worker as `status` shows it.

@@ -20,6 +20,7 @@ pub fn endpoint(action: EndpointAction, socket: &Path, json: bool) -> Result<Str
             ip,
             mac,
             ifname,
+            no_default_route,
         } => Request::EndpointAdd {
             endpoint: EndpointSpec {
                 name,
@@ -30,6 +31,8 @@ pub fn endpoint(action: EndpointAction, socket: &Path, json: bool) -> Result<Str
                 ifname,
                 ip,
                 mac,
+                default_route: no_default_route.then_some(false),
+                handoff: None,
             },
         },
         EndpointAction::Del { name } => Request::EndpointDel { name },

@@ -79,6 +79,11 @@ pub struct EndpointLinkSpec<'a> {
     /// container end. Only where nothing takes the container's frames raw
     /// (the tc fast path keeps skbs whole); AF_XDP needs finished checksums.
     pub tx_offload: bool,
+    /// veth only: leave the container end in mvdp's netns under `ifname`,
+    /// down, with its MAC and no address, for a runtime (Docker) to move
+    /// into the container and configure; `netns_path`, `addr` and
+    /// `gateway` are not used.
+    pub handoff: bool,
 }
 
 /// An endpoint interface that `create_endpoint` built and configured.
@@ -192,6 +197,9 @@ pub fn create_endpoint(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkE
 }
 
 fn create_endpoint_blocking(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
+    if spec.handoff {
+        return create_handoff_veth(spec);
+    }
     let ns = File::open(spec.netns_path).map_err(|source| NetlinkError::Netns {
         op: "open",
         path: spec.netns_path.to_path_buf(),
@@ -572,6 +580,62 @@ fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netli
     nl.move_to_netns(peer_index, &peer, ns, spec.netns_path)?;
     configure_in_container(spec, &peer)?;
 
+    guard.armed = false;
+    Ok(EndpointLink {
+        host_ifname: host.to_string(),
+        host_ifindex,
+        tap: None,
+        adopted: false,
+    })
+}
+
+/// A veth pair whose container end stays here, named `spec.ifname`, down,
+/// with the spec's MAC, for the runtime to move and configure. A host end an
+/// earlier mvdp left is kept as it is (its other end is the runtime's now).
+fn create_handoff_veth(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
+    let nl = Rtnl::own()?;
+    let host = spec.host_ifname;
+    if let Some(existing) = nl.get(host)? {
+        if !in_group(&existing, ENDPOINT_GROUP) {
+            return Err(NetlinkError::Exists {
+                ifname: host.to_string(),
+                netns: OWN_NETNS.to_string(),
+            });
+        }
+        let host_ifindex = existing.header.index;
+        nl.set_up(host_ifindex, host)?;
+        return Ok(EndpointLink {
+            host_ifname: host.to_string(),
+            host_ifindex,
+            tap: None,
+            adopted: true,
+        });
+    }
+    if nl.index(spec.ifname)?.is_some() {
+        return Err(NetlinkError::Exists {
+            ifname: spec.ifname.to_string(),
+            netns: OWN_NETNS.to_string(),
+        });
+    }
+    nl.add_veth(host, spec.ifname, spec.queues, Some(ENDPOINT_GROUP))?;
+    let mut guard = DeleteOnDrop {
+        nl: &nl,
+        ifname: host,
+        armed: true,
+    };
+    let host_ifindex = nl.require(host, "configure the veth host end")?;
+    let peer_index = nl.require(spec.ifname, "set its MAC")?;
+    if !spec.tx_offload {
+        set_tx_checksum(spec.ifname, false).map_err(|source| NetlinkError::Link {
+            op: "turn off TX checksum offload".into(),
+            ifname: spec.ifname.to_string(),
+            netns: OWN_NETNS.into(),
+            source,
+        })?;
+    }
+    nl.rename_and_set_mac(peer_index, spec.ifname, spec.ifname, spec.mac)?;
+    disable_ipv6(host);
+    nl.set_up(host_ifindex, host)?;
     guard.armed = false;
     Ok(EndpointLink {
         host_ifname: host.to_string(),
@@ -1105,6 +1169,7 @@ mod tests {
             gateway: None,
             queues: 1,
             tx_offload: false,
+            handoff: false,
         };
         assert!(validate(&spec).is_ok());
         assert!(validate(&EndpointLinkSpec {

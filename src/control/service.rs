@@ -1,10 +1,10 @@
 //! What the daemon should run, and the requests that change it.
 //!
-//! The desired state is the config file plus the endpoints added at run
-//! time over the control socket. Those are kept, with the address and MAC
-//! they were given, in a state file beside the socket
+//! The desired state is the config file plus the networks and endpoints
+//! added at run time over the control socket. Those are kept, endpoints with
+//! the address and MAC they were given, in a state file beside the socket
 //! (`<socket>.state.json`), so that a restarted daemon brings them back.
-//! Every change — start, SIGHUP, `endpoint add`, `endpoint del`, a
+//! Every change — start, SIGHUP, `network add/del`, `endpoint add/del`, a
 //! container that vanished — becomes a new desired config, validated as a
 //! whole exactly as `mvdp check` validates the file, and is applied by
 //! [`Daemon::reconcile`], which adds, re-creates or removes only what differs.
@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError, EndpointSpec};
-use crate::control::api::{ApiError, ErrorCode, Request};
+use crate::config::{Config, ConfigError, EndpointSpec, NetworkSpec};
+use crate::control::api::{ApiError, ErrorCode, NetworkInfo, Request};
 use crate::control::daemon::Daemon;
 
 /// Names of host shims, which the daemon adds itself.
@@ -25,6 +25,9 @@ const SHIM_MARK: &str = "host-shim@";
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StateFile {
+    /// Networks added at run time, in the order they were added.
+    #[serde(default)]
+    networks: Vec<NetworkSpec>,
     /// Endpoints added at run time, in the order they were added.
     endpoints: Vec<EndpointSpec>,
 }
@@ -34,6 +37,8 @@ pub struct Service {
     config_path: PathBuf,
     /// The config file's text as last applied (at start or SIGHUP).
     file_text: String,
+    /// Networks added at run time.
+    networks: Vec<NetworkSpec>,
     /// Endpoints added at run time, each with its `ip` and `mac` pinned.
     runtime: Vec<EndpointSpec>,
     state_path: PathBuf,
@@ -52,6 +57,14 @@ fn invalid(e: &ConfigError) -> ApiError {
         code: ErrorCode::Invalid,
         key: e.key().map(str::to_string),
         message: e.to_string(),
+    }
+}
+
+fn exists(what: &str, name: &str) -> ApiError {
+    ApiError {
+        code: ErrorCode::Conflict,
+        key: Some("name".into()),
+        message: format!("{what} {name:?} exists already"),
     }
 }
 
@@ -75,26 +88,38 @@ impl Service {
         let state_path = state_path(&base.control.socket);
         let saved = match std::fs::read_to_string(&state_path) {
             Ok(text) => match serde_json::from_str::<StateFile>(&text) {
-                Ok(s) => s.endpoints,
+                Ok(s) => s,
                 Err(e) => {
                     log::error!(
-                        "{}: {e}; starting without the endpoints added at run time",
+                        "{}: {e}; starting without the networks and endpoints added at run time",
                         state_path.display()
                     );
-                    Vec::new()
+                    StateFile::default()
                 }
             },
-            Err(_) => Vec::new(),
+            Err(_) => StateFile::default(),
         };
         let mut svc = Service {
             config_path: config_path.to_path_buf(),
             file_text,
+            networks: Vec::new(),
             runtime: Vec::new(),
             state_path,
             started: Instant::now(),
         };
-        let saved_len = saved.len();
-        for spec in saved {
+        let saved_len = saved.networks.len() + saved.endpoints.len();
+        for spec in saved.networks {
+            let mut candidate = svc.networks.clone();
+            candidate.push(spec.clone());
+            match Config::parse_with(&svc.file_text, &candidate, &[]) {
+                Ok(_) => svc.networks.push(spec),
+                Err(e) => log::warn!(
+                    "network {} (added at run time) is not restored: {e}",
+                    spec.name
+                ),
+            }
+        }
+        for spec in saved.endpoints {
             let mut candidate = svc.runtime.clone();
             candidate.push(spec.clone());
             match svc.desired(&candidate) {
@@ -106,7 +131,7 @@ impl Service {
             }
         }
         let config = svc.desired(&svc.runtime)?;
-        if svc.runtime.len() != saved_len {
+        if svc.networks.len() + svc.runtime.len() != saved_len {
             svc.save();
         }
         Ok((svc, config))
@@ -114,7 +139,7 @@ impl Service {
 
     /// The config file plus `runtime`, validated, namespaces checked.
     fn desired(&self, runtime: &[EndpointSpec]) -> Result<Config, ConfigError> {
-        let config = Config::parse_with(&self.file_text, runtime)?;
+        let config = Config::parse_with(&self.file_text, &self.networks, runtime)?;
         config.check_host()?;
         Ok(config)
     }
@@ -126,10 +151,11 @@ impl Service {
     /// there.
     fn desired_now(
         text: &str,
+        networks: &[NetworkSpec],
         runtime: &[EndpointSpec],
         adding: Option<&str>,
     ) -> Result<Config, ConfigError> {
-        let mut config = Config::parse_with(text, runtime)?;
+        let mut config = Config::parse_with(text, networks, runtime)?;
         if let Some(i) = adding.and_then(|n| config.endpoints.iter().position(|e| e.name == n)) {
             config.check_endpoint_host(i)?;
         }
@@ -147,7 +173,7 @@ impl Service {
                 path: self.config_path.clone(),
                 source,
             })?;
-        let config = Self::desired_now(&text, &self.runtime, None)?;
+        let config = Self::desired_now(&text, &self.networks, &self.runtime, None)?;
         let changed = daemon.reconcile(&config)?;
         self.file_text = text;
         Ok(changed)
@@ -170,6 +196,20 @@ impl Service {
                 Ok(serde_json::json!({ "removed": name }))
             }
             Request::EndpointList {} => json(serde_json::to_value(self.list(daemon))),
+            Request::NetworkAdd { network } => {
+                let name = network.name.clone();
+                self.add_network(daemon, network)?;
+                let info = self
+                    .networks_info(daemon)?
+                    .into_iter()
+                    .find(|n| n.name == name);
+                json(serde_json::to_value(info))
+            }
+            Request::NetworkDel { name } => {
+                self.remove_network(daemon, &name)?;
+                Ok(serde_json::json!({ "removed": name }))
+            }
+            Request::NetworkList {} => json(serde_json::to_value(self.networks_info(daemon)?)),
             Request::Status {} => {
                 let mut st = daemon.status();
                 st.uptime_seconds = self.started.elapsed().as_secs();
@@ -201,15 +241,11 @@ impl Service {
     ) -> Result<crate::control::api::EndpointInfo, ApiError> {
         // Running endpoints only: the daemon's config keeps removed ones' entries.
         if daemon.endpoint_infos().iter().any(|i| i.name == spec.name) {
-            return Err(ApiError {
-                code: ErrorCode::Conflict,
-                key: Some("name".into()),
-                message: format!("endpoint {:?} exists already", spec.name),
-            });
+            return Err(exists("endpoint", &spec.name));
         }
         let mut runtime = self.runtime.clone();
         runtime.push(spec.clone());
-        let config = Self::desired_now(&self.file_text, &runtime, Some(&spec.name))
+        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, Some(&spec.name))
             .map_err(|e| invalid(&e))?;
         // Pinned, so that a later change elsewhere never moves this one.
         let made = config.endpoint(&spec.name).expect("validated");
@@ -251,13 +287,108 @@ impl Service {
         };
         let mut runtime = self.runtime.clone();
         runtime.remove(pos);
-        let config = Self::desired_now(&self.file_text, &runtime, None).map_err(|e| invalid(&e))?;
+        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, None)
+            .map_err(|e| invalid(&e))?;
+        self.commit(daemon, &config, self.networks.clone(), runtime)?;
+        log::info!("endpoint {name} removed over the control socket");
+        Ok(())
+    }
+
+    /// Every network the daemon runs, marked by where it comes from.
+    pub fn networks_info(&self, daemon: &Daemon) -> Result<Vec<NetworkInfo>, ApiError> {
+        let config = Config::parse_with(&self.file_text, &self.networks, &self.runtime)
+            .map_err(|e| invalid(&e))?;
+        let endpoints = self.list(daemon);
+        Ok(config
+            .networks
+            .iter()
+            .map(|n| NetworkInfo {
+                name: n.name.clone(),
+                mode: n.mode.to_string(),
+                vlan: n.vlan,
+                subnet: n.subnet.to_string(),
+                gateway: n.gateway.to_string(),
+                origin: if self.networks.iter().any(|s| s.name == n.name) {
+                    "runtime"
+                } else {
+                    "config"
+                }
+                .into(),
+                endpoints: endpoints.iter().filter(|e| e.network == n.name).count(),
+            })
+            .collect())
+    }
+
+    fn add_network(&mut self, daemon: &mut Daemon, spec: NetworkSpec) -> Result<(), ApiError> {
+        let running =
+            Config::parse_with(&self.file_text, &self.networks, &[]).map_err(|e| invalid(&e))?;
+        if running.networks.iter().any(|n| n.name == spec.name) {
+            return Err(exists("network", &spec.name));
+        }
+        let mut networks = self.networks.clone();
+        networks.push(spec.clone());
+        let config = Self::desired_now(&self.file_text, &networks, &self.runtime, None)
+            .map_err(|e| invalid(&e))?;
+        self.commit(daemon, &config, networks, self.runtime.clone())?;
+        log::info!("network {} added over the control socket", spec.name);
+        Ok(())
+    }
+
+    fn remove_network(&mut self, daemon: &mut Daemon, name: &str) -> Result<(), ApiError> {
+        let Some(pos) = self.networks.iter().position(|s| s.name == name) else {
+            let from_file = Config::parse(&self.file_text)
+                .is_ok_and(|c| c.networks.iter().any(|n| n.name == name));
+            return Err(if from_file {
+                ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "network {name} comes from {}; remove it there and send SIGHUP",
+                        self.config_path.display()
+                    ),
+                )
+            } else {
+                ApiError::new(ErrorCode::NotFound, format!("no network named {name:?}"))
+            });
+        };
+        let users: Vec<&str> = self
+            .runtime
+            .iter()
+            .filter(|e| e.network == name)
+            .map(|e| e.name.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "network {name} still has endpoints ({}); remove them first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        let mut networks = self.networks.clone();
+        networks.remove(pos);
+        let config = Self::desired_now(&self.file_text, &networks, &self.runtime, None)
+            .map_err(|e| invalid(&e))?;
+        self.commit(daemon, &config, networks, self.runtime.clone())?;
+        log::info!("network {name} removed over the control socket");
+        Ok(())
+    }
+
+    /// Applies `config` and, once the daemon runs it, makes `networks` and
+    /// `runtime` the state (saved).
+    fn commit(
+        &mut self,
+        daemon: &mut Daemon,
+        config: &Config,
+        networks: Vec<NetworkSpec>,
+        runtime: Vec<EndpointSpec>,
+    ) -> Result<(), ApiError> {
         daemon
-            .reconcile(&config)
+            .reconcile(config)
             .map_err(|e| failed(format!("{e:#}")))?;
+        self.networks = networks;
         self.runtime = runtime;
         self.save();
-        log::info!("endpoint {name} removed over the control socket");
         Ok(())
     }
 
@@ -276,6 +407,7 @@ impl Service {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_string_pretty(&StateFile {
+            networks: self.networks.clone(),
             endpoints: self.runtime.clone(),
         })
         .expect("serializable");

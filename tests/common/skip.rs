@@ -118,3 +118,24 @@ fn print_skip(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
+
+/// True if `path` exists. Otherwise a test that needs that program (from
+/// Debian's `package`, which `make deps` installs) skips loudly, or under
+/// `CI=true` fails, as [`require`] does.
+#[track_caller]
+pub fn require_tool(path: &str, package: &str) -> bool {
+    if std::path::Path::new(path).exists() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    let line =
+        format!("SKIP: {test}: needs {path} (Debian package {package}; `make deps` installs it)");
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{line}\nCI=true: a test that cannot run fails instead of skipping");
+    }
+    print_skip(&line);
+    false
+}

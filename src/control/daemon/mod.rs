@@ -241,6 +241,8 @@ fn add_host_shims(config: &mut Config) {
                 mac: crate::wire::MacAddr::docker_default(ip),
                 allowed_sources: Vec::new(),
                 rate_limit: None,
+                default_route: false,
+                handoff: false,
             })
         })
         .collect();
@@ -613,7 +615,11 @@ impl Daemon {
                     EndpointKind::Tap => "tap",
                 }
                 .into(),
-                netns: ep.netns.to_string(),
+                netns: if ep.handoff {
+                    "handed to the runtime".into()
+                } else {
+                    ep.netns.to_string()
+                },
                 ifname: ep.ifname.clone(),
                 host_ifname: state.host_ifname.clone(),
                 ip: ep.ip.to_string(),

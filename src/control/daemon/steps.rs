@@ -341,11 +341,12 @@ impl Daemon {
             // containers through routes of its own, so it never competes with
             // the parent's address on the same subnet.
             prefix_len: if shim { 32 } else { net.subnet.prefix_len() },
-            gateway: if shim { None } else { Some(net.gateway) },
+            gateway: (ep.default_route && !shim).then_some(net.gateway),
             queues: self.workers.len() as u32,
             // The fast path keeps the container's skbs whole: its checksum
             // offload and TSO can stay on.
             tx_offload: fast,
+            handoff: ep.handoff,
         })?;
         let adopted = link.adopted;
         if self.endpoints.len() <= i {

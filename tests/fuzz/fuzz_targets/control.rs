@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let name = endpoint.name.clone();
-    match Config::parse_with(BASE, &[endpoint]) {
+    match Config::parse_with(BASE, &[], &[endpoint]) {
         Ok(config) => {
             let ep = config.endpoint(&name).expect("the added endpoint");
             let net = config.network(&ep.network).expect("its network");

@@ -10,6 +10,7 @@
 //! {"op":"endpoint_add","endpoint":{"name":"web","network":"lan","netns":"web","ip":"192.168.1.10"}}
 //! {"op":"endpoint_del","name":"web"}
 //! {"op":"endpoint_list"}
+//! {"op":"network_list"}
 //! {"op":"status"}
 //! ```
 //!
@@ -55,6 +56,9 @@ pub enum Request {
     },
     /// Every endpoint, with its counters.
     EndpointList {},
+    /// Every network, with the keys a client must agree with (mvdp-cni
+    /// checks a CNI config's `mode` and `vlan` against them).
+    NetworkList {},
     /// The daemon's state.
     Status {},
 }
@@ -146,6 +150,22 @@ pub struct EndpointInfo {
     /// (both tiers). Absent from older daemons' answers: read as 0.
     #[serde(default)]
     pub drops: u64,
+}
+
+/// One network as `network_list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// Its name.
+    pub name: String,
+    /// "bridge", "private", "vepa", "passthru" or "source".
+    pub mode: String,
+    /// Its 802.1Q VLAN id on the wire, absent if untagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// Its subnet, e.g. "192.168.1.0/24".
+    pub subnet: String,
+    /// Its gateway.
+    pub gateway: String,
 }
 
 /// One worker as `status` shows it.

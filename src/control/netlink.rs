@@ -327,6 +327,18 @@ pub fn link_mac(ifname: &str) -> Result<Option<MacAddr>, NetlinkError> {
     }))
 }
 
+/// Sets the MTU of `ifname` in the calling thread's netns (mvdp-cni's `mtu`).
+pub fn set_link_mtu(ifname: &str, mtu: u32) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::own()?;
+        let index = nl.require(ifname, "set the MTU")?;
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        nl.rt
+            .block_on(nl.handle.link().set(msg).execute())
+            .map_err(|e| nl.fail(format!("set MTU {mtu}"), ifname, e))
+    })
+}
+
 /// Adds a route to `dest/prefix_len` out of `ifname` (no gateway) in the
 /// calling thread's netns. An existing identical route is not an error.
 pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {

@@ -170,6 +170,7 @@ impl Service {
                 Ok(serde_json::json!({ "removed": name }))
             }
             Request::EndpointList {} => json(serde_json::to_value(self.list(daemon))),
+            Request::NetworkList {} => json(serde_json::to_value(self.networks()?)),
             Request::Status {} => {
                 let mut st = daemon.status();
                 st.uptime_seconds = self.started.elapsed().as_secs();
@@ -192,6 +193,30 @@ impl Service {
             }
         }
         infos
+    }
+
+    /// The networks of the config file as last applied.
+    fn networks(&self) -> Result<Vec<crate::control::api::NetworkInfo>, ApiError> {
+        use crate::config::Mode;
+        let config = Config::parse(&self.file_text).map_err(failed)?;
+        Ok(config
+            .networks
+            .iter()
+            .map(|n| crate::control::api::NetworkInfo {
+                name: n.name.clone(),
+                mode: match n.mode {
+                    Mode::Bridge => "bridge",
+                    Mode::Private => "private",
+                    Mode::Vepa => "vepa",
+                    Mode::Passthru => "passthru",
+                    Mode::Source => "source",
+                }
+                .into(),
+                vlan: n.vlan,
+                subnet: n.subnet.to_string(),
+                gateway: n.gateway.to_string(),
+            })
+            .collect())
     }
 
     fn add(

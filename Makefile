@@ -21,7 +21,8 @@ TEST_THREADS ?= 2
 
 DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
 	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core \
-	iperf3 sockperf prometheus tmux bpftool
+	iperf3 sockperf prometheus tmux bpftool \
+	podman containernetworking-plugins runc busybox-static python3-venv
 RUST_COMPONENTS := rustfmt clippy
 
 # apt-get needs root; CI is root, a developer's shell may not be.

@@ -1,6 +1,6 @@
 # mvdp developer entry points. CI runs `.ci/run`, which runs `make test`.
 #
-#   make deps    install the Debian packages and Rust components the build needs
+#   make deps    install the Debian packages, Rust components and Python tools (target/k8s-venv) the build and tests need
 #   make build   release build of the mvdp binary
 #   make test    deps, rustfmt check, clippy (warnings are errors), all tests
 #   make demo    deps, build, then `mvdp demo` (needs root)
@@ -28,12 +28,12 @@ RUST_COMPONENTS := rustfmt clippy
 # apt-get needs root; CI is root, a developer's shell may not be.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps deps-debian deps-rust deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath soak clean
+.PHONY: help deps deps-debian deps-rust deps-python deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath soak clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-deps: deps-debian deps-rust
+deps: deps-debian deps-rust deps-python
 
 deps-debian:
 	@echo "==> deps: checking Debian packages: $(DEB_PACKAGES)"
@@ -63,6 +63,22 @@ deps-rust:
 			echo "error: $$c is missing and rustup is not installed" >&2; exit 1; \
 		fi; \
 	done
+
+# tests/kubernetes.rs validates config/kubernetes/ against Kubernetes'
+# schemas offline with PyPI's kubernetes-validate (it bundles them), in a
+# venv of Debian's python3 under target/.
+K8S_VENV := target/k8s-venv
+K8S_VALIDATE_VERSION := 1.37.0
+
+deps-python: deps-debian
+	@if [ -x $(K8S_VENV)/bin/kubernetes-validate ] && \
+		[ "$$($(K8S_VENV)/bin/kubernetes-validate --version)" = "$(K8S_VALIDATE_VERSION)" ]; then \
+		echo "==> deps: kubernetes-validate $(K8S_VALIDATE_VERSION) present in $(K8S_VENV)"; \
+	else \
+		echo "==> deps: kubernetes-validate $(K8S_VALIDATE_VERSION) into $(K8S_VENV)"; \
+		/usr/bin/python3 -m venv $(K8S_VENV); \
+		$(K8S_VENV)/bin/pip install -q kubernetes-validate==$(K8S_VALIDATE_VERSION); \
+	fi
 
 build:
 	@echo "==> build: $(CARGO) build --release --locked"

@@ -102,6 +102,36 @@ fn version_lists_every_supported_version() {
 }
 
 #[test]
+fn install_copies_the_plugin_whole() {
+    let dir = std::env::temp_dir().join(unique("cni-install-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mvdp-cni"), b"an older plugin").unwrap();
+    let out = Command::new(MVDP_CNI)
+        .arg("install")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let installed = std::fs::read(dir.join("mvdp-cni"));
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        installed.unwrap() == std::fs::read(MVDP_CNI).unwrap(),
+        "installed copy differs"
+    );
+    assert_eq!(left, ["mvdp-cni"], "temp file left");
+    let usage = Command::new(MVDP_CNI).arg("install").output().unwrap();
+    assert_eq!(usage.status.code(), Some(64));
+}
+
+#[test]
 fn bad_environment_and_config_are_spec_errors() {
     let sock = Path::new("/nonexistent/mvdp.sock");
     let good = conf("1.0.0", "lan", sock);

@@ -448,7 +448,7 @@ fn echo_transfer(podman: &Podman, name: &str, wire: &Netns, ip: Ipv4Addr) {
 
 #[test]
 fn podman_containers_on_mvdp_and_kernel_macvlan_side_by_side() {
-    if !require_privileges() || !require_command("podman", "podman") {
+    if !require_privileges() || !require_command("podman", "Debian package podman") {
         return;
     }
     let started = Instant::now();

@@ -63,6 +63,21 @@ pub fn run(var: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
     }
 }
 
+/// `mvdp-cni install DIR`: copies this binary to `DIR/mvdp-cni` atomically
+/// (a temp file renamed over the old one, so a runtime never executes half
+/// a file); the Kubernetes DaemonSet's init container runs it against the
+/// node's /opt/cni/bin. Returns the installed path.
+pub fn install(dir: &Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe()?;
+    let target = dir.join("mvdp-cni");
+    let tmp = dir.join(".mvdp-cni.tmp");
+    std::fs::copy(&me, &tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, &target)?;
+    Ok(target)
+}
+
 /// VERSION: the versions spoken, in the version asked for (or the newest).
 fn version_answer(stdin: &[u8]) -> serde_json::Value {
     let asked = serde_json::from_slice::<serde_json::Value>(stdin)

@@ -133,9 +133,7 @@ pub fn require_command(command: &str, package: &str) -> bool {
         .name()
         .unwrap_or("<unnamed test>")
         .to_string();
-    let line = format!(
-        "SKIP: {test}: needs {command} (Debian package {package}; `make deps` installs it)"
-    );
+    let line = format!("SKIP: {test}: needs {command} ({package}; `make deps` installs it)");
     if std::env::var_os("CI").is_some_and(|v| v == "true") {
         panic!("{line}\nCI=true: a test that cannot run fails instead of skipping");
     }

@@ -203,8 +203,9 @@ fn bad_environment_and_config_are_spec_errors() {
     assert_error(&cni("ADD", &env, &bad_kind), 7, "kind");
     let mut v6 = good.clone();
     v6["runtimeConfig"] = json!({"ips": ["fd00::5/64"]});
-    // The daemon is asked first only after the config is known to be good.
-    assert_error(&cni("ADD", &env, &v6), 100, "mvdp.sock");
+    // Checked before the daemon is asked (which is down here).
+    assert_error(&cni("ADD", &env, &v6), 2, "IPv6");
+    assert_error(&cni("ADD", &env, &good), 100, "mvdp.sock");
     // The error is written in the config's version.
     let (_, json) = cni("ADD", &env, &conf("0.4.0", "lan", sock));
     assert_eq!(json["cniVersion"], "0.4.0");
@@ -320,6 +321,8 @@ fn add_check_del_against_a_running_daemon() {
     assert_eq!(result["cniVersion"], "1.0.0");
     assert_eq!(result["ips"][0]["address"], "10.77.0.150/24", "{result}");
     assert_eq!(result["ips"][0]["gateway"], WIRE_IP.to_string());
+    assert_eq!(result["routes"][0]["dst"], "0.0.0.0/0");
+    assert_eq!(result["routes"][0]["gw"], WIRE_IP.to_string());
     assert!(result["ips"][0].get("version").is_none(), "{result}");
     assert_eq!(result["interfaces"][0]["name"], "eth0");
     assert_eq!(result["interfaces"][0]["mac"], "02:aa:bb:cc:dd:01");
@@ -403,7 +406,7 @@ fn add_check_del_against_a_running_daemon() {
 }
 
 #[test]
-fn results_follow_the_requested_version() {
+fn results_follow_the_requested_version_and_tap_works() {
     if !require_privileges() {
         return;
     }

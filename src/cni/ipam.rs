@@ -12,7 +12,7 @@ use super::conf::{CniEnv, Command};
 use super::error::{code, CniError};
 
 /// What an IPAM plugin's ADD gave: the first IPv4 address, its prefix
-/// length and gateway, and the routes and DNS to pass on.
+/// length and gateway, and the DNS settings to pass on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     /// The address.
@@ -21,8 +21,6 @@ pub struct Lease {
     pub prefix_len: u8,
     /// The gateway, if the plugin gave one.
     pub gateway: Option<Ipv4Addr>,
-    /// `routes`, as the plugin wrote them.
-    pub routes: serde_json::Value,
     /// `dns`, as the plugin wrote it.
     pub dns: serde_json::Value,
 }
@@ -141,7 +139,6 @@ pub fn lease(name: &str, result: &serde_json::Value) -> Result<Lease, CniError> 
         ip,
         prefix_len,
         gateway,
-        routes: result.get("routes").cloned().unwrap_or_default(),
         dns: result.get("dns").cloned().unwrap_or_default(),
     })
 }
@@ -170,7 +167,6 @@ mod tests {
             (b.ip, b.prefix_len, b.gateway),
             ("10.1.0.6".parse().unwrap(), 16, None)
         );
-        assert_eq!(b.routes[0]["dst"], "0.0.0.0/0");
         assert_eq!(
             lease("x", &serde_json::json!({"ips":[]})).unwrap_err().code,
             code::IPAM_FAILED

@@ -219,15 +219,15 @@ fn find_endpoint(conf: &NetConf, name: &str) -> Result<Option<EndpointInfo>, Cni
 /// ADD: IPAM first (if configured), then the endpoint; an endpoint that
 /// cannot be made releases the lease again.
 fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, CniError> {
-    let net = network(conf)?;
+    // What the runtime asked for is checked before anything is changed.
     let mac = conf.mac(env)?;
+    let static_ip = match conf.ipam_type {
+        None => conf.static_ip(env)?,
+        Some(_) => None,
+    };
+    let net = network(conf)?;
     let name = endpoint_name(&conf.name, &env.container_id, &env.ifname);
-    let subnet_len: u8 = net
-        .subnet
-        .split_once('/')
-        .and_then(|(_, l)| l.parse().ok())
-        .unwrap_or(32);
-    let (ip, prefix_len, gateway, routes, dns) = match &conf.ipam_type {
+    let (ip, dns) = match &conf.ipam_type {
         Some(ipam_type) => {
             let result = ipam::exec(env, ipam_type, Command::Add, stdin)?.ok_or_else(|| {
                 CniError::new(
@@ -239,21 +239,9 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
             let lease = ipam::lease(ipam_type, &result).inspect_err(|_| {
                 let _ = ipam::exec(env, ipam_type, Command::Del, stdin);
             })?;
-            (
-                Some(lease.ip),
-                lease.prefix_len,
-                lease.gateway,
-                lease.routes,
-                lease.dns,
-            )
+            (Some(lease.ip), lease.dns)
         }
-        None => (
-            conf.static_ip(env)?,
-            subnet_len,
-            None,
-            serde_json::Value::Null,
-            serde_json::Value::Null,
-        ),
+        None => (static_ip, serde_json::Value::Null),
     };
     let release = || {
         if let Some(t) = &conf.ipam_type {
@@ -297,6 +285,10 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
             ));
         }
     }
+    // The result says what mvdp configured in the container: the address
+    // with the network's prefix and its gateway as the default route (an
+    // IPAM plugin's own prefix, gateway and routes are not applied); DNS is
+    // the runtime's to apply, passed on from the IPAM plugin.
     let ip: Ipv4Addr = info.ip.parse().map_err(|_| {
         CniError::new(
             code::DAEMON_FAILED,
@@ -304,15 +296,12 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
             info.ip.clone(),
         )
     })?;
-    let gateway = gateway.map(|g| g.to_string()).unwrap_or(net.gateway);
     let mut result = serde_json::json!({
         "cniVersion": conf.cni_version,
         "interfaces": [{ "name": env.ifname, "mac": info.mac, "sandbox": env.netns }],
-        "ips": [{ "address": format!("{ip}/{prefix_len}"), "gateway": gateway, "interface": 0 }],
+        "ips": [{ "address": format!("{ip}/{}", net.prefix_len()), "gateway": net.gateway, "interface": 0 }],
+        "routes": [{ "dst": "0.0.0.0/0", "gw": net.gateway }],
     });
-    if !routes.is_null() {
-        result["routes"] = routes;
-    }
     if !dns.is_null() {
         result["dns"] = dns;
     }

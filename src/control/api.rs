@@ -168,6 +168,16 @@ pub struct NetworkInfo {
     pub gateway: String,
 }
 
+impl NetworkInfo {
+    /// The prefix length of `subnet` (32 if it has none).
+    pub fn prefix_len(&self) -> u8 {
+        self.subnet
+            .split_once('/')
+            .and_then(|(_, l)| l.parse().ok())
+            .unwrap_or(32)
+    }
+}
+
 /// One worker as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerInfo {

@@ -3,8 +3,10 @@
 //! kernel macvlan network through the reference `macvlan` plugin, side by
 //! side on one rig. Everything podman keeps lives in a temp dir of the
 //! test's own (its containers.conf, storage.conf, CNI configs and plugins,
-//! host-local leases); nothing outside it is touched but the container
-//! network namespaces podman makes and removes under /run/netns.
+//! host-local leases). Outside it podman makes container network
+//! namespaces under /run/netns (removed by `podman rm`), and, whatever its
+//! config says, containers/image's blob info cache and libcni's result
+//! cache under /var/lib: the test removes those if it made them.
 
 mod common;
 
@@ -56,7 +58,21 @@ struct Podman {
     dir: PathBuf,
     containers_conf: PathBuf,
     storage_conf: PathBuf,
+    /// What podman writes outside its config as root, whatever the config
+    /// says, that did not exist before: removed at the end (deepest first;
+    /// a directory only if empty).
+    made_outside: Vec<PathBuf>,
 }
+
+/// Podman's writes outside its config: containers/image's blob info cache
+/// and libcni's result cache (emptied again by DEL).
+const OUTSIDE: [&str; 5] = [
+    "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+    "/var/lib/containers/cache",
+    "/var/lib/containers",
+    "/var/lib/cni/results",
+    "/var/lib/cni",
+];
 
 impl Podman {
     fn new() -> Podman {
@@ -125,6 +141,11 @@ impl Podman {
             dir,
             containers_conf,
             storage_conf,
+            made_outside: OUTSIDE
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| !p.exists())
+                .collect(),
         }
     }
 
@@ -257,6 +278,13 @@ impl Drop for Podman {
             );
         }
         let _ = self.output(&["rmi", "--all", "--force"]);
+        for path in &self.made_outside {
+            if path.is_dir() {
+                let _ = std::fs::remove_dir(path);
+            } else {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!(
                 "WARNING: could not remove {}: {e}\nWARNING: clean up by hand: rm -rf {}",

@@ -344,13 +344,13 @@ fn add_check_del_against_a_running_daemon() {
     );
 
     // A second ADD of the same attachment is refused, and leaves the first alone.
-    let (exit, again) = cni(
-        "ADD",
-        &attach_env(id, &ns1, "MAC=02:aa:bb:cc:dd:01"),
-        &add_conf,
-    );
-    assert_ne!(exit, 0, "{again}");
+    let again = cni("ADD", &env, &add_conf);
+    assert_error(&again, 103, "eth0");
     assert!(live.endpoint("10.77.0.150").is_some());
+    assert!(
+        live.lease("10.77.0.150").exists(),
+        "a refused ADD released the first's lease"
+    );
 
     // Address in use: mvdp refuses a second endpoint with the address (no
     // IPAM here, so the address goes straight to mvdp).

@@ -37,8 +37,13 @@ pub struct Outcome {
 /// Carries out one plugin call: `var` reads the environment, `stdin` is
 /// the network configuration.
 pub fn run(var: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
-    // Errors before the config is read are stamped with the newest version.
-    let mut version = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1].to_string();
+    // Errors are written in the config's version when it has a known one,
+    // even if the config is otherwise bad or the environment is.
+    let mut version = serde_json::from_slice::<serde_json::Value>(stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_string))
+        .filter(|v| SUPPORTED_VERSIONS.contains(&v.as_str()))
+        .unwrap_or_else(|| "1.0.0".into());
     let result = CniEnv::from_vars(var).and_then(|env| {
         if env.command == Command::Version {
             return Ok(Some(version_answer(stdin)));
@@ -227,6 +232,19 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
     };
     let net = network(conf)?;
     let name = endpoint_name(&conf.name, &env.container_id, &env.ifname);
+    // Before IPAM: a second ADD of one attachment must not touch the
+    // first's lease (host-local hands the same container its address again,
+    // and the roll-back below would release it).
+    if find_endpoint(conf, &name)?.is_some() {
+        return Err(CniError::new(
+            code::ENDPOINT_EXISTS,
+            format!(
+                "container {} already has {} on this network",
+                env.container_id, env.ifname
+            ),
+            format!("endpoint {name}"),
+        ));
+    }
     let (ip, dns) = match &conf.ipam_type {
         Some(ipam_type) => {
             let result = ipam::exec(env, ipam_type, Command::Add, stdin)?.ok_or_else(|| {

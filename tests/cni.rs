@@ -423,7 +423,18 @@ fn results_follow_the_requested_version_and_tap_works() {
         addr.starts_with("10.77.0.1"),
         "outside the IPAM range: {result}"
     );
+    // The endpoint went behind the runtime's back (here: `mvdp endpoint
+    // del`): DEL still succeeds and still releases the lease.
+    let bare = addr.split('/').next().unwrap();
+    let ep = live.endpoint(bare).expect("endpoint");
+    let (code, _, err) = mvdp_ctl(
+        &live.rig,
+        &["endpoint", "del", ep["name"].as_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(live.lease(bare).exists());
     assert_eq!(cni("DEL", &env, &c), (0, Value::Null));
+    assert!(!live.lease(bare).exists(), "DEL did not release the lease");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 # mvdp developer entry points. CI runs `.ci/run`, which runs `make test`.
 #
-#   make deps    install the Debian packages and Rust components the build needs
+#   make deps    install the Debian packages, Rust components and Python tools (target/k8s-venv) the build and tests need
 #   make build   release build of the mvdp binary
 #   make test    deps, rustfmt check, clippy (warnings are errors), all tests
 #   make demo    deps, build, then `mvdp demo` (needs root)
@@ -21,18 +21,19 @@ TEST_THREADS ?= 2
 
 DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
 	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core \
-	iperf3 sockperf prometheus tmux bpftool
+	iperf3 sockperf prometheus tmux bpftool \
+	docker.io podman containernetworking-plugins runc busybox-static python3-venv
 RUST_COMPONENTS := rustfmt clippy
 
 # apt-get needs root; CI is root, a developer's shell may not be.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps deps-debian deps-rust deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath soak clean
+.PHONY: help deps deps-debian deps-rust deps-python deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath soak clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-deps: deps-debian deps-rust
+deps: deps-debian deps-rust deps-python
 
 deps-debian:
 	@echo "==> deps: checking Debian packages: $(DEB_PACKAGES)"
@@ -63,6 +64,22 @@ deps-rust:
 		fi; \
 	done
 
+# tests/kubernetes.rs validates config/kubernetes/ against Kubernetes'
+# schemas offline with PyPI's kubernetes-validate (it bundles them), in a
+# venv of Debian's python3 under target/.
+K8S_VENV := target/k8s-venv
+K8S_VALIDATE_VERSION := 1.37.0
+
+deps-python: deps-debian
+	@if [ -x $(K8S_VENV)/bin/kubernetes-validate ] && \
+		[ "$$($(K8S_VENV)/bin/kubernetes-validate --version)" = "$(K8S_VALIDATE_VERSION)" ]; then \
+		echo "==> deps: kubernetes-validate $(K8S_VALIDATE_VERSION) present in $(K8S_VENV)"; \
+	else \
+		echo "==> deps: kubernetes-validate $(K8S_VALIDATE_VERSION) into $(K8S_VENV)"; \
+		/usr/bin/python3 -m venv $(K8S_VENV); \
+		$(K8S_VENV)/bin/pip install -q kubernetes-validate==$(K8S_VALIDATE_VERSION); \
+	fi
+
 build:
 	@echo "==> build: $(CARGO) build --release --locked"
 	$(CARGO) build --release --locked
@@ -82,7 +99,7 @@ clippy:
 # frame through the workers (the first run has the kernel fast path on, the
 # default; tests/modes.rs, tests/fastpath.rs, tests/integrity.rs and
 # tests/teardown.rs choose their tiers themselves).
-TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults
+TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults cni podman
 
 cargo-test:
 	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"

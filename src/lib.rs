@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cni;
 pub mod config;
 pub mod control;
 pub mod dataplane;

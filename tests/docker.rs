@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    endpoint_list, list_links, ping, require_privileges, require_tool, tier, unique, wait_until,
+    endpoint_list, list_links, ping, require_command, require_privileges, tier, unique, wait_until,
     Daemon, Rig, PARENT_IF, WIRE_IP,
 };
 
@@ -480,8 +480,8 @@ fn config(rig: &Rig) -> String {
 #[test]
 fn docker_driver_matches_the_builtin_macvlan() {
     if !require_privileges()
-        || !require_tool(DOCKERD, "docker.io")
-        || !require_tool(BUSYBOX, "busybox-static")
+        || !require_command("dockerd", "docker.io")
+        || !require_command("busybox", "busybox-static")
     {
         return;
     }

@@ -68,7 +68,8 @@ pub enum Request {
         /// Its name.
         name: String,
     },
-    /// Every network.
+    /// Every network, with the keys a client must agree with (mvdp-cni
+    /// checks a CNI config's `mode` and `vlan` against them).
     NetworkList {},
     /// The daemon's state.
     Status {},
@@ -168,19 +169,31 @@ pub struct EndpointInfo {
 pub struct NetworkInfo {
     /// Its name.
     pub name: String,
-    /// Its macvlan mode.
+    /// "bridge", "private", "vepa", "passthru" or "source".
     pub mode: String,
-    /// Its 802.1Q VID, if tagged.
+    /// Its 802.1Q VLAN id on the wire, absent if untagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
-    /// Its subnet.
+    /// Its subnet, e.g. "192.168.1.0/24".
     pub subnet: String,
     /// Its gateway.
     pub gateway: String,
     /// "config" (the file) or "runtime" (`network_add`).
+    #[serde(default)]
     pub origin: String,
     /// How many endpoints it has (host shim included).
+    #[serde(default)]
     pub endpoints: usize,
+}
+
+impl NetworkInfo {
+    /// The prefix length of `subnet` (32 if it has none).
+    pub fn prefix_len(&self) -> u8 {
+        self.subnet
+            .split_once('/')
+            .and_then(|(_, l)| l.parse().ok())
+            .unwrap_or(32)
+    }
 }
 
 /// One worker as `status` shows it.

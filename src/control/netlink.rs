@@ -335,6 +335,18 @@ pub fn link_mac(ifname: &str) -> Result<Option<MacAddr>, NetlinkError> {
     }))
 }
 
+/// Sets the MTU of `ifname` in the calling thread's netns (mvdp-cni's `mtu`).
+pub fn set_link_mtu(ifname: &str, mtu: u32) -> Result<(), NetlinkError> {
+    off_runtime(|| {
+        let nl = Rtnl::own()?;
+        let index = nl.require(ifname, "set the MTU")?;
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        nl.rt
+            .block_on(nl.handle.link().set(msg).execute())
+            .map_err(|e| nl.fail(format!("set MTU {mtu}"), ifname, e))
+    })
+}
+
 /// Adds a route to `dest/prefix_len` out of `ifname` (no gateway) in the
 /// calling thread's netns. An existing identical route is not an error.
 pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
@@ -761,7 +773,15 @@ fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), 
         nl.add_address(index, ifname, spec.addr, spec.prefix_len)?;
         nl.set_up(index, ifname)?;
         if let Some(gateway) = spec.gateway {
-            nl.add_default_route(index, ifname, gateway)?;
+            // A container's second endpoint: its first keeps the default route.
+            match nl.add_default_route(index, ifname, gateway) {
+                Err(NetlinkError::Link { source, .. })
+                    if source.raw_os_error() == Some(libc::EEXIST) =>
+                {
+                    log::info!("{label}: {ifname}: a default route exists already; kept");
+                }
+                other => other?,
+            }
         }
         Ok(())
     })

@@ -38,7 +38,7 @@ pub use rig::{
     tier, Container, Rig, HOST_IP, NETWORK, PARENT_IF, PREFIX_LEN, SUBNET, WIRE_IF, WIRE_IP,
 };
 pub use seqstream::{pin_wire_neighbours, Received, SeqStream, Target};
-pub use skip::{require, require_privileges, require_tool, skip_verdict, Needs, SkipVerdict};
+pub use skip::{require, require_command, require_privileges, skip_verdict, Needs, SkipVerdict};
 pub use traffic::{ping, tcp_transfer, udp_exchange, UdpStream};
 pub use vlan::VlanIf;
 

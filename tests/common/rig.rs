@@ -82,12 +82,18 @@ impl Rig {
     /// queues on both ends, addresses, and TX checksum offload off on `w0`.
     /// Panics (after cleaning up what it made) if any step fails.
     pub fn new(containers: usize, queues: u32) -> Rig {
+        Rig::with_prefix("mvdp-", containers, queues)
+    }
+
+    /// [`Rig::new`] with its names starting with `prefix` (at most 6 bytes;
+    /// a suite's own, e.g. `cni`, so its namespaces are told apart).
+    pub fn with_prefix(prefix: &str, containers: usize, queues: u32) -> Rig {
         assert!(queues >= 1, "a veth needs at least one queue");
         assert!(
             containers <= 200,
             "endpoint addresses run 10.77.0.11..=.210"
         );
-        let id = unique("mvdp-");
+        let id = unique(prefix);
         // Built as locals first: if a step panics, what exists is dropped.
         let host = Netns::new(&format!("{id}-host"));
         let wire = Netns::new(&format!("{id}-wire"));

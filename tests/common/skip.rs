@@ -119,20 +119,21 @@ fn print_skip(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// True if `path` exists. Otherwise a test that needs that program (from
-/// Debian's `package`, which `make deps` installs) skips loudly, or under
-/// `CI=true` fails, as [`require`] does.
+/// True if `command` is on PATH (Debian package `package` brings it; `make
+/// deps` installs it). Otherwise skips loudly, or with `CI=true` panics,
+/// as [`require`] does.
 #[track_caller]
-pub fn require_tool(path: &str, package: &str) -> bool {
-    if std::path::Path::new(path).exists() {
+pub fn require_command(command: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()));
+    if found {
         return true;
     }
     let test = std::thread::current()
         .name()
         .unwrap_or("<unnamed test>")
         .to_string();
-    let line =
-        format!("SKIP: {test}: needs {path} (Debian package {package}; `make deps` installs it)");
+    let line = format!("SKIP: {test}: needs {command} ({package}; `make deps` installs it)");
     if std::env::var_os("CI").is_some_and(|v| v == "true") {
         panic!("{line}\nCI=true: a test that cannot run fails instead of skipping");
     }

@@ -54,6 +54,18 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Add, remove and list the running daemon's networks (over its control socket).
+    Network {
+        /// What to do.
+        #[command(subcommand)]
+        action: NetworkAction,
+        /// The daemon's control socket.
+        #[arg(long, global = true, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Serve Docker's network-driver protocol (`docker network create -d mvdp`) on top of the daemon.
     DockerPlugin {
         /// The plugin socket dockerd finds the driver `mvdp` by.
@@ -129,6 +141,42 @@ pub enum EndpointAction {
         name: String,
     },
     /// List the endpoints with their counters.
+    List,
+}
+
+/// `mvdp network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkAction {
+    /// Create a network, with the config's validation (as `[[network]]`).
+    Add {
+        /// Its name (unique).
+        #[arg(long)]
+        name: String,
+        /// Its subnet, e.g. 192.168.2.0/24.
+        #[arg(long)]
+        subnet: String,
+        /// Its gateway (default: the subnet's first address).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// bridge (default), private, vepa, passthru or source.
+        #[arg(long)]
+        mode: Option<String>,
+        /// 802.1Q VLAN id on the wire.
+        #[arg(long)]
+        vlan: Option<i64>,
+        /// The pool for endpoints without an address.
+        #[arg(long)]
+        ip_range: Option<String>,
+        /// The host's address on the network (a host shim).
+        #[arg(long)]
+        host_shim: Option<String>,
+    },
+    /// Remove a network added at run time (it must have no endpoints).
+    Del {
+        /// Its name.
+        name: String,
+    },
+    /// List the networks.
     List,
 }
 

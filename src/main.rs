@@ -57,6 +57,11 @@ fn main() -> ExitCode {
             socket,
             json,
         } => return client_output(mvdp::control::client::endpoint(action, &socket, json)),
+        Command::Network {
+            action,
+            socket,
+            json,
+        } => return client_output(mvdp::control::client::network(action, &socket, json)),
         Command::DockerPlugin {
             listen,
             socket,

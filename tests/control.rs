@@ -634,3 +634,73 @@ fn endpoints_added_at_run_time_share_the_fill_budget() {
     );
     assert!(d.stop().success(), "{}", d.log());
 }
+
+/// `mvdp network add/list/del` as an operator (or the Docker driver) uses
+/// them: a runtime network carries traffic, refuses
+/// removal while it has an endpoint, survives a restart, and goes.
+#[test]
+fn networks_added_at_run_time() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::new(1, 1);
+    let c1 = rig.container(1);
+    // The file's network is tagged; the untagged LAN comes at run time.
+    let toml = rig.base_toml("").replace(
+        "\n[[network]]\nname = \"lan\"",
+        "\n[[network]]\nname = \"filelan\"\nvlan = 9",
+    );
+    let mut d = start(&rig, &toml);
+    let net = |args: &[&str]| mvdp_ctl(&rig, &[&["network"][..], args].concat());
+    let (code, out, err) = net(&["add", "--name", "lan", "--subnet", "10.77.0.0/24"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("network lan added: 10.77.0.0/24 via 10.77.0.1"),
+        "{out}"
+    );
+    // One untagged network per parent: a second is refused, naming the key.
+    let (code, _, err) = net(&["add", "--name", "dup", "--subnet", "10.78.0.0/24"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("(dup).vlan"), "{err}");
+    let list = net(&["list"]).1;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("lan ") && l.contains("runtime")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("filelan ") && l.contains("config")),
+        "{list}"
+    );
+
+    let (code, _, err) = add(&rig, "c1", "lan", c1.ns.name(), &["--ip", "10.77.0.11"]);
+    assert_eq!(code, 0, "{err}");
+    let c1_ip = Ipv4Addr::new(10, 77, 0, 11);
+    assert!(
+        ping(&rig.wire, c1_ip, 2),
+        "wire -> c1 on the runtime network"
+    );
+    let (code, _, err) = net(&["del", "lan"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("still has endpoints (c1)"), "{err}");
+    let (code, _, err) = net(&["del", "filelan"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("comes from"), "{err}");
+
+    // Both come back after a restart.
+    assert!(d.stop().success(), "{}", d.log());
+    let mut d = start(&rig, &toml);
+    assert!(
+        ping(&rig.wire, c1_ip, 2),
+        "wire -> c1 after a restart\n{}",
+        d.log()
+    );
+    let (code, _, err) = mvdp_ctl(&rig, &["endpoint", "del", "c1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = net(&["del", "lan"]);
+    assert_eq!(code, 0, "{err}");
+    let list = net(&["list"]).1;
+    assert!(!list.lines().any(|l| l.starts_with("lan ")), "{list}");
+    assert!(d.stop().success(), "{}", d.log());
+}

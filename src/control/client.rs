@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::cli::EndpointAction;
-use crate::config::EndpointSpec;
-use crate::control::api::{call, ClientError, EndpointInfo, Request, Status};
+use crate::cli::{EndpointAction, NetworkAction};
+use crate::config::{EndpointSpec, NetworkSpec};
+use crate::control::api::{call, ClientError, EndpointInfo, NetworkInfo, Request, Status};
 
 /// Runs `mvdp endpoint ACTION` against the daemon at `socket`; returns what to print.
 pub fn endpoint(action: EndpointAction, socket: &Path, json: bool) -> Result<String, ClientError> {
@@ -42,10 +42,7 @@ pub fn endpoint(action: EndpointAction, socket: &Path, json: bool) -> Result<Str
     if json {
         return Ok(pretty(&result));
     }
-    let bad = |e: serde_json::Error| ClientError::Protocol {
-        path: socket.to_path_buf(),
-        reason: format!("unexpected answer: {e}"),
-    };
+    let bad = |e| unexpected(socket, e);
     Ok(match request {
         Request::EndpointAdd { .. } => {
             let info: EndpointInfo = serde_json::from_value(result).map_err(bad)?;
@@ -69,16 +66,91 @@ pub fn endpoint(action: EndpointAction, socket: &Path, json: bool) -> Result<Str
     })
 }
 
+/// Runs `mvdp network ACTION` against the daemon at `socket`; returns what to print.
+pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<String, ClientError> {
+    let request = match action {
+        NetworkAction::Add {
+            name,
+            subnet,
+            gateway,
+            mode,
+            vlan,
+            ip_range,
+            host_shim,
+        } => Request::NetworkAdd {
+            network: NetworkSpec {
+                name,
+                subnet,
+                gateway,
+                mode,
+                vlan,
+                ip_range,
+                host_shim,
+                ..NetworkSpec::default()
+            },
+        },
+        NetworkAction::Del { name } => Request::NetworkDel { name },
+        NetworkAction::List => Request::NetworkList {},
+    };
+    let result = call(socket, &request)?;
+    if json {
+        return Ok(pretty(&result));
+    }
+    Ok(match request {
+        Request::NetworkDel { name } => format!("network {name} removed\n"),
+        Request::NetworkAdd { .. } => {
+            let info: NetworkInfo =
+                serde_json::from_value(result).map_err(|e| unexpected(socket, e))?;
+            format!(
+                "network {} added: {} via {} ({}{})\n",
+                info.name,
+                info.subnet,
+                info.gateway,
+                info.mode,
+                info.vlan.map(|v| format!(", VLAN {v}")).unwrap_or_default()
+            )
+        }
+        _ => {
+            let infos: Vec<NetworkInfo> =
+                serde_json::from_value(result).map_err(|e| unexpected(socket, e))?;
+            let mut s = String::new();
+            let _ = writeln!(
+                s,
+                "{:<20} {:<9} {:<5} {:<18} {:<15} {:<8} ENDPOINTS",
+                "NAME", "MODE", "VLAN", "SUBNET", "GATEWAY", "ORIGIN"
+            );
+            for n in infos {
+                let _ = writeln!(
+                    s,
+                    "{:<20} {:<9} {:<5} {:<18} {:<15} {:<8} {}",
+                    n.name,
+                    n.mode,
+                    n.vlan.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    n.subnet,
+                    n.gateway,
+                    n.origin,
+                    n.endpoints
+                );
+            }
+            s
+        }
+    })
+}
+
+fn unexpected(socket: &Path, e: serde_json::Error) -> ClientError {
+    ClientError::Protocol {
+        path: socket.to_path_buf(),
+        reason: format!("unexpected answer: {e}"),
+    }
+}
+
 /// Runs `mvdp status` against the daemon at `socket`; returns what to print.
 pub fn status(socket: &Path, json: bool) -> Result<String, ClientError> {
     let result = call(socket, &Request::Status {})?;
     if json {
         return Ok(pretty(&result));
     }
-    let st: Status = serde_json::from_value(result).map_err(|e| ClientError::Protocol {
-        path: socket.to_path_buf(),
-        reason: format!("unexpected answer: {e}"),
-    })?;
+    let st: Status = serde_json::from_value(result).map_err(|e| unexpected(socket, e))?;
     let mut s = String::new();
     let _ = writeln!(
         s,

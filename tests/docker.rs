@@ -16,8 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    endpoint_list, list_links, ping, require_command, require_privileges, tier, unique, wait_until,
-    Daemon, Rig, PARENT_IF, WIRE_IP,
+    endpoint_list, list_links, mvdp_ctl, ping, require_command, require_privileges, tier, unique,
+    wait_until, Daemon, Rig, PARENT_IF, WIRE_IP,
 };
 
 /// Debian's client; a newer one elsewhere on PATH would speak another API version.
@@ -46,13 +46,20 @@ impl Dockerd {
             .open(dir.join("dockerd.log"))
             .expect("dockerd log");
         let d = |sub: &str| dir.join(sub).display().to_string();
+        // Its own (empty) daemon.json: none of the machine's settings apply.
+        std::fs::write(dir.join("daemon.json"), "{}").expect("daemon.json");
         // nsenter, not `ip netns exec`: dockerd needs the machine's own
         // mounts (`ip netns exec` remounts /sys, hiding the cgroup mounts).
         let child = Command::new("nsenter")
             .arg(format!("--net={}", rig.host.path().display()))
             .arg(DOCKERD)
             .args(["--data-root", &d("data"), "--exec-root", &d("exec")])
-            .args(["--pidfile", &d("docker.pid")])
+            .args([
+                "--pidfile",
+                &d("docker.pid"),
+                "--config-file",
+                &d("daemon.json"),
+            ])
             .arg(format!("--host=unix://{}", d("docker.sock")))
             .args(["--iptables=false", "--ip-forward=false", "--ip-masq=false"])
             .args(["--bridge=none", "--shutdown-timeout=2"])
@@ -176,7 +183,12 @@ impl Drop for Dockerd {
             } else if let Some(mut child) = self.child.take() {
                 // SAFETY: as in `stop`.
                 unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let _ = child.wait();
+                if !wait_until(Duration::from_secs(30), || {
+                    matches!(child.try_wait(), Ok(Some(_)))
+                }) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
             }
         }
     }
@@ -256,11 +268,12 @@ impl Plugin {
         // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let status = child.wait().expect("wait for the plugin");
+        let left = Path::new(PLUGIN_SOCKET).exists();
+        if left {
+            let _ = std::fs::remove_file(PLUGIN_SOCKET);
+        }
         assert!(status.success(), "plugin exit: {status}\n{}", self.log());
-        assert!(
-            !Path::new(PLUGIN_SOCKET).exists(),
-            "the plugin left {PLUGIN_SOCKET} behind"
-        );
+        assert!(!left, "the plugin left {PLUGIN_SOCKET} behind");
     }
 }
 
@@ -442,6 +455,7 @@ fn scenario(rig: &Rig, d: &Dockerd, dir: &Path, network: &str) -> Seen {
     ]);
     let got1 = rx_packets(d, &a1) - before1;
     let got2 = rx_packets(d, &a2) - before2;
+    let answered = String::from_utf8_lossy(&out.stdout).contains("200 received");
     eprintln!(
         "{network}: 200 pings wire -> a1: a1 received {got1} frames, a2 {got2} ({})",
         String::from_utf8_lossy(&out.stdout)
@@ -452,7 +466,7 @@ fn scenario(rig: &Rig, d: &Dockerd, dir: &Path, network: &str) -> Seen {
     Seen {
         addressed,
         pings,
-        a1_got_all: got1 >= 200,
+        a1_got_all: answered && got1 >= 200,
         // A broadcast (ARP) or two may arrive meanwhile, not the pings.
         a2_saw_a1_unicast: got2 >= 100,
         tcp_exact,
@@ -486,9 +500,10 @@ fn docker_driver_matches_the_builtin_macvlan() {
         return;
     }
     assert!(
-        !Path::new(PLUGIN_SOCKET).exists(),
-        "{PLUGIN_SOCKET} exists: another mvdp docker-plugin runs; this test needs the well-known socket"
+        std::os::unix::net::UnixStream::connect(PLUGIN_SOCKET).is_err(),
+        "a plugin answers on {PLUGIN_SOCKET}: another mvdp docker-plugin runs; this test needs the well-known socket"
     );
+    let _ = std::fs::remove_file(PLUGIN_SOCKET);
     let rig = Rig::new(0, 1);
     let scratch = Scratch::new();
     let dir = scratch.0.clone();
@@ -514,6 +529,19 @@ fn docker_driver_matches_the_builtin_macvlan() {
     let ours = scenario(&rig, &docker, &dir, "lan");
     assert_eq!(endpoint_list(&rig).len(), 2, "two endpoints while two run");
 
+    // mvdp restarts under running containers: they keep their interfaces.
+    assert!(daemon.stop().success(), "{}", daemon.log());
+    let still = docker.ok(&["exec", "lan-a1", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(still, "02:42:0a:4d:00:15", "a1's eth0 across mvdp's stop");
+    daemon = Daemon::start(&rig, &config(&rig));
+    daemon.wait_ready(Duration::from_secs(30));
+    assert_eq!(endpoint_list(&rig).len(), 2, "both endpoints back");
+    assert!(ping(&rig.wire, A1, 3), "wire -> a1 after mvdp restarted");
+    assert!(
+        exec_ping(&docker, "lan-a2", A1),
+        "a2 -> a1 after mvdp restarted"
+    );
+
     // `docker network connect`: a second network, on VLAN 7, as eth1.
     docker.ok(&words(
         "network create -d mvdp --subnet 10.78.0.0/24 -o parent=p0.7 lan7",
@@ -521,6 +549,11 @@ fn docker_driver_matches_the_builtin_macvlan() {
     docker.ok(&["network", "connect", "--ip", "10.78.0.30", "lan7", "lan-a1"]);
     let eth1 = docker.ok(&["exec", "lan-a1", "ip", "-o", "-4", "addr", "show", "eth1"]);
     assert!(eth1.contains("10.78.0.30/24"), "eth1: {eth1}");
+    assert_eq!(
+        endpoint_list(&rig).len(),
+        3,
+        "eth1 is an endpoint of its own"
+    );
     docker.ok(&["network", "disconnect", "lan7", "lan-a1"]);
     assert_eq!(
         endpoint_list(&rig).len(),
@@ -558,6 +591,20 @@ fn docker_driver_matches_the_builtin_macvlan() {
         docker.ok(&["rm", "-f", c]);
     }
     docker.ok(&["network", "rm", "lan"]);
+    let (code, nets, err) = mvdp_ctl(&rig, &["network", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(nets.trim(), "[]", "networks left in mvdp");
+    let state = std::fs::read_to_string(dir.join("plugin-state/docker-plugin.json"))
+        .expect("the plugin's state file");
+    let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+    assert_eq!(
+        (
+            state["networks"].as_object().map(|m| m.len()),
+            state["endpoints"].as_object().map(|m| m.len())
+        ),
+        (Some(0), Some(0)),
+        "the plugin still remembers: {state}"
+    );
     assert!(
         endpoint_list(&rig).is_empty(),
         "endpoints left: {:?}",

@@ -799,3 +799,45 @@ fn capacity_counts_host_shims_and_umem_frames() {
     let e = err_at(&text(3), "parent.umem_frames");
     assert!(e.to_string().contains("128 would do"), "{e}");
 }
+
+#[test]
+fn handoff_endpoints_stay_in_mvdps_namespace_under_a_name_of_their_own() {
+    let c = Config::parse(&with(
+        "[[endpoint]]\nname = \"d1\"\nnetwork = \"lan\"\nhandoff = true\nifname = \"mvc0123\"\ndefault_route = false",
+    ))
+    .expect("a handoff endpoint");
+    let e = &c.endpoints[0];
+    assert!(e.handoff && !e.default_route);
+    assert_eq!(e.netns, NetnsRef::Path("/proc/self/ns/net".into()));
+    err_at(
+        &with("[[endpoint]]\nname = \"d1\"\nnetwork = \"lan\"\nhandoff = true"),
+        "endpoint[0].ifname",
+    );
+    err_at(
+        &with("[[endpoint]]\nname = \"d1\"\nnetwork = \"lan\"\nhandoff = true\nifname = \"x\"\nnetns = \"web\""),
+        "endpoint[0].handoff",
+    );
+    err_at(
+        &with("[[endpoint]]\nname = \"d1\"\nnetwork = \"lan\"\nhandoff = true\nifname = \"x\"\nkind = \"tap\""),
+        "endpoint[0].handoff",
+    );
+}
+
+#[test]
+fn runtime_networks_count_on_after_the_files() {
+    let extra = crate::config::NetworkSpec {
+        name: "dk1".into(),
+        subnet: "10.9.0.0/24".into(),
+        vlan: Some(9),
+        mode: Some("bogus".into()),
+        ..Default::default()
+    };
+    let e = Config::parse_with(MINIMAL, std::slice::from_ref(&extra), &[]).unwrap_err();
+    assert_eq!(e.key(), Some("network[1].mode"), "{e}");
+    let good = crate::config::NetworkSpec {
+        mode: None,
+        ..extra
+    };
+    let c = Config::parse_with(MINIMAL, &[good], &[]).expect("a runtime network");
+    assert_eq!(c.networks[1].vlan, Some(9));
+}

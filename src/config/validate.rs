@@ -469,6 +469,12 @@ fn endpoint(
             })
         }
     };
+    // A handed-off end waits in mvdp's namespace, where `eth0` is the host's.
+    if handoff && raw.ifname.is_none() {
+        return Err(ConfigError::MissingKey {
+            key: key.field("ifname"),
+        });
+    }
     let ifname = raw.ifname.unwrap_or_else(|| DEFAULT_IFNAME.to_string());
     check_ifname(&key.field("ifname"), &ifname)?;
     let ip = match raw.ip {

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,6 +34,8 @@ use super::store::{EndpointEntry, NetworkEntry, Store};
 const GENERIC: &str = "com.docker.network.generic";
 /// Docker's `--ipv6` flag.
 const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
+/// Docker's `--internal` flag.
+const INTERNAL: &str = "com.docker.network.internal";
 /// The `-o` options mvdp understands.
 const OPTIONS: &[&str] = &[
     "parent",
@@ -245,6 +247,11 @@ impl<C: Control> Driver<C> {
         {
             return Err("mvdp: IPv6 (--ipv6, --subnet with an IPv6 prefix) is not supported yet: mvdp networks are IPv4 only".into());
         }
+        if options.get(INTERNAL).and_then(Value::as_bool) == Some(true) {
+            return Err(
+                "mvdp: --internal is not supported: an mvdp network is the parent's LAN".into(),
+            );
+        }
         let generic: BTreeMap<String, String> = match options.get(GENERIC) {
             None | Some(Value::Null) => BTreeMap::new(),
             Some(Value::Object(m)) => m
@@ -281,16 +288,18 @@ impl<C: Control> Driver<C> {
         }
         let mut vlan = generic.get("vlan").cloned();
         if let Some(parent) = generic.get("parent") {
-            // `eth0.50` means VLAN 50 on eth0, as with Docker's macvlan driver.
-            let (base, tag) = match parent.rsplit_once('.') {
-                Some((base, tag)) if tag.parse::<u16>().is_ok() => (base, Some(tag)),
-                _ => (parent.as_str(), None),
-            };
             let status = self
                 .control
                 .call(&Request::Status {})
                 .map_err(|e| format!("mvdp: cannot ask the daemon for its parent: {e}"))?;
             let ours = status.get("parent").and_then(Value::as_str).unwrap_or("");
+            // `eth0.50` means VLAN 50 on eth0, as with Docker's macvlan
+            // driver, unless the parent itself is called that.
+            let (base, tag) = match parent.rsplit_once('.') {
+                _ if parent == ours => (parent.as_str(), None),
+                Some((base, tag)) if tag.parse::<u16>().is_ok() => (base, Some(tag)),
+                _ => (parent.as_str(), None),
+            };
             if base != ours {
                 return Err(format!(
                     "mvdp: -o parent={parent}: this mvdp serves parent {ours:?}; one mvdp serves one parent"
@@ -313,12 +322,16 @@ impl<C: Control> Driver<C> {
                     .map_err(|_| format!("mvdp: -o vlan={v}: not a number"))?,
             ),
         };
+        // Docker moves the interface into the container: a veth end (a TAP
+        // lives only as long as mvdp's descriptor).
         let kind = generic
             .get("kind")
             .cloned()
             .unwrap_or_else(|| "veth".into());
-        if kind != "veth" && kind != "tap" {
-            return Err(format!("mvdp: -o kind={kind}: one of veth, tap"));
+        if kind != "veth" {
+            return Err(format!(
+                "mvdp: -o kind={kind}: Docker containers get veth endpoints"
+            ));
         }
         let ipv4 = req.ipv4.unwrap_or_default();
         let [ipam] = ipv4.as_slice() else {
@@ -366,7 +379,7 @@ impl<C: Control> Driver<C> {
             .or(gateway)
             .unwrap_or_default();
         self.store.state.networks.insert(
-            req.network_id,
+            req.network_id.clone(),
             NetworkEntry {
                 name: name.clone(),
                 kind,
@@ -374,17 +387,21 @@ impl<C: Control> Driver<C> {
                 options: generic,
             },
         );
-        self.save()?;
+        if let Err(e) = self.save() {
+            // Docker forgets a network whose creation failed: so must mvdp.
+            self.store.state.networks.remove(&req.network_id);
+            let _ = self.control.call(&Request::NetworkDel { name });
+            return Err(e);
+        }
         log::info!("network {name} created");
         Ok(json!({}))
     }
 
     fn delete_network(&mut self, body: &[u8]) -> Answer {
         let req: NetworkRef = parse("DeleteNetwork", body)?;
-        let Some(net) = self.store.state.networks.get(&req.network_id) else {
-            return Ok(json!({}));
-        };
-        let name = net.name.clone();
+        // By the name the id gives, not the store's: a lost store must not
+        // leave the network in mvdp.
+        let name = short_name("dk", &req.network_id)?;
         match self
             .control
             .call(&Request::NetworkDel { name: name.clone() })
@@ -393,8 +410,9 @@ impl<C: Control> Driver<C> {
             Err(e) if is_code(&e, ErrorCode::NotFound) => {}
             Err(e) => return Err(refused("docker network rm", &e)),
         }
-        self.store.state.networks.remove(&req.network_id);
-        self.save()?;
+        if self.store.state.networks.remove(&req.network_id).is_some() {
+            self.save()?;
+        }
         log::info!("network {name} removed");
         Ok(json!({}))
     }
@@ -441,22 +459,49 @@ impl<C: Control> Driver<C> {
     }
 
     /// Removes the mvdp endpoint of Docker endpoint `id`, if it runs.
+    /// Removes the mvdp endpoint of Docker endpoint `id`, by the name the id
+    /// gives (so a plugin that died before it saved a `Join` leaks nothing);
+    /// one that is not there is fine.
     fn remove_endpoint(&mut self, id: &str, what: &str) -> Result<(), String> {
-        let Some(ep) = self.store.state.endpoints.get_mut(id) else {
-            return Ok(());
-        };
-        if ep.sandbox.is_none() {
-            return Ok(());
-        }
-        match self.control.call(&Request::EndpointDel {
-            name: ep.name.clone(),
-        }) {
-            Ok(_) => log::info!("endpoint {} removed", ep.name),
+        let name = short_name("dk", id)?;
+        match self
+            .control
+            .call(&Request::EndpointDel { name: name.clone() })
+        {
+            Ok(_) => log::info!("endpoint {name} removed"),
             Err(e) if is_code(&e, ErrorCode::NotFound) => {}
             Err(e) => return Err(refused(what, &e)),
         }
-        ep.sandbox = None;
-        self.save()
+        if let Some(ep) = self.store.state.endpoints.get_mut(id) {
+            if ep.sandbox.take().is_some() {
+                self.save()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the endpoints whose container is gone without a `Leave` that
+    /// reached mvdp (the daemon or the plugin was down when it stopped: Docker
+    /// only logs the failure): their sandbox's namespace file no longer exists.
+    pub fn reap(&mut self) {
+        let gone: Vec<String> = self
+            .store
+            .state
+            .endpoints
+            .iter()
+            .filter(|(_, e)| e.sandbox.as_deref().is_some_and(|s| !Path::new(s).exists()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            match self.remove_endpoint(&id, "reap") {
+                Ok(()) => {
+                    log::info!("endpoint of {id}: its sandbox is gone; removed");
+                    self.store.state.endpoints.remove(&id);
+                    let _ = self.save();
+                }
+                Err(e) => log::debug!("endpoint of {id}: {e}; retried later"),
+            }
+        }
     }
 
     fn delete_endpoint(&mut self, body: &[u8]) -> Answer {
@@ -542,6 +587,7 @@ mod tests {
     struct Fake {
         calls: RefCell<Vec<Request>>,
         refuse: Option<ApiError>,
+        parent: &'static str,
     }
 
     impl Control for Fake {
@@ -551,7 +597,7 @@ mod tests {
                 return Err(ClientError::Refused(e.clone()));
             }
             Ok(match request {
-                Request::Status {} => json!({ "parent": "p0" }),
+                Request::Status {} => json!({ "parent": self.parent }),
                 Request::NetworkAdd { network } => json!({
                     "gateway": network.gateway.clone().unwrap_or_else(|| "10.1.0.1".into())
                 }),
@@ -565,6 +611,7 @@ mod tests {
             Fake {
                 calls: RefCell::new(Vec::new()),
                 refuse: None,
+                parent: "p0",
             },
             Store::in_memory(),
         )
@@ -623,7 +670,7 @@ mod tests {
             (json!({ "parent": "eth9" }), "-o parent=eth9"),
             (json!({ "parent": "p0.50", "vlan": "60" }), "-o vlan=60"),
             (json!({ "vlan": "x" }), "-o vlan=x"),
-            (json!({ "kind": "macvtap" }), "-o kind=macvtap"),
+            (json!({ "kind": "tap" }), "-o kind=tap"),
             (
                 json!({ "mode": "bridge", "macvlan_mode": "vepa" }),
                 "not both",
@@ -640,6 +687,43 @@ mod tests {
                 .iter()
                 .any(|r| matches!(r, Request::NetworkAdd { .. })));
         }
+    }
+
+    #[test]
+    fn a_parent_named_like_a_vlan_is_the_parent() {
+        let mut d = driver();
+        d.control.parent = "bond0.100";
+        let v = create(&mut d, json!({ "parent": "bond0.100" }));
+        assert_eq!(v, json!({}), "{v}");
+        let calls = d.control.calls.borrow();
+        let Some(Request::NetworkAdd { network }) = calls.last() else {
+            panic!("no network_add: {calls:?}");
+        };
+        assert_eq!(network.vlan, None);
+    }
+
+    #[test]
+    fn internal_networks_are_refused() {
+        let mut d = driver();
+        let body = json!({ "NetworkID": NET, "Options": { INTERNAL: true },
+                           "IPv4Data": [{ "Pool": "10.1.0.0/24" }] });
+        let v = d.handle("/NetworkDriver.CreateNetwork", body.to_string().as_bytes());
+        assert!(err(&v).contains("--internal"), "{v}");
+    }
+
+    #[test]
+    fn deletes_go_by_the_id_even_without_state() {
+        let mut d = driver();
+        let ep = json!({ "NetworkID": NET, "EndpointID": EP }).to_string();
+        d.handle("/NetworkDriver.Leave", ep.as_bytes());
+        d.handle("/NetworkDriver.DeleteNetwork", ep.as_bytes());
+        let calls = d.control.calls.borrow();
+        assert!(calls.contains(&Request::EndpointDel {
+            name: "dkfedcba987654".into()
+        }));
+        assert!(calls.contains(&Request::NetworkDel {
+            name: "dk0123456789ab".into()
+        }));
     }
 
     #[test]
@@ -689,6 +773,7 @@ mod tests {
     #[test]
     fn delete_calls_are_idempotent() {
         let mut d = driver();
+        d.control.refuse = Some(ApiError::new(ErrorCode::NotFound, "no such thing"));
         let ep = json!({ "NetworkID": NET, "EndpointID": EP }).to_string();
         for call in ["Leave", "DeleteEndpoint", "DeleteNetwork"] {
             let v = d.handle(&format!("/NetworkDriver.{call}"), ep.as_bytes());

@@ -97,7 +97,7 @@ fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
         let size = size_line.split(';').next().unwrap_or("").trim();
         let n = usize::from_str_radix(size, 16)
             .map_err(|_| bad(format!("bad chunk size {size_line:?}")))?;
-        if body.len() + n > MAX_BODY {
+        if body.len().saturating_add(n) > MAX_BODY {
             return Err(bad("chunked body too large"));
         }
         if n == 0 {
@@ -163,6 +163,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nno colon\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
         ] {
             assert!(
                 read_request(raw).is_err(),

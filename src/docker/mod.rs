@@ -95,6 +95,9 @@ fn bind(path: &Path) -> Result<UnixListener, PluginError> {
     Ok(listener)
 }
 
+/// How often endpoints whose sandbox vanished are looked for.
+const REAP_EVERY: Duration = Duration::from_secs(5);
+
 fn serve_connection(driver: &Mutex<Driver<Socket>>, stream: UnixStream) {
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let (status, body) = match http::read_request(&stream) {
@@ -132,18 +135,34 @@ pub fn serve(opts: &PluginOptions) -> Result<(), PluginError> {
         known.0,
         known.1
     );
-    std::thread::Builder::new()
+    let served = driver.clone();
+    let listener_thread = std::thread::Builder::new()
         .name("mvdp-plugin".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
-                    Ok(s) => serve_connection(&driver, s),
+                    // A bug in one call must not take the plugin down with it.
+                    Ok(s) => {
+                        let call = std::panic::AssertUnwindSafe(|| serve_connection(&served, s));
+                        if std::panic::catch_unwind(call).is_err() {
+                            log::error!("a call panicked; its connection is closed");
+                        }
+                    }
                     Err(e) => log::warn!("accept on the plugin socket: {e}"),
                 }
             }
         })
         .map_err(io_err("start the listener for", &opts.listen))?;
+    let mut last_reap = std::time::Instant::now();
     loop {
+        if listener_thread.is_finished() {
+            log::error!("the plugin's listener stopped");
+            break;
+        }
+        if last_reap.elapsed() >= REAP_EVERY {
+            driver.lock().unwrap_or_else(|p| p.into_inner()).reap();
+            last_reap = std::time::Instant::now();
+        }
         match signals.wait(Duration::from_secs(1)) {
             Ok(Some("SIGHUP")) | Ok(None) => {}
             Ok(Some(sig)) => {
@@ -156,6 +175,8 @@ pub fn serve(opts: &PluginOptions) -> Result<(), PluginError> {
             }
         }
     }
+    // A call in progress finishes (and saves) before the plugin goes.
+    let _done = driver.lock().unwrap_or_else(|p| p.into_inner());
     std::fs::remove_file(&opts.listen).map_err(io_err("remove", &opts.listen))?;
     Ok(())
 }

@@ -801,12 +801,18 @@ impl Daemon {
         // sockets as it deletes them, under one lock, where detaching each
         // program from a live device or closing each bound socket would wait
         // for an RCU grace period of its own (256 endpoints: 7 s instead of 3).
-        // With `keep_endpoints_on_exit` they stay, for the next start to take over.
+        // With `keep_endpoints_on_exit` they stay, for the next start to take
+        // over; so do handed-off ones always: the runtime owns their other
+        // end (a Docker container's eth0), which must outlive a restart of mvdp.
         let keep = self.config.control.keep_endpoints_on_exit;
         let endpoints: Vec<Endpoint> = self.endpoints.drain(..).flatten().collect();
+        let handed_off = endpoints.iter().filter(|ep| ep.config.handoff).count();
+        if handed_off > 0 && !keep {
+            log::info!("{handed_off} handed-off endpoint interfaces kept: their containers keep them across a restart");
+        }
         let veths: Vec<String> = endpoints
             .iter()
-            .filter(|ep| ep.config.kind == EndpointKind::Veth && !keep)
+            .filter(|ep| ep.config.kind == EndpointKind::Veth && !keep && !ep.config.handoff)
             .map(|ep| ep.host_ifname.clone())
             .collect();
         match netlink::delete_endpoint_links(&veths) {

@@ -975,9 +975,16 @@ impl Rtnl {
             .gateway(gateway)
             .output_interface(index)
             .build();
-        self.rt
-            .block_on(self.handle.route().add(route).execute())
-            .map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e))
+        match self.rt.block_on(self.handle.route().add(route).execute()) {
+            // The namespace has a default route already: another of its
+            // interfaces (a second network, as `docker network connect`
+            // makes, or several endpoints sharing a namespace) holds it.
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                log::info!("{ifname}: the namespace has a default route already; kept");
+                Ok(())
+            }
+            r => r.map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e)),
+        }
     }
 
     /// Whether link `index` holds `addr/prefix_len`.

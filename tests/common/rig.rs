@@ -82,12 +82,18 @@ impl Rig {
     /// queues on both ends, addresses, and TX checksum offload off on `w0`.
     /// Panics (after cleaning up what it made) if any step fails.
     pub fn new(containers: usize, queues: u32) -> Rig {
+        Rig::named("mvdp-", containers, queues)
+    }
+
+    /// [`Rig::new`] with namespace names starting with `prefix` (via
+    /// [`unique`]), so a suite's names never collide with another's.
+    pub fn named(prefix: &str, containers: usize, queues: u32) -> Rig {
         assert!(queues >= 1, "a veth needs at least one queue");
         assert!(
             containers <= 200,
             "endpoint addresses run 10.77.0.11..=.210"
         );
-        let id = unique("mvdp-");
+        let id = unique(prefix);
         // Built as locals first: if a step panics, what exists is dropped.
         let host = Netns::new(&format!("{id}-host"));
         let wire = Netns::new(&format!("{id}-wire"));

@@ -21,3 +21,18 @@ pub fn raise_nofile_limit() -> std::io::Result<u64> {
     }
     Ok(lim.rlim_cur)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nofile_soft_limit_reaches_the_hard_one() {
+        let soft = raise_nofile_limit().expect("raise RLIMIT_NOFILE");
+        // SAFETY: rlimit is plain old data; getrlimit writes it.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid resource and a live rlimit to write.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!((soft, lim.rlim_cur), (lim.rlim_max, lim.rlim_max));
+    }
+}

@@ -5,6 +5,7 @@
 #   make test    deps, rustfmt check, clippy (warnings are errors), all tests
 #   make demo    deps, build, then `mvdp demo` (needs root)
 #   make bench   mvdp bench: mvdp vs the kernel's macvlan on a namespace rig (root), results in benches/results
+#   make bench-scale   mvdp bench --scale: 4, 256 and 4096 endpoints added over the control socket (root), results in benches/results
 #   make bench-hotpath   criterion bench of parse + classify
 #   make soak    DURATION=10m of mixed traffic through a running daemon (root): RSS, drops, UMEM in flight -> benches/results/soak-latest.{csv,png}
 #   make fuzz    cargo fuzz: every target for FUZZ_SECONDS (default 300) each; `make test` runs them 30 s each
@@ -28,7 +29,7 @@ RUST_COMPONENTS := rustfmt clippy
 # apt-get needs root; CI is root, a developer's shell may not be.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps deps-debian deps-rust deps-python deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-hotpath soak clean
+.PHONY: help deps deps-debian deps-rust deps-python deps-fuzz build test fmt-check clippy cargo-test fuzz fuzz-smoke demo bench bench-scale bench-hotpath soak clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -99,7 +100,7 @@ clippy:
 # frame through the workers (the first run has the kernel fast path on, the
 # default; tests/modes.rs, tests/fastpath.rs, tests/integrity.rs and
 # tests/teardown.rs choose their tiers themselves).
-TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults cni podman
+TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults cni podman scale
 
 cargo-test:
 	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"
@@ -135,6 +136,10 @@ demo: deps build
 bench: deps build
 	@echo "==> bench: ./target/release/mvdp bench --out benches/results"
 	./target/release/mvdp bench --out benches/results
+
+bench-scale: deps build
+	@echo "==> bench: ./target/release/mvdp bench --scale --out benches/results"
+	./target/release/mvdp bench --scale --out benches/results
 
 # Soak (tests/soak.rs, an ignored test): mixed traffic for DURATION (90s,
 # 10m, 1h) while the daemon's RSS, drops by reason and UMEM frames in flight

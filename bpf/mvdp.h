@@ -9,8 +9,12 @@
 
 #include <linux/types.h>
 
-/* Capacity of the endpoints map: one entry per (MAC, VLAN) endpoint. */
-#define MVDP_MAX_ENDPOINTS	4096
+/*
+ * Capacity of the endpoints maps: one entry per endpoint id. 4096 container
+ * endpoints plus 64 host shims: ENDPOINT_SLOTS in src/switch/fdb.rs (a unit
+ * test there holds the two equal).
+ */
+#define MVDP_MAX_ENDPOINTS	4160
 /* Capacity of the xsks map: one AF_XDP socket per RX queue. */
 #define MVDP_MAX_QUEUES		64
 

@@ -219,6 +219,25 @@ pub struct BenchArgs {
     /// Directory for the JSON and PNG results.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The scale run instead: endpoints added over the control socket, memory
+    /// and frames spread over all of them, at 4, 256 and 4096 endpoints.
+    #[arg(long)]
+    pub scale: bool,
+    /// Endpoint counts of the scale run.
+    #[arg(long, value_delimiter = ',', requires = "scale")]
+    pub scale_sizes: Option<Vec<usize>>,
+    /// Tiers of the scale run (both by default).
+    #[arg(long, value_delimiter = ',', requires = "scale")]
+    pub scale_fast_path: Option<Vec<OnOff>>,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Parts of `mvdp bench`.

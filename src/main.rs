@@ -123,6 +123,9 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
     use mvdp::bench::results::{Part, System};
     use mvdp::bench::{report, BenchOptions};
     use mvdp::cli::{BenchPart, BenchSystem};
+    if args.scale {
+        return bench_scale(args);
+    }
     let mut o = if args.quick {
         BenchOptions::quick()
     } else {
@@ -193,6 +196,42 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
     let results = mvdp::bench::run(&o)?;
     println!("{}", report::table(&results));
     for path in report::write(&results, &o.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench_scale(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
+    use mvdp::bench::scale::{self, ScaleOptions};
+    let mut o = ScaleOptions::full();
+    if let Some(v) = args.scale_sizes {
+        o.sizes = v.into_iter().filter(|&n| n > 0).collect();
+    }
+    if let Some(v) = args.scale_fast_path {
+        o.fast_path = [true, false]
+            .into_iter()
+            .filter(|&on| {
+                v.contains(&if on {
+                    mvdp::cli::OnOff::On
+                } else {
+                    mvdp::cli::OnOff::Off
+                })
+            })
+            .collect();
+    }
+    if let Some(v) = args.seconds {
+        o.seconds = v;
+    }
+    if let Some(v) = args.fixed_rate {
+        o.fixed_rate = v;
+    }
+    if let Some(v) = args.out {
+        o.out = v;
+    }
+    o.command = std::env::args().collect::<Vec<_>>().join(" ");
+    let results = scale::run(&o)?;
+    println!("{}", scale::table(&results));
+    for path in scale::write(&results, &o.out)? {
         println!("wrote {}", path.display());
     }
     Ok(())

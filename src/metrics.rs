@@ -16,9 +16,6 @@ use metrics_util::MetricKindMask;
 
 use crate::switch::{DropReason, EndpointId, Fdb};
 
-/// Endpoint slots per worker; `EndpointId`s index into them.
-pub const MAX_ENDPOINTS: usize = 4096;
-
 /// Adds `n` to a counter that only the calling thread writes.
 #[inline(always)]
 pub fn bump(c: &AtomicU64, n: u64) {
@@ -167,7 +164,7 @@ impl WorkerStats {
     pub fn new(queue: String) -> WorkerStats {
         WorkerStats {
             queue,
-            endpoints: (0..MAX_ENDPOINTS)
+            endpoints: (0..crate::switch::ENDPOINT_SLOTS)
                 .map(|_| EndpointCounters::default())
                 .collect(),
             received: Default::default(),

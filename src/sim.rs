@@ -168,13 +168,7 @@ impl Lan {
 
     /// A config for mvdp on this LAN: one bridge network, one endpoint per container.
     pub fn config(&self, kind: &str, metrics: SocketAddr, extra: &str) -> String {
-        let mut s = format!(
-            "[parent]\ninterface = \"p0\"\n{extra}\n[metrics]\nlisten = \"{metrics}\"\n\n\
-             [control]\nsocket = \"/run/mvdp/{host}.sock\"\n\n\
-             [[network]]\nname = \"lan\"\nmode = \"bridge\"\nsubnet = \"10.77.0.0/{PREFIX}\"\n\
-             gateway = \"{WIRE_HOST}\"\naux_addresses = [\"{HOST_ADDR}\"]\n",
-            host = self.host
-        );
+        let mut s = self.network_config(metrics, extra);
         for (i, ns) in self.containers.iter().enumerate() {
             s += &format!(
                 "\n[[endpoint]]\nname = \"c{}\"\nnetwork = \"lan\"\nkind = \"{kind}\"\nnetns = \"{ns}\"\nip = \"{}\"\n",
@@ -183,6 +177,23 @@ impl Lan {
             );
         }
         s
+    }
+
+    /// A config for mvdp on this LAN with its bridge network `lan` and no
+    /// endpoint (they come over the control socket).
+    pub fn network_config(&self, metrics: SocketAddr, extra: &str) -> String {
+        format!(
+            "[parent]\ninterface = \"p0\"\n{extra}\n[metrics]\nlisten = \"{metrics}\"\n\n\
+             [control]\nsocket = \"/run/mvdp/{host}.sock\"\n\n\
+             [[network]]\nname = \"lan\"\nmode = \"bridge\"\nsubnet = \"10.77.0.0/{PREFIX}\"\n\
+             gateway = \"{WIRE_HOST}\"\naux_addresses = [\"{HOST_ADDR}\"]\n",
+            host = self.host
+        )
+    }
+
+    /// The control socket of the daemon [`Lan::config`] describes.
+    pub fn control_socket(&self) -> PathBuf {
+        PathBuf::from(format!("/run/mvdp/{}.sock", self.host))
     }
 }
 
@@ -282,12 +293,17 @@ impl DaemonChild {
 
     /// SIGTERM, then waits up to 10 s (SIGKILL after that).
     pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.stop_within(Duration::from_secs(10))
+    }
+
+    /// SIGTERM, then waits up to `grace` (SIGKILL after that).
+    pub fn stop_within(&mut self, grace: Duration) -> Result<ExitStatus> {
         if let Some(st) = self.child.try_wait()? {
             return Ok(st);
         }
         // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(st) = self.child.try_wait()? {
                 return Ok(st);
@@ -312,11 +328,16 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
+/// /proc/net/dev of namespace `ns`.
+pub fn net_dev(ns: &str) -> Result<String> {
+    Ok(in_netns(&Lan::path(ns), || {
+        std::fs::read_to_string("/proc/thread-self/net/dev")
+    })??)
+}
+
 /// An interface's (rx_packets, tx_packets) in a namespace, from its /proc/net/dev.
 pub fn link_packets(ns: &str, ifname: &str) -> Result<(u64, u64)> {
-    let text = in_netns(&Lan::path(ns), || {
-        std::fs::read_to_string("/proc/thread-self/net/dev")
-    })??;
+    let text = net_dev(ns)?;
     for line in text.lines().skip(2) {
         let Some((name, rest)) = line.split_once(':') else {
             continue;

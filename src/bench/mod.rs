@@ -30,6 +30,7 @@ mod apps;
 pub mod nicgen;
 pub mod report;
 pub mod results;
+pub mod scale;
 mod traffic;
 
 use std::collections::HashMap;
@@ -697,13 +698,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchResults> {
     let out = BenchResults {
         command: opts.command.clone(),
         started_at,
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        kernel: kernel_release(),
+        cpus: online_cpus(),
         containers: opts.containers,
         runs: opts.runs,
         seconds: opts.seconds,
@@ -1018,6 +1014,21 @@ fn measure_memory(n: usize, opts: &BenchOptions) -> Result<MemoryResult> {
         rss_idle_kib: idle,
         rss_after_traffic_kib: after,
     })
+}
+
+/// The kernel's release, as results record it.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Online CPUs.
+fn online_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {

@@ -753,7 +753,7 @@ fn fmt_seconds(s: f64) -> String {
 
 /// `started_at` made safe for a file name ("2025-06-24T12:34:56Z" →
 /// "2025-06-24T12-34-56Z"); the current Unix time if it is empty.
-fn file_timestamp(started_at: &str) -> String {
+pub(crate) fn file_timestamp(started_at: &str) -> String {
     let s: String = started_at
         .trim()
         .chars()

@@ -267,9 +267,7 @@ pub struct LinkStats {
 /// peer's ring, and as TX drops what did not fit in that ring (skbs and
 /// XDP frames, `xdp_xmit_errors`, alike).
 pub fn link_stats(ns: &str, ifname: &str) -> Result<LinkStats> {
-    let text = in_netns(&Lan::path(ns), || {
-        std::fs::read_to_string("/proc/thread-self/net/dev")
-    })??;
+    let text = crate::sim::net_dev(ns)?;
     parse_net_dev(&text, ifname).with_context(|| format!("no interface {ifname} in netns {ns}"))
 }
 

@@ -18,6 +18,7 @@ use std::str::FromStr;
 
 pub use error::{ConfigError, Key, Location};
 pub use net::{Ipv4Net, Ipv4Range, NetParseError};
+pub use validate::{posts_fill_frames, umem_frames_for};
 
 use crate::wire::MacAddr;
 

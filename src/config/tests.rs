@@ -1,6 +1,7 @@
 //! Tests of `Config::parse`: defaults, every validation error by key, addressing.
 
 use super::*;
+use crate::switch::{ENDPOINT_SLOTS, MAX_ENDPOINTS, MAX_HOST_SHIMS};
 
 const EXAMPLE: &str = include_str!("../../config/mvdp.example.toml");
 
@@ -758,7 +759,7 @@ fn rate_limits_parse_and_are_checked() {
 }
 
 #[test]
-fn capacity_counts_host_shims_and_umem_frames() {
+fn capacity_is_4096_endpoints_plus_the_host_shims() {
     let endpoints = |n: usize| -> String {
         (0..n)
             .map(|i| {
@@ -766,38 +767,65 @@ fn capacity_counts_host_shims_and_umem_frames() {
             })
             .collect()
     };
-    let big = |shim: bool, n: usize| {
-        format!(
-            "[parent]\ninterface = \"eth0\"\numem_frames = 131072\n\
-             [[network]]\nname = \"big\"\nsubnet = \"10.0.0.0/16\"\n{}{}",
-            if shim {
-                "host_shim = \"10.0.255.250\"\n"
+    // `shims` networks with a host shim, the first of them "big".
+    let config = |shims: usize, n: usize| {
+        let mut s = "[parent]\ninterface = \"eth0\"\n".to_string();
+        for k in 0..shims.max(1) {
+            let name = if k == 0 {
+                "big".into()
             } else {
-                ""
-            },
-            endpoints(n)
-        )
+                format!("net{k}")
+            };
+            s += &format!(
+                "[[network]]\nname = \"{name}\"\nvlan = {}\nsubnet = \"10.{k}.0.0/16\"\n",
+                k + 1
+            );
+            if k < shims {
+                s += &format!("host_shim = \"10.{k}.255.250\"\n");
+            }
+        }
+        s + &endpoints(n)
     };
-    Config::parse(&big(false, 4096)).expect("4096 endpoints fit");
-    // One host shim more is one endpoint id past the counter arrays.
-    let e = err_at(&big(true, 4096), "endpoint");
-    assert!(
-        e.to_string().contains("4096 endpoints and 1 host shims"),
-        "{e}"
+    // 4096 container endpoints, and the host shims on top of them (in the
+    // default UMEM: fast-path veth endpoints post no fill frames).
+    Config::parse(&config(0, MAX_ENDPOINTS)).expect("4096 endpoints fit");
+    Config::parse(&config(1, MAX_ENDPOINTS)).expect("4096 endpoints and a shim fit");
+    Config::parse(&config(MAX_HOST_SHIMS, MAX_ENDPOINTS)).expect("and 64 shims");
+    assert_eq!(MAX_ENDPOINTS + MAX_HOST_SHIMS, ENDPOINT_SLOTS);
+    let e = err_at(&config(1, MAX_ENDPOINTS + 1), "endpoint");
+    assert!(e.to_string().contains("at most 4096"), "{e}");
+    let e = err_at(
+        &config(MAX_HOST_SHIMS + 1, 1),
+        &format!("network[{MAX_HOST_SHIMS}].host_shim"),
     );
-    Config::parse(&big(true, 4095)).expect("4095 endpoints and a shim fit");
+    assert!(e.to_string().contains("at most 64"), "{e}");
+}
 
-    // 64 UMEM frames leave 16 to post: two endpoints, not three.
-    let text = |n: usize| {
+#[test]
+fn umem_frames_cover_the_endpoints_that_receive() {
+    let text = |fast_path: &str, kind: &str, n: usize| {
+        let eps: String = (0..n)
+            .map(|i| {
+                format!(
+                    "[[endpoint]]\nname = \"e{i}\"\nnetwork = \"big\"\nkind = \"{kind}\"\nnetns = \"n{i}\"\n"
+                )
+            })
+            .collect();
         format!(
-            "[parent]\ninterface = \"eth0\"\numem_frames = 64\n\
-             [[network]]\nname = \"big\"\nsubnet = \"10.0.0.0/16\"\n{}",
-            endpoints(n)
+            "[parent]\ninterface = \"eth0\"\numem_frames = 64\n[dataplane]\nfast_path = \"{fast_path}\"\n\
+             [[network]]\nname = \"big\"\nsubnet = \"10.0.0.0/16\"\n{eps}"
         )
     };
-    Config::parse(&text(2)).expect("two endpoints in 64 frames");
-    let e = err_at(&text(3), "parent.umem_frames");
+    // 64 UMEM frames leave 16 to post: two receiving endpoints, not three.
+    Config::parse(&text("off", "veth", 2)).expect("two endpoints in 64 frames");
+    let e = err_at(&text("off", "veth", 3), "parent.umem_frames");
     assert!(e.to_string().contains("128 would do"), "{e}");
+    let e = err_at(&text("on", "tap", 3), "parent.umem_frames");
+    assert!(e.to_string().contains("128 would do"), "{e}");
+    // The fast path takes veth endpoints' egress: their sockets post nothing.
+    Config::parse(&text("on", "veth", 3)).expect("fast-path endpoints post no frames");
+    // 4096 receiving endpoints need 128 Ki frames.
+    assert_eq!(crate::config::umem_frames_for(MAX_ENDPOINTS), 131_072);
 }
 
 #[test]

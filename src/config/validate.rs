@@ -8,6 +8,7 @@ use std::str::FromStr;
 use super::addressing::AddressBook;
 use super::raw::{RawConfig, RawEndpoint, RawNetwork, RawParent, RawWorkers, WordOrList};
 use super::*;
+use crate::switch::{MAX_ENDPOINTS, MAX_HOST_SHIMS};
 
 pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let parent = parent(raw.parent)?;
@@ -87,7 +88,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let endpoints = endpoints(raw.endpoint, &networks)?;
-    capacity(&parent, &networks, endpoints.len())?;
+    capacity(&parent, &dataplane, &networks, &endpoints)?;
     Ok(Config {
         parent,
         dataplane,
@@ -99,38 +100,95 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
-/// The limits of one daemon: endpoint ids (the counter arrays) and the
-/// UMEM's posted frames, host shims counted as the endpoints they are.
+/// The limits of one daemon: at most [`MAX_ENDPOINTS`] container
+/// endpoints, and on top of them at most [`MAX_HOST_SHIMS`] host shims (one
+/// per network that has one), so that every endpoint id fits the tables
+/// sized [`crate::switch::ENDPOINT_SLOTS`]; and the UMEM's posted frames,
+/// for the endpoints whose sockets receive (see [`posts_fill_frames`]),
+/// host shims counted as the endpoints they are.
 fn capacity(
     parent: &ParentConfig,
+    dataplane: &DataplaneConfig,
     networks: &[NetworkConfig],
-    endpoints: usize,
+    configured: &[EndpointConfig],
 ) -> Result<(), ConfigError> {
-    let shims = networks.iter().filter(|n| n.host_shim.is_some()).count();
-    let total = endpoints + shims;
-    if total > crate::metrics::MAX_ENDPOINTS {
+    let endpoints = configured.len();
+    if endpoints > MAX_ENDPOINTS {
         return Err(ConfigError::Invalid {
             key: Key::root("endpoint"),
             reason: format!(
-                "{endpoints} endpoints and {shims} host shims make {total}; one mvdp serves at most {}",
-                crate::metrics::MAX_ENDPOINTS
+                "{endpoints} endpoints; one mvdp serves at most {MAX_ENDPOINTS} (host shims not counted)"
             ),
         });
     }
+    let shims = networks.iter().filter(|n| n.host_shim.is_some()).count();
+    if shims > MAX_HOST_SHIMS {
+        let (i, net) = networks
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.host_shim.is_some())
+            .nth(MAX_HOST_SHIMS)
+            .expect("counted");
+        return Err(ConfigError::Invalid {
+            key: Key::entry("network", i, Some(&net.name)).field("host_shim"),
+            reason: format!(
+                "network {} would be host shim number {}; one mvdp serves at most {MAX_HOST_SHIMS}",
+                net.name,
+                MAX_HOST_SHIMS + 1
+            ),
+        });
+    }
+    let total = shims
+        + configured
+            .iter()
+            .filter(|ep| {
+                let mode = networks
+                    .iter()
+                    .find(|n| n.name == ep.network)
+                    .map(|n| n.mode);
+                posts_fill_frames(dataplane.fast_path, ep.kind, mode)
+            })
+            .count();
     let frames = parent.umem_frames as usize;
-    if frames.saturating_sub(min_parent_share(frames)) < MIN_POSTED_PER_ENDPOINT * total {
-        let mut need = 64usize;
-        while need.saturating_sub(min_parent_share(need)) < MIN_POSTED_PER_ENDPOINT * total {
-            need *= 2;
-        }
+    if !umem_holds(frames, total) {
+        let need = umem_frames_for(total);
         return Err(ConfigError::Invalid {
             key: Key::root("parent").field("umem_frames"),
             reason: format!(
-                "{frames} frames are too few for {total} endpoints (each needs {MIN_POSTED_PER_ENDPOINT} posted frames per worker); {need} would do"
+                "{frames} frames are too few for {total} endpoints that receive through the workers (each needs {MIN_POSTED_PER_ENDPOINT} posted frames per worker); {need} would do"
             ),
         });
     }
     Ok(())
+}
+
+/// Whether an endpoint's sockets keep frames posted on their fill rings:
+/// all but the veth endpoints the fast path takes (bridge, VEPA and private
+/// networks), whose container egress the kernel moves and whose sockets
+/// only transmit. Each posting socket is one more share of the UMEM; should
+/// the kernel refuse the fast path at start, those endpoints post too, at
+/// the least share, and a UMEM sized for fewer runs short (counted in
+/// `mvdp_umem_exhausted_total`).
+pub fn posts_fill_frames(fast_path: FastPath, kind: EndpointKind, mode: Option<Mode>) -> bool {
+    !(fast_path == FastPath::On
+        && kind == EndpointKind::Veth
+        && matches!(mode, Some(Mode::Bridge | Mode::Vepa | Mode::Private)))
+}
+
+/// Whether a UMEM of `frames` frames can keep every one of `endpoints`
+/// endpoints (host shims included) posted.
+fn umem_holds(frames: usize, endpoints: usize) -> bool {
+    frames.saturating_sub(min_parent_share(frames)) >= MIN_POSTED_PER_ENDPOINT * endpoints
+}
+
+/// The smallest `[parent] umem_frames` (a power of two) that holds
+/// `endpoints` endpoints, host shims included.
+pub fn umem_frames_for(endpoints: usize) -> usize {
+    let mut need = 64usize;
+    while !umem_holds(need, endpoints) {
+        need *= 2;
+    }
+    need
 }
 
 /// Frames each endpoint keeps posted on its fill ring, at the least.

@@ -773,15 +773,7 @@ fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), 
         nl.add_address(index, ifname, spec.addr, spec.prefix_len)?;
         nl.set_up(index, ifname)?;
         if let Some(gateway) = spec.gateway {
-            // A container's second endpoint: its first keeps the default route.
-            match nl.add_default_route(index, ifname, gateway) {
-                Err(NetlinkError::Link { source, .. })
-                    if source.raw_os_error() == Some(libc::EEXIST) =>
-                {
-                    log::info!("{label}: {ifname}: a default route exists already; kept");
-                }
-                other => other?,
-            }
+            nl.add_default_route(index, ifname, gateway)?;
         }
         Ok(())
     })
@@ -1059,9 +1051,16 @@ impl Rtnl {
             .gateway(gateway)
             .output_interface(index)
             .build();
-        self.rt
-            .block_on(self.handle.route().add(route).execute())
-            .map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e))
+        match self.rt.block_on(self.handle.route().add(route).execute()) {
+            // The namespace has a default route already: another of its
+            // interfaces (a second network, as `docker network connect`
+            // makes, or several endpoints sharing a namespace) holds it.
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                log::info!("{ifname}: the namespace has a default route already; kept");
+                Ok(())
+            }
+            r => r.map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e)),
+        }
     }
 
     /// Whether link `index` holds `addr/prefix_len`.

@@ -224,8 +224,10 @@ impl Service {
     /// Every running endpoint, marked by where it comes from.
     pub fn list(&self, daemon: &Daemon) -> Vec<crate::control::api::EndpointInfo> {
         let mut infos = daemon.endpoint_infos();
+        let runtime: std::collections::HashSet<&str> =
+            self.runtime.iter().map(|s| s.name.as_str()).collect();
         for info in &mut infos {
-            if self.runtime.iter().any(|s| s.name == info.name) {
+            if runtime.contains(info.name.as_str()) {
                 info.origin = "runtime".into();
             } else if info.name.starts_with(SHIM_MARK) {
                 info.origin = "host-shim".into();

@@ -25,7 +25,7 @@ use super::port::{CompletionRing, Desc, FillRing, FrameMem, Frames, Ports, TapIo
 use super::worker::{Command, EndpointIo, EventFd, GroupFrame, Holder, Worker, WorkerConfig};
 use crate::config::Poll;
 use crate::io::xsk::XskStats;
-use crate::metrics::{totals, Source, Totals, WorkerStats, MAX_ENDPOINTS};
+use crate::metrics::{totals, Source, Totals, WorkerStats};
 use crate::switch::{EndpointId, Fdb};
 
 /// In-memory I/O.
@@ -458,7 +458,11 @@ pub struct MemWorker {
 impl MemWorker {
     /// A worker over `fdb` with no endpoint yet.
     pub fn new(fdb: Arc<Fdb>, sizes: MemSizes) -> MemWorker {
-        MemWorker::sharing(fdb, sizes, Arc::new(Limiters::new(MAX_ENDPOINTS)))
+        MemWorker::sharing(
+            fdb,
+            sizes,
+            Arc::new(Limiters::new(crate::switch::ENDPOINT_SLOTS)),
+        )
     }
 
     /// A worker whose endpoints' rate limits are shared with other workers.

@@ -2,6 +2,7 @@
 
 mod bpf;
 pub mod fastpath;
+pub mod limits;
 pub mod memory;
 pub mod packet;
 pub mod tap;

@@ -7,6 +7,17 @@ use hashbrown::HashMap;
 pub use crate::config::{Mode, RateLimit};
 use crate::wire::MacAddr;
 
+/// Container endpoints one daemon serves, from its config and its control
+/// socket together.
+pub const MAX_ENDPOINTS: usize = 4096;
+/// Networks with a host shim (`host_shim`): each shim is an endpoint of its
+/// own, on top of [`MAX_ENDPOINTS`].
+pub const MAX_HOST_SHIMS: usize = 64;
+/// Endpoint ids: every container endpoint plus every host shim. Each table
+/// indexed by `EndpointId` (the workers' counters and ports, the rate
+/// limits, the BPF maps: `MVDP_MAX_ENDPOINTS` in bpf/mvdp.h) holds this many.
+pub const ENDPOINT_SLOTS: usize = MAX_ENDPOINTS + MAX_HOST_SHIMS;
+
 /// Index of an endpoint in the FDB's endpoint table (and in per-worker port tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointId(pub u16);
@@ -256,6 +267,18 @@ mod tests {
     use super::*;
 
     const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 1]);
+
+    #[test]
+    fn bpf_maps_hold_every_endpoint_slot() {
+        let header = include_str!("../../bpf/mvdp.h");
+        let slots: usize = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define MVDP_MAX_ENDPOINTS"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("MVDP_MAX_ENDPOINTS in bpf/mvdp.h");
+        assert_eq!(slots, ENDPOINT_SLOTS);
+        assert!(ENDPOINT_SLOTS <= usize::from(u16::MAX));
+    }
 
     #[test]
     fn a_retired_network_frees_its_vlan_and_takes_no_endpoints() {

@@ -10,4 +10,7 @@ pub use classify::{
     classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason, Flood,
     FloodRule, Verdict,
 };
-pub use fdb::{EndpointEntry, EndpointId, Fdb, FdbError, Mode, NetworkEntry, NetworkId, RateLimit};
+pub use fdb::{
+    EndpointEntry, EndpointId, Fdb, FdbError, Mode, NetworkEntry, NetworkId, RateLimit,
+    ENDPOINT_SLOTS, MAX_ENDPOINTS, MAX_HOST_SHIMS,
+};

@@ -75,6 +75,10 @@ const EXPRESS_QUEUE_LEN: usize = 4096;
 const RECYCLED_BUFFERS: usize = 4096;
 /// Group frames the listener takes in one go before waking the workers.
 const LISTENER_BATCH: usize = 64;
+/// File descriptors an endpoint holds with one worker (its AF_XDP socket,
+/// its XDP program's link, its tc program's link, and a spare for netlink
+/// and namespace handles while it is made).
+const FDS_PER_ENDPOINT: usize = 4;
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
 
@@ -267,6 +271,17 @@ impl Daemon {
     /// Builds the data plane and brings up every network and endpoint of
     /// `config`. `metrics` is the listener for `/metrics` (bound by the caller).
     pub fn start(config: Config, metrics: Option<TcpListener>) -> Result<Daemon> {
+        match crate::io::limits::raise_nofile_limit() {
+            Ok(n) if (n as usize) < FDS_PER_ENDPOINT * crate::switch::ENDPOINT_SLOTS => {
+                log::warn!(
+                    "open files limited to {n} (RLIMIT_NOFILE, hard): about {} endpoints fit, not {}",
+                    n as usize / FDS_PER_ENDPOINT,
+                    crate::switch::ENDPOINT_SLOTS
+                )
+            }
+            Ok(n) => log::debug!("open files limit {n}"),
+            Err(e) => log::warn!("cannot raise RLIMIT_NOFILE: {e}"),
+        }
         let mut desired = config.clone();
         add_host_shims(&mut desired);
         let queues = Self::queues_to_serve(&config)?;
@@ -298,7 +313,18 @@ impl Daemon {
             parent_ifindex,
             torn_down: false,
         };
-        d.spawn_workers(&queues, desired.endpoints.len())?;
+        // The endpoints that will post fill frames share the budget (the
+        // config's rule; host shims are among them).
+        let posting = desired
+            .endpoints
+            .iter()
+            .filter(|ep| {
+                let mode = desired.network(&ep.network).map(|n| n.mode);
+                is_shim(ep)
+                    || crate::config::posts_fill_frames(desired.dataplane.fast_path, ep.kind, mode)
+            })
+            .count();
+        d.spawn_workers(&queues, posting)?;
         d.load_fast_path();
         if !d.needs_xdp(&desired.endpoints) {
             log::info!(
@@ -370,7 +396,7 @@ impl Daemon {
         // the listener for reuse.
         let (recycle_tx, recycle_rx) = bounded(RECYCLED_BUFFERS);
         // One token bucket per rate-limited endpoint, whichever worker reads its frames.
-        let limits = Arc::new(Limiters::new(crate::metrics::MAX_ENDPOINTS));
+        let limits = Arc::new(Limiters::new(crate::switch::ENDPOINT_SLOTS));
         // The punt device's sockets share the parent's fill budget.
         let fill_sharers = if self.config.dataplane.fast_path == FastPathMode::On {
             2

@@ -155,28 +155,39 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
         }
     }
 
-    // Endpoints: removed, re-made, changed in place, added.
+    // Endpoints: removed, re-made, changed in place, added. By name in
+    // hash maps: a runtime add plans over thousands of endpoints.
+    let wanted: std::collections::HashMap<&str, &EndpointConfig> = desired
+        .endpoints
+        .iter()
+        .map(|e| (e.name.as_str(), e))
+        .collect();
     let mut remove = Vec::new();
+    let mut removed = std::collections::HashSet::new();
     let mut update = Vec::new();
     for ep in &running.endpoints {
         let on_remade =
             gone.contains(&ep.network.as_str()) || replaced.contains(&ep.network.as_str());
-        match desired.endpoint(&ep.name) {
+        match wanted.get(ep.name.as_str()).copied() {
             Some(new) if !on_remade && !endpoint_identity_changed(ep, new) => {
                 if new.allowed_sources != ep.allowed_sources || new.rate_limit != ep.rate_limit {
                     update.push(Step::UpdateEndpoint(ep.name.clone()));
                 }
             }
-            _ => remove.push(Step::RemoveEndpoint(ep.name.clone())),
+            _ => {
+                removed.insert(ep.name.as_str());
+                remove.push(Step::RemoveEndpoint(ep.name.clone()));
+            }
         }
     }
+    let running_names: std::collections::HashSet<&str> =
+        running.endpoints.iter().map(|e| e.name.as_str()).collect();
     let mut add = Vec::new();
     for ep in &desired.endpoints {
         if held.contains(&ep.network.as_str()) {
             continue;
         }
-        let stays = running.endpoints.iter().any(|e| e.name == ep.name)
-            && !remove.contains(&Step::RemoveEndpoint(ep.name.clone()));
+        let stays = running_names.contains(ep.name.as_str()) && !removed.contains(ep.name.as_str());
         if !stays {
             add.push(Step::AddEndpoint(ep.name.clone()));
         }

@@ -305,12 +305,12 @@ impl Daemon {
         {
             return Ok(id);
         }
-        (0..crate::metrics::MAX_ENDPOINTS)
+        (0..crate::switch::ENDPOINT_SLOTS)
             .map(|i| EndpointId(i as u16))
             .find(|&id| free(id) && !self.leftover_ids.iter().any(|(_, l)| *l == id))
             .ok_or(DaemonError::TooManyEndpoints {
                 name: name.to_string(),
-                max: crate::metrics::MAX_ENDPOINTS,
+                max: crate::switch::ENDPOINT_SLOTS,
             })
     }
 

@@ -194,20 +194,33 @@ impl Drop for Dockerd {
     }
 }
 
+/// What dockerd and the plugin write outside the test's directory whatever
+/// their flags: dockerd its identity key, the plugin the plugins directory.
+const OUTSIDE: [&str; 3] = ["/etc/docker/key.json", "/run/docker/plugins", "/run/docker"];
+
 /// The test's directory (dockerd's data and exec roots, logs, the image),
-/// removed at the end; declared before dockerd, so dockerd stops first.
-struct Scratch(PathBuf);
+/// removed at the end with what of [`OUTSIDE`] the test made; declared
+/// before dockerd, so dockerd stops first.
+struct Scratch(PathBuf, Vec<&'static str>);
 
 impl Scratch {
     fn new() -> Scratch {
         let dir = std::env::temp_dir().join(unique("mvdp-docker-"));
         std::fs::create_dir_all(&dir).expect("test dir");
-        Scratch(dir)
+        let made = OUTSIDE
+            .into_iter()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
+        Scratch(dir, made)
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        for path in &self.1 {
+            // Directories only if empty: never anything the test did not make.
+            let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir(path));
+        }
         // containerd may still be writing its last state files for a moment.
         let gone = wait_until(Duration::from_secs(10), || {
             std::fs::remove_dir_all(&self.0).is_ok() || !self.0.exists()

@@ -198,7 +198,7 @@ pub fn create_endpoint(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkE
 
 fn create_endpoint_blocking(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
     if spec.handoff {
-        return create_handoff_veth(spec);
+        return create_veth(spec, None);
     }
     let ns = File::open(spec.netns_path).map_err(|source| NetlinkError::Netns {
         op: "open",
@@ -206,7 +206,7 @@ fn create_endpoint_blocking(spec: &EndpointLinkSpec) -> Result<EndpointLink, Net
         source,
     })?;
     match spec.kind {
-        LinkKind::Veth => create_veth(spec, &ns),
+        LinkKind::Veth => create_veth(spec, Some(&ns)),
         LinkKind::Tap => create_tap(spec, &ns),
     }
 }
@@ -549,7 +549,12 @@ fn temporary_ifname() -> String {
     format!("mvp{:x}-{n:x}", std::process::id() & 0xff_ffff)
 }
 
-fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, NetlinkError> {
+/// A veth pair: its peer moves into `ns` and is configured there, or, with
+/// `ns` `None` (a handoff), stays here as `spec.ifname`, down, with the
+/// spec's MAC, for the runtime to move and configure. A host end an earlier
+/// mvdp left is taken over if it fits; a handed-off one always does (its
+/// other end is the runtime's now).
+fn create_veth(spec: &EndpointLinkSpec, ns: Option<&File>) -> Result<EndpointLink, NetlinkError> {
     let nl = Rtnl::own()?;
     let host = spec.host_ifname;
     if let Some(existing) = nl.get(host)? {
@@ -560,13 +565,32 @@ fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netli
                 netns: OWN_NETNS.to_string(),
             });
         }
+        if ns.is_none() {
+            let host_ifindex = existing.header.index;
+            nl.set_up(host_ifindex, host)?;
+            return Ok(EndpointLink {
+                host_ifname: host.to_string(),
+                host_ifindex,
+                tap: None,
+                adopted: true,
+            });
+        }
         if let Some(link) = adopt_veth(&nl, spec, &existing)? {
             return Ok(link);
         }
         log::info!("{host}: left by an earlier mvdp, but not as now wanted; re-creating it");
         nl.delete(existing.header.index, host)?;
     }
-    let peer = temporary_ifname();
+    let peer = match ns {
+        Some(_) => temporary_ifname(),
+        None if nl.index(spec.ifname)?.is_some() => {
+            return Err(NetlinkError::Exists {
+                ifname: spec.ifname.to_string(),
+                netns: OWN_NETNS.to_string(),
+            })
+        }
+        None => spec.ifname.to_string(),
+    };
     nl.add_veth(host, &peer, spec.queues, Some(ENDPOINT_GROUP))?;
     // From here on the pair exists: the guard deletes it (both ends, wherever
     // the peer is by then) unless disarmed at the end.
@@ -589,65 +613,14 @@ fn create_veth(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netli
     }
     disable_ipv6(host);
     nl.set_up(host_ifindex, host)?;
-    nl.move_to_netns(peer_index, &peer, ns, spec.netns_path)?;
-    configure_in_container(spec, &peer)?;
-
-    guard.armed = false;
-    Ok(EndpointLink {
-        host_ifname: host.to_string(),
-        host_ifindex,
-        tap: None,
-        adopted: false,
-    })
-}
-
-/// A veth pair whose container end stays here, named `spec.ifname`, down,
-/// with the spec's MAC, for the runtime to move and configure. A host end an
-/// earlier mvdp left is kept as it is (its other end is the runtime's now).
-fn create_handoff_veth(spec: &EndpointLinkSpec) -> Result<EndpointLink, NetlinkError> {
-    let nl = Rtnl::own()?;
-    let host = spec.host_ifname;
-    if let Some(existing) = nl.get(host)? {
-        if !in_group(&existing, ENDPOINT_GROUP) {
-            return Err(NetlinkError::Exists {
-                ifname: host.to_string(),
-                netns: OWN_NETNS.to_string(),
-            });
+    match ns {
+        Some(ns) => {
+            nl.move_to_netns(peer_index, &peer, ns, spec.netns_path)?;
+            configure_in_container(spec, &peer)?;
         }
-        let host_ifindex = existing.header.index;
-        nl.set_up(host_ifindex, host)?;
-        return Ok(EndpointLink {
-            host_ifname: host.to_string(),
-            host_ifindex,
-            tap: None,
-            adopted: true,
-        });
+        None => nl.rename_and_set_mac(peer_index, &peer, &peer, spec.mac)?,
     }
-    if nl.index(spec.ifname)?.is_some() {
-        return Err(NetlinkError::Exists {
-            ifname: spec.ifname.to_string(),
-            netns: OWN_NETNS.to_string(),
-        });
-    }
-    nl.add_veth(host, spec.ifname, spec.queues, Some(ENDPOINT_GROUP))?;
-    let mut guard = DeleteOnDrop {
-        nl: &nl,
-        ifname: host,
-        armed: true,
-    };
-    let host_ifindex = nl.require(host, "configure the veth host end")?;
-    let peer_index = nl.require(spec.ifname, "set its MAC")?;
-    if !spec.tx_offload {
-        set_tx_checksum(spec.ifname, false).map_err(|source| NetlinkError::Link {
-            op: "turn off TX checksum offload".into(),
-            ifname: spec.ifname.to_string(),
-            netns: OWN_NETNS.into(),
-            source,
-        })?;
-    }
-    nl.rename_and_set_mac(peer_index, spec.ifname, spec.ifname, spec.mac)?;
-    disable_ipv6(host);
-    nl.set_up(host_ifindex, host)?;
+
     guard.armed = false;
     Ok(EndpointLink {
         host_ifname: host.to_string(),

@@ -66,6 +66,17 @@ impl Control for Socket {
 pub struct Driver<C> {
     control: C,
     store: Store,
+    /// Endpoints whose sandbox's namespace file [`Driver::reap`] has seen.
+    seen: std::collections::HashSet<String>,
+}
+
+/// How long after `Join` a sandbox never seen counts as gone.
+const SANDBOX_GRACE_SECS: u64 = 60;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 type Answer = Result<Value, String>;
@@ -192,7 +203,11 @@ fn is_code(e: &ClientError, code: ErrorCode) -> bool {
 impl<C: Control> Driver<C> {
     /// A driver that talks to the daemon through `control` and remembers in `store`.
     pub fn new(control: C, store: Store) -> Driver<C> {
-        Driver { control, store }
+        Driver {
+            control,
+            store,
+            seen: Default::default(),
+        }
     }
 
     /// The state (tests and logs).
@@ -452,6 +467,7 @@ impl<C: Control> Driver<C> {
                 ip: ip.to_string(),
                 mac,
                 sandbox: None,
+                joined: 0,
             },
         );
         self.save()?;
@@ -489,7 +505,16 @@ impl<C: Control> Driver<C> {
             .state
             .endpoints
             .iter()
-            .filter(|(_, e)| e.sandbox.as_deref().is_some_and(|s| !Path::new(s).exists()))
+            .filter(|(id, e)| {
+                let Some(sandbox) = e.sandbox.as_deref() else {
+                    return false;
+                };
+                if Path::new(sandbox).exists() {
+                    self.seen.insert((*id).clone());
+                    return false;
+                }
+                self.seen.contains(*id) || now_secs().saturating_sub(e.joined) > SANDBOX_GRACE_SECS
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
@@ -497,6 +522,7 @@ impl<C: Control> Driver<C> {
                 Ok(()) => {
                     log::info!("endpoint of {id}: its sandbox is gone; removed");
                     self.store.state.endpoints.remove(&id);
+                    self.seen.remove(&id);
                     let _ = self.save();
                 }
                 Err(e) => log::debug!("endpoint of {id}: {e}; retried later"),
@@ -554,6 +580,7 @@ impl<C: Control> Driver<C> {
             .map_err(|e| refused("join", &e))?;
         if let Some(e) = self.store.state.endpoints.get_mut(&req.endpoint_id) {
             e.sandbox = Some(req.sandbox_key);
+            e.joined = now_secs();
         }
         self.save()?;
         log::info!(
@@ -700,6 +727,36 @@ mod tests {
             panic!("no network_add: {calls:?}");
         };
         assert_eq!(network.vlan, None);
+    }
+
+    #[test]
+    fn a_sandbox_is_gone_only_once_it_was_there() {
+        let mut d = driver();
+        let dir = std::env::temp_dir().join(format!("mvdp-reap-{}", std::process::id()));
+        let sandbox = dir.display().to_string();
+        d.store.state.endpoints.insert(
+            EP.into(),
+            EndpointEntry {
+                network_id: NET.into(),
+                name: "dkfedcba987654".into(),
+                ip: "10.1.0.10".into(),
+                mac: "02:42:0a:01:00:0a".into(),
+                sandbox: Some(sandbox),
+                joined: now_secs(),
+            },
+        );
+        // Joined, namespace not made yet (Docker's prestart hook makes it).
+        d.reap();
+        assert!(d.store().state.endpoints.contains_key(EP));
+        std::fs::create_dir_all(&dir).unwrap();
+        d.reap();
+        assert!(d.store().state.endpoints.contains_key(EP));
+        std::fs::remove_dir(&dir).unwrap();
+        d.reap();
+        assert!(!d.store().state.endpoints.contains_key(EP));
+        assert!(d.control.calls.borrow().contains(&Request::EndpointDel {
+            name: "dkfedcba987654".into()
+        }));
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub struct EndpointEntry {
     /// The sandbox it joined, while joined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// When it joined (seconds since the epoch): the sandbox's namespace
+    /// file appears only after `Join`, so a missing one means "gone" only
+    /// once it was seen, or well after the join.
+    #[serde(default)]
+    pub joined: u64,
 }
 
 /// The plugin's state file's content.

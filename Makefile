@@ -23,7 +23,7 @@ TEST_THREADS ?= 2
 DEB_PACKAGES := clang llvm libelf-dev libbpf-dev m4 pkg-config iproute2 \
 	zlib1g-dev make ethtool netsniff-ng iputils-ping fonts-dejavu-core \
 	iperf3 sockperf prometheus tmux bpftool \
-	docker.io podman containernetworking-plugins runc busybox-static python3-venv
+	docker.io podman containernetworking-plugins runc busybox-static python3-venv dnsmasq-base
 RUST_COMPONENTS := rustfmt clippy
 
 # apt-get needs root; CI is root, a developer's shell may not be.

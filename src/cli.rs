@@ -125,6 +125,9 @@ pub enum EndpointAction {
         /// Its IPv4 address (default: the network's next free one).
         #[arg(long)]
         ip: Option<String>,
+        /// Its IPv6 address on a dual-stack network (default: the next free one).
+        #[arg(long)]
+        ip6: Option<String>,
         /// Its MAC address (default: Docker's, from the address).
         #[arg(long)]
         mac: Option<String>,

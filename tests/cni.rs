@@ -338,7 +338,11 @@ fn add_check_del_against_a_running_daemon() {
     assert!(link.contains("mtu 1400"), "{link}");
     assert!(link.contains("02:aa:bb:cc:dd:01"), "{link}");
     assert!(
-        ping(&live.rig.wire, "10.77.0.150".parse().unwrap(), 3),
+        ping(
+            &live.rig.wire,
+            "10.77.0.150".parse::<std::net::Ipv4Addr>().unwrap(),
+            3
+        ),
         "wire cannot reach the CNI endpoint\n{}",
         live.daemon.log()
     );

@@ -48,6 +48,8 @@ fn spec<'a>(
         addr,
         prefix_len: 24,
         gateway,
+        addr6: None,
+        gateway6: None,
         queues: 2,
         tx_offload: false,
         handoff: false,

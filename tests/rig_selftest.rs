@@ -150,7 +150,7 @@ fn rig_namespaces_links_and_traffic() {
 
         // Traffic between the wire host and the host's own address.
         assert!(ping(&rig.wire, HOST_IP, 3));
-        assert!(ping(&rig.container(1).ns, "127.0.0.1".parse().unwrap(), 1));
+        assert!(ping(&rig.container(1).ns, std::net::Ipv4Addr::LOCALHOST, 1));
         tcp_transfer(&rig.host, HOST_IP, &rig.wire, 4 << 20).expect("TCP wire -> host");
         tcp_transfer(&rig.wire, WIRE_IP, &rig.host, 1 << 20).expect("TCP host -> wire");
         assert_eq!(udp_exchange(&rig.host, HOST_IP, &rig.wire, 200), (200, 200));

@@ -1,13 +1,12 @@
 //! `ConfigError` and `Key`: every config error names the key it is about.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 
 use toml::de::{DeTable, DeValue};
 
-use super::net::Ipv4Net;
 use super::Mode;
 use crate::wire::MacAddr;
 
@@ -234,7 +233,7 @@ pub enum ConfigError {
         /// The key of the later claim.
         key: Key,
         /// The address.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Who or what has it first.
         other: String,
     },
@@ -244,9 +243,9 @@ pub enum ConfigError {
         /// The key.
         key: Key,
         /// The address.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// The subnet it should be in.
-        subnet: Ipv4Net,
+        subnet: String,
     },
     /// An `ip_range` that is not inside its subnet.
     #[error("{key}: {range} is not inside subnet {subnet}")]
@@ -254,9 +253,9 @@ pub enum ConfigError {
         /// The `ip_range` key.
         key: Key,
         /// The range.
-        range: Ipv4Net,
+        range: String,
         /// The subnet.
-        subnet: Ipv4Net,
+        subnet: String,
     },
     /// A MAC address no endpoint may have (multicast/broadcast or all-zero).
     #[error("{key}: {mac} is {reason}")]
@@ -314,7 +313,7 @@ pub enum ConfigError {
         /// The endpoint's `ip` key.
         key: Key,
         /// The pool searched: `ip_range`, or the subnet.
-        pool: Ipv4Net,
+        pool: String,
         /// The network.
         network: String,
     },

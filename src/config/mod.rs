@@ -12,12 +12,12 @@ mod raw;
 mod validate;
 
 use std::fmt::{self, Write as _};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use error::{ConfigError, Key, Location};
-pub use net::{Ipv4Net, Ipv4Range, NetParseError};
+pub use net::{Ipv4Net, Ipv4Range, Ipv6Net, Ipv6Range, Net6ParseError, NetParseError};
 pub use validate::{posts_fill_frames, umem_frames_for};
 
 use crate::wire::MacAddr;
@@ -247,6 +247,8 @@ pub struct NetworkConfig {
     pub aux_addresses: Vec<Ipv4Addr>,
     /// Address of a host-side interface that lets the host reach its containers.
     pub host_shim: Option<Ipv4Addr>,
+    /// The IPv6 side of the addressing, when the network is dual stack.
+    pub ipv6: Option<Ipv6Addressing>,
     /// Capacity of this network's broadcast/multicast flood queue, in frames.
     pub bcast_queue_len: usize,
     /// Whether its containers may send frames that carry an 802.1Q tag of
@@ -255,6 +257,30 @@ pub struct NetworkConfig {
     pub allow_inner_tags: bool,
     /// What its containers' egress is checked against.
     pub anti_spoof: AntiSpoof,
+}
+
+/// A dual-stack network's IPv6 keys (`subnet6`, `gateway6`, `ip_range6`,
+/// the IPv6 `aux_addresses`, `host_shim6`), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6Addressing {
+    /// The subnet, host bits clear, prefix /120 or shorter.
+    pub subnet: Ipv6Net,
+    /// The gateway (default: the subnet's first address after the
+    /// subnet-router anycast address, `::1`, as Docker has it).
+    pub gateway: Ipv6Addr,
+    /// The pool for endpoints without `ip6`, inside `subnet`.
+    pub ip_range: Option<Ipv6Net>,
+    /// IPv6 addresses never given to an endpoint.
+    pub aux_addresses: Vec<Ipv6Addr>,
+    /// The host shim's IPv6 address (networks with `host_shim` only).
+    pub host_shim: Option<Ipv6Addr>,
+}
+
+impl Ipv6Addressing {
+    /// The pool addresses are allocated from: `ip_range6`, else `subnet6`.
+    pub fn pool(&self) -> Ipv6Net {
+        self.ip_range.unwrap_or(self.subnet)
+    }
 }
 
 impl NetworkConfig {
@@ -317,6 +343,9 @@ pub struct EndpointConfig {
     pub ifname: String,
     /// Its IPv4 address: as written, or allocated.
     pub ip: Ipv4Addr,
+    /// Its IPv6 address on a dual-stack network: as written (`ip6`), or
+    /// allocated; `None` on an IPv4-only network.
+    pub ip6: Option<Ipv6Addr>,
     /// Its MAC address: as written, or Docker's default for `ip`.
     pub mac: MacAddr,
     /// Source MACs it receives from (networks in `source` mode only).
@@ -370,6 +399,9 @@ pub struct EndpointSpec {
     /// `ip`; the next free address of the network when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// `ip6`; on a dual-stack network, the next free IPv6 address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
     /// `mac`; Docker's default for the address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -410,6 +442,18 @@ pub struct NetworkSpec {
     /// `host_shim`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_shim: Option<String>,
+    /// `subnet6`: makes the network dual stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// `gateway6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
+    /// `ip_range6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<String>,
+    /// `host_shim6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_shim6: Option<String>,
     /// `anti_spoof`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anti_spoof: Option<String>,
@@ -429,6 +473,10 @@ impl From<NetworkSpec> for raw::RawNetwork {
             ip_range: s.ip_range,
             aux_addresses: s.aux_addresses,
             host_shim: s.host_shim,
+            subnet6: s.subnet6,
+            gateway6: s.gateway6,
+            ip_range6: s.ip_range6,
+            host_shim6: s.host_shim6,
             bcast_queue_len: None,
             allow_inner_tags: s.allow_inner_tags,
             anti_spoof: s.anti_spoof,
@@ -446,6 +494,7 @@ impl From<EndpointSpec> for raw::RawEndpoint {
             netns_path: s.netns_path,
             ifname: s.ifname,
             ip: s.ip,
+            ip6: s.ip6,
             mac: s.mac,
             allowed_sources: None,
             rate_limit: None,
@@ -572,6 +621,21 @@ impl Config {
             if let Some(shim) = net.host_shim {
                 let _ = write!(s, ", host shim {shim}");
             }
+            if let Some(v6) = &net.ipv6 {
+                let _ = write!(
+                    s,
+                    ", subnet6 {}, gateway6 {}, pool6 {}",
+                    v6.subnet,
+                    v6.gateway,
+                    v6.pool()
+                );
+                for aux in &v6.aux_addresses {
+                    let _ = write!(s, ", aux6 {aux}");
+                }
+                if let Some(shim) = v6.host_shim {
+                    let _ = write!(s, ", host shim6 {shim}");
+                }
+            }
             let _ = writeln!(s, ", flood queue {}", net.bcast_queue_len);
             let eps: Vec<&EndpointConfig> = self
                 .endpoints
@@ -597,6 +661,9 @@ impl Config {
                     net.subnet.prefix_len(),
                     ep.mac
                 );
+                if let Some((ip6, v6)) = ep.ip6.zip(net.ipv6.as_ref()) {
+                    let _ = write!(s, ", {ip6}/{}", v6.subnet.prefix_len());
+                }
                 if !ep.allowed_sources.is_empty() {
                     let srcs: Vec<String> =
                         ep.allowed_sources.iter().map(|m| m.to_string()).collect();

@@ -1,7 +1,7 @@
-//! `Ipv4Net`: a small IPv4 CIDR type (address + prefix length).
+//! `Ipv4Net` and `Ipv6Net`: small CIDR types (address + prefix length).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An IPv4 network in CIDR notation, such as `192.168.1.0/24`.
@@ -154,6 +154,120 @@ impl Iterator for Ipv4Range {
 
 impl ExactSizeIterator for Ipv4Range {}
 
+/// An IPv6 network in CIDR notation, such as `fd00:77::/64`.
+///
+/// IPv6 has no broadcast address; the subnet-router anycast address (the
+/// network address itself, RFC 4291 §2.6.1) is the one a host must not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv6Net {
+    addr: Ipv6Addr,
+    prefix_len: u8,
+}
+
+/// Why a string is not an IPv6 CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IPv6 CIDR (expected an address and a prefix length like fd00:77::/64)")]
+pub struct Net6ParseError(pub String);
+
+impl Ipv6Net {
+    /// A network from an address and a prefix length; `None` if the length exceeds 128.
+    pub fn new(addr: Ipv6Addr, prefix_len: u8) -> Option<Ipv6Net> {
+        (prefix_len <= 128).then_some(Ipv6Net { addr, prefix_len })
+    }
+
+    /// The address as written (host bits may be set).
+    pub fn addr(&self) -> Ipv6Addr {
+        self.addr
+    }
+
+    /// The prefix length, 0..=128.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    fn mask(&self) -> u128 {
+        match self.prefix_len {
+            0 => 0,
+            n => u128::MAX << (128 - u32::from(n)),
+        }
+    }
+
+    /// The first address of the network (host bits cleared): the
+    /// subnet-router anycast address.
+    pub fn network(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) & self.mask())
+    }
+
+    /// The last address of the network (host bits set).
+    pub fn last(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) | !self.mask())
+    }
+
+    /// True when no host bits are set.
+    pub fn is_normalized(&self) -> bool {
+        self.addr == self.network()
+    }
+
+    /// True when `ip` lies in this network.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == u128::from(self.network())
+    }
+
+    /// True when every address of `other` lies in this network.
+    pub fn contains_net(&self, other: &Ipv6Net) -> bool {
+        other.prefix_len >= self.prefix_len && self.contains(other.network())
+    }
+
+    /// Every address of the network in ascending order, the network address
+    /// included (lazily: a /64 is never materialised).
+    pub fn addresses(&self) -> Ipv6Range {
+        let first = u128::from(self.network());
+        Ipv6Range {
+            next: Some(first),
+            last: u128::from(self.last()),
+        }
+    }
+}
+
+impl FromStr for Ipv6Net {
+    type Err = Net6ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || Net6ParseError(s.to_string());
+        let (addr, len) = s.split_once('/').ok_or_else(err)?;
+        let addr: Ipv6Addr = addr.parse().map_err(|_| err())?;
+        if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let len: u8 = len.parse().map_err(|_| err())?;
+        Ipv6Net::new(addr, len).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// An ascending run of IPv6 addresses, from [`Ipv6Net::addresses`].
+#[derive(Debug, Clone)]
+pub struct Ipv6Range {
+    // `None` once past `last` (which may be ffff:…:ffff, so no end+1 exists).
+    next: Option<u128>,
+    last: u128,
+}
+
+impl Iterator for Ipv6Range {
+    type Item = Ipv6Addr;
+
+    fn next(&mut self) -> Option<Ipv6Addr> {
+        let n = self.next?;
+        self.next = (n < self.last).then(|| n + 1);
+        Some(Ipv6Addr::from(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +331,40 @@ mod tests {
         assert_eq!(p2p.hosts().count(), 2);
         let top: Ipv4Net = "255.255.255.255/32".parse().unwrap();
         assert_eq!(top.hosts().collect::<Vec<_>>(), vec![ip("255.255.255.255")]);
+    }
+
+    #[test]
+    fn ipv6_parses_contains_and_iterates() {
+        let n: Ipv6Net = "fd00:77::/64".parse().unwrap();
+        assert_eq!(n.to_string(), "fd00:77::/64");
+        assert!(n.is_normalized());
+        assert!(n.contains("fd00:77::ffff:1".parse().unwrap()));
+        assert!(!n.contains("fd00:78::1".parse().unwrap()));
+        let half: Ipv6Net = "fd00:77::8000:0:0:0/65".parse().unwrap();
+        assert!(n.contains_net(&half) && !half.contains_net(&n));
+        let first: Vec<Ipv6Addr> = n.addresses().take(2).collect();
+        assert_eq!(
+            first,
+            [
+                "fd00:77::".parse::<Ipv6Addr>().unwrap(),
+                "fd00:77::1".parse().unwrap()
+            ]
+        );
+        let top: Ipv6Net = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"
+            .parse()
+            .unwrap();
+        assert_eq!(top.addresses().count(), 2);
+        let odd: Ipv6Net = "fd00:77::5/64".parse().unwrap();
+        assert!(!odd.is_normalized());
+        for bad in [
+            "",
+            "fd00::",
+            "fd00::/129",
+            "fd00::/+4",
+            "10.0.0.0/8",
+            "fd00::/0064",
+        ] {
+            assert!(bad.parse::<Ipv6Net>().is_err(), "{bad:?} parsed");
+        }
     }
 }

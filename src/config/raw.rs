@@ -75,6 +75,10 @@ pub(super) struct RawNetwork {
     #[serde(default)]
     pub aux_addresses: Vec<String>,
     pub host_shim: Option<String>,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    pub ip_range6: Option<String>,
+    pub host_shim6: Option<String>,
     pub bcast_queue_len: Option<i64>,
     pub allow_inner_tags: Option<bool>,
     pub anti_spoof: Option<String>,
@@ -90,6 +94,7 @@ pub(super) struct RawEndpoint {
     pub netns_path: Option<String>,
     pub ifname: Option<String>,
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub mac: Option<String>,
     pub allowed_sources: Option<Vec<String>>,
     pub rate_limit: Option<RawRateLimit>,

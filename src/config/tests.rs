@@ -869,3 +869,95 @@ fn runtime_networks_count_on_after_the_files() {
     let c = Config::parse_with(MINIMAL, &[good], &[]).expect("a runtime network");
     assert_eq!(c.networks[1].vlan, Some(9));
 }
+
+fn ip6(s: &str) -> std::net::Ipv6Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn dual_stack_addressing() {
+    let text = net("subnet6 = \"fd00:77::/64\"\nip_range6 = \"fd00:77::100/120\"\naux_addresses = [\"192.168.1.2\", \"fd00:77::100\"]\nhost_shim = \"192.168.1.250\"")
+        + &endpoint("a", "ip6 = \"fd00:77::a\"")
+        + &endpoint("b", "")
+        + &endpoint("c", "");
+    let c = ok(&text);
+    let v6 = c.networks[0].ipv6.as_ref().expect("dual stack");
+    assert_eq!(v6.gateway, ip6("fd00:77::1"));
+    assert_eq!(v6.aux_addresses, [ip6("fd00:77::100")]);
+    assert_eq!(c.networks[0].aux_addresses, [ip("192.168.1.2")]);
+    assert_eq!(v6.host_shim, Some(ip6("fd00:77::ffff:ffff:ffff:ffff")));
+    let got: Vec<_> = c.endpoints.iter().map(|e| e.ip6).collect();
+    // The static one first; the others from the pool, skipping the aux address.
+    assert_eq!(
+        got,
+        [
+            Some(ip6("fd00:77::a")),
+            Some(ip6("fd00:77::101")),
+            Some(ip6("fd00:77::102"))
+        ]
+    );
+    // An IPv4-only network gives no IPv6 address.
+    assert_eq!(
+        ok(&(MINIMAL.to_string() + &endpoint("x", ""))).endpoints[0].ip6,
+        None
+    );
+    assert!(
+        c.summary().contains("subnet6 fd00:77::/64"),
+        "{}",
+        c.summary()
+    );
+}
+
+#[test]
+fn dual_stack_errors_name_their_key() {
+    let v6 = |extra: &str| net(&format!("subnet6 = \"fd00:77::/64\"\n{extra}"));
+    for (text, key) in [
+        (net("subnet6 = \"fd00:77::\""), "network[0].subnet6"),
+        (net("subnet6 = \"192.168.1.0/24\""), "network[0].subnet6"),
+        (net("subnet6 = \"fd00:77::1/64\""), "network[0].subnet6"),
+        (net("subnet6 = \"fd00:77::/124\""), "network[0].subnet6"),
+        (net("gateway6 = \"fd00:77::1\""), "network[0].gateway6"),
+        (net("ip_range6 = \"fd00:77::/120\""), "network[0].ip_range6"),
+        (
+            net("aux_addresses = [\"fd00:77::9\"]"),
+            "network[0].aux_addresses[0]",
+        ),
+        (v6("gateway6 = \"fd00:78::1\""), "network[0].gateway6"),
+        (v6("gateway6 = \"fe80::1\""), "network[0].gateway6"),
+        (v6("gateway6 = \"not-an-address\""), "network[0].gateway6"),
+        (v6("ip_range6 = \"fd00:78::/120\""), "network[0].ip_range6"),
+        (v6("host_shim6 = \"fd00:77::5\""), "network[0].host_shim6"),
+        (
+            v6("host_shim = \"192.168.1.250\"\nhost_shim6 = \"fd00:77::1\""),
+            "network[0].host_shim6",
+        ),
+        (
+            v6("") + &endpoint("a", "ip6 = \"fd00:78::5\""),
+            "endpoint[0].ip6",
+        ),
+        (
+            v6("") + &endpoint("a", "ip6 = \"fd00:77::1\""),
+            "endpoint[0].ip6",
+        ),
+        (
+            v6("")
+                + &endpoint("a", "ip6 = \"fd00:77::7\"")
+                + &endpoint("b", "ip6 = \"fd00:77::7\""),
+            "endpoint[1].ip6",
+        ),
+        (
+            net("") + &endpoint("a", "ip6 = \"fd00:77::7\""),
+            "endpoint[0].ip6",
+        ),
+        (
+            // ::0 is the subnet-router anycast address, ::1 the gateway.
+            v6("ip_range6 = \"fd00:77::/126\"")
+                + &endpoint("a", "")
+                + &endpoint("b", "")
+                + &endpoint("c", ""),
+            "endpoint[2].ip6",
+        ),
+    ] {
+        err_at(&text, key);
+    }
+}

@@ -1,11 +1,11 @@
 //! From `RawConfig` to `Config`: every value checked under its own key.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::addressing::AddressBook;
+use super::addressing::{ipv4_book, ipv6_book};
 use super::raw::{RawConfig, RawEndpoint, RawNetwork, RawParent, RawWorkers, WordOrList};
 use super::*;
 use crate::switch::{MAX_ENDPOINTS, MAX_HOST_SHIMS};
@@ -306,24 +306,39 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
             if !subnet.contains_net(&range) {
                 return Err(ConfigError::RangeOutsideSubnet {
                     key: key.field("ip_range"),
-                    range,
-                    subnet,
+                    range: range.to_string(),
+                    subnet: subnet.to_string(),
                 });
             }
             Some(range)
         }
     };
     let aux_key = key.field("aux_addresses");
-    let aux_addresses = raw
-        .aux_addresses
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ipv4(&aux_key.index(i), s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut aux_addresses = Vec::new();
+    let mut aux_addresses6 = Vec::new();
+    for (i, s) in raw.aux_addresses.iter().enumerate() {
+        match parse(&aux_key.index(i), s, "an IPv4 or IPv6 address")? {
+            IpAddr::V4(ip) => aux_addresses.push(ip),
+            IpAddr::V6(ip) if raw.subnet6.is_some() => aux_addresses6.push(ip),
+            IpAddr::V6(_) => {
+                return Err(ConfigError::Invalid {
+                    key: aux_key.index(i),
+                    reason: format!("{s} is an IPv6 address, but the network has no subnet6"),
+                })
+            }
+        }
+    }
     let host_shim = match raw.host_shim {
         Some(s) => Some(ipv4(&key.field("host_shim"), &s)?),
         None => None,
     };
+    let v6_keys = Ipv6Keys {
+        subnet6: raw.subnet6,
+        gateway6: raw.gateway6,
+        ip_range6: raw.ip_range6,
+        host_shim6: raw.host_shim6,
+    };
+    let ipv6 = ipv6_addressing(v6_keys, key, aux_addresses6, host_shim.is_some())?;
     let bcast_queue_len = ranged(
         &key.field("bcast_queue_len"),
         raw.bcast_queue_len,
@@ -348,6 +363,7 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         ip_range,
         aux_addresses,
         host_shim,
+        ipv6,
         bcast_queue_len,
         allow_inner_tags,
         anti_spoof: keyword(
@@ -357,8 +373,108 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         )?,
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
-    AddressBook::new(&net, key)?;
+    ipv4_book(&net, key)?;
+    if let Some(v6) = &net.ipv6 {
+        ipv6_book(&net, v6, key)?;
+    }
     Ok(net)
+}
+
+/// A network's IPv6 keys as written.
+struct Ipv6Keys {
+    subnet6: Option<String>,
+    gateway6: Option<String>,
+    ip_range6: Option<String>,
+    host_shim6: Option<String>,
+}
+
+/// The IPv6 keys of a network: all absent, or `subnet6` and what goes with it.
+fn ipv6_addressing(
+    raw: Ipv6Keys,
+    key: &Key,
+    aux_addresses: Vec<Ipv6Addr>,
+    has_shim: bool,
+) -> Result<Option<Ipv6Addressing>, ConfigError> {
+    let Some(text) = &raw.subnet6 else {
+        for (field, value) in [
+            ("gateway6", &raw.gateway6),
+            ("ip_range6", &raw.ip_range6),
+            ("host_shim6", &raw.host_shim6),
+        ] {
+            if value.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: key.field(field),
+                    reason: "the network has no subnet6 (set subnet6 to make it dual stack)".into(),
+                });
+            }
+        }
+        return Ok(None);
+    };
+    let subnet = cidr6(&key.field("subnet6"), text)?;
+    if subnet.prefix_len() > 120 {
+        return Err(ConfigError::Invalid {
+            key: key.field("subnet6"),
+            reason: format!(
+                "{subnet} is too small for endpoints (use a prefix of /120 or shorter)"
+            ),
+        });
+    }
+    let gateway = match &raw.gateway6 {
+        Some(s) => ipv6(&key.field("gateway6"), s)?,
+        // Docker's default: the first address after the subnet-router anycast.
+        None => subnet.addresses().nth(1).expect("a /120 has 256 addresses"),
+    };
+    let ip_range = match &raw.ip_range6 {
+        None => None,
+        Some(s) => {
+            let range = cidr6(&key.field("ip_range6"), s)?;
+            if !subnet.contains_net(&range) {
+                return Err(ConfigError::RangeOutsideSubnet {
+                    key: key.field("ip_range6"),
+                    range: range.to_string(),
+                    subnet: subnet.to_string(),
+                });
+            }
+            Some(range)
+        }
+    };
+    let host_shim = match &raw.host_shim6 {
+        Some(_) if !has_shim => {
+            return Err(ConfigError::Invalid {
+                key: key.field("host_shim6"),
+                reason: "the network has no host_shim (the shim's IPv4 address comes first)".into(),
+            })
+        }
+        Some(s) => Some(ipv6(&key.field("host_shim6"), s)?),
+        // The subnet's last address: SLAAC and allocation from the bottom
+        // both stay clear of it.
+        None if has_shim => Some(subnet.last()),
+        None => None,
+    };
+    for (field, ip) in [("gateway6", Some(gateway)), ("host_shim6", host_shim)] {
+        if let Some(ip) = ip.filter(|ip| is_special_ipv6(*ip)) {
+            return Err(ConfigError::Invalid {
+                key: key.field(field),
+                reason: format!("{ip} is not a unicast address a host can hold"),
+            });
+        }
+    }
+    Ok(Some(Ipv6Addressing {
+        subnet,
+        gateway,
+        ip_range,
+        aux_addresses,
+        host_shim,
+    }))
+}
+
+/// Multicast, loopback, unspecified or link-local: never a network's
+/// configured address (link-local ones every interface makes for itself).
+fn is_special_ipv6(ip: Ipv6Addr) -> bool {
+    ip.is_multicast()
+        || ip.is_loopback()
+        || ip.is_unspecified()
+        || (ip.segments()[0] & 0xffc0) == 0xfe80
 }
 
 /// An endpoint whose fields are checked, before addressing.
@@ -366,6 +482,7 @@ struct Pending {
     key: Key,
     net: usize,
     ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     mac: Option<MacAddr>,
     config: EndpointConfig,
 }
@@ -416,16 +533,40 @@ fn endpoints(
     let mut books = networks
         .iter()
         .enumerate()
-        .map(|(i, n)| AddressBook::new(n, &Key::entry("network", i, Some(&n.name))))
+        .map(|(i, n)| ipv4_book(n, &Key::entry("network", i, Some(&n.name))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut books6 = networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let key = Key::entry("network", i, Some(&n.name));
+            n.ipv6.as_ref().map(|v6| ipv6_book(n, v6, &key)).transpose()
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for p in pending.iter_mut() {
         if let Some(ip) = p.ip {
             books[p.net].reserve(p.key.field("ip"), ip, format!("endpoint {}", p.key))?;
             p.config.ip = ip;
         }
+        if let Some(ip6) = p.ip6 {
+            let Some(book) = books6[p.net].as_mut() else {
+                return Err(ConfigError::Invalid {
+                    key: p.key.field("ip6"),
+                    reason: format!("network {:?} has no subnet6", networks[p.net].name),
+                });
+            };
+            book.reserve(p.key.field("ip6"), ip6, format!("endpoint {}", p.key))?;
+            p.config.ip6 = Some(ip6);
+        }
     }
-    for p in pending.iter_mut().filter(|p| p.ip.is_none()) {
-        p.config.ip = books[p.net].allocate(p.key.field("ip"), format!("endpoint {}", p.key))?;
+    for p in pending.iter_mut() {
+        if p.ip.is_none() {
+            p.config.ip =
+                books[p.net].allocate(p.key.field("ip"), format!("endpoint {}", p.key))?;
+        }
+        if let (None, Some(book)) = (p.ip6, books6[p.net].as_mut()) {
+            p.config.ip6 = Some(book.allocate(p.key.field("ip6"), format!("endpoint {}", p.key))?);
+        }
     }
 
     // MACs: as written, or Docker's default for the address; unique across all networks.
@@ -539,6 +680,10 @@ fn endpoint(
         Some(s) => Some(ipv4(&key.field("ip"), &s)?),
         None => None,
     };
+    let ip6 = match raw.ip6 {
+        Some(s) => Some(ipv6(&key.field("ip6"), &s)?),
+        None => None,
+    };
     let mac = match raw.mac {
         Some(s) => Some(unicast_mac(&key.field("mac"), &s)?),
         None => None,
@@ -589,6 +734,7 @@ fn endpoint(
         key: key.clone(),
         net,
         ip,
+        ip6,
         mac,
         config: EndpointConfig {
             name: raw.name,
@@ -597,6 +743,7 @@ fn endpoint(
             netns,
             ifname,
             ip: Ipv4Addr::UNSPECIFIED,
+            ip6: None,
             mac: MacAddr::default(),
             allowed_sources,
             rate_limit,
@@ -636,6 +783,26 @@ fn cidr(key: &Key, value: &str) -> Result<Ipv4Net, ConfigError> {
         return Err(ConfigError::Invalid {
             key: key.clone(),
             reason: format!("{net} has host bits set (did you mean {}?)", net.trunc()),
+        });
+    }
+    Ok(net)
+}
+
+fn ipv6(key: &Key, value: &str) -> Result<Ipv6Addr, ConfigError> {
+    parse(key, value, "an IPv6 address")
+}
+
+/// An IPv6 CIDR with its host bits clear.
+fn cidr6(key: &Key, value: &str) -> Result<Ipv6Net, ConfigError> {
+    let net: Ipv6Net = parse(key, value, "an IPv6 CIDR like fd00:77::/64")?;
+    if !net.is_normalized() {
+        return Err(ConfigError::Invalid {
+            key: key.clone(),
+            reason: format!(
+                "{net} has host bits set (did you mean {}/{}?)",
+                net.network(),
+                net.prefix_len()
+            ),
         });
     }
     Ok(net)

@@ -144,6 +144,10 @@ pub struct EndpointInfo {
     pub host_ifname: String,
     /// Its IPv4 address.
     pub ip: String,
+    /// Its IPv6 address, on a dual-stack network. Absent from older
+    /// daemons' answers and on IPv4-only networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
     /// Its MAC address.
     pub mac: String,
     /// "config" (the file) or "runtime" (`endpoint add`).
@@ -162,6 +166,16 @@ pub struct EndpointInfo {
     /// (both tiers). Absent from older daemons' answers: read as 0.
     #[serde(default)]
     pub drops: u64,
+}
+
+impl EndpointInfo {
+    /// Its addresses for people: the IPv4 one, then the IPv6 one if any.
+    pub fn addresses(&self) -> String {
+        match &self.ip6 {
+            Some(ip6) => format!("{} {ip6}", self.ip),
+            None => self.ip.clone(),
+        }
+    }
 }
 
 /// One network as `network_list` shows it.

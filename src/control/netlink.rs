@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -73,6 +73,11 @@ pub struct EndpointLinkSpec<'a> {
     /// Default route inside the container, if any; must be reachable through
     /// `addr/prefix_len`.
     pub gateway: Option<Ipv4Addr>,
+    /// The container's IPv6 address and prefix length, on a dual-stack
+    /// network. Its link-local address the kernel makes itself.
+    pub addr6: Option<(Ipv6Addr, u8)>,
+    /// IPv6 default route inside the container, if any (via `addr6`'s subnet).
+    pub gateway6: Option<Ipv6Addr>,
     /// veth only: RX and TX queue count of both ends (>= 1). Ignored for TAP.
     pub queues: u32,
     /// veth only: keep TX checksum offload (and with it TSO) on the
@@ -349,14 +354,11 @@ pub fn set_link_mtu(ifname: &str, mtu: u32) -> Result<(), NetlinkError> {
 
 /// Adds a route to `dest/prefix_len` out of `ifname` (no gateway) in the
 /// calling thread's netns. An existing identical route is not an error.
-pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
+pub fn add_link_route(ifname: &str, dest: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
     off_runtime(|| {
         let nl = Rtnl::own()?;
         let index = nl.require(ifname, "add route")?;
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dest, prefix_len)
-            .output_interface(index)
-            .build();
+        let route = link_route(dest, prefix_len, index);
         match nl.rt.block_on(nl.handle.route().add(route).execute()) {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
@@ -367,22 +369,37 @@ pub fn add_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<()
 
 /// Deletes the route to `dest/prefix_len` through `ifname` in the calling
 /// thread's netns; a route (or interface) already gone is `Ok`.
-pub fn del_link_route(ifname: &str, dest: Ipv4Addr, prefix_len: u8) -> Result<(), NetlinkError> {
+pub fn del_link_route(ifname: &str, dest: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
     off_runtime(|| {
         let nl = Rtnl::own()?;
         let Some(index) = nl.index(ifname)? else {
             return Ok(());
         };
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dest, prefix_len)
-            .output_interface(index)
-            .build();
+        let route = link_route(dest, prefix_len, index);
         match nl.rt.block_on(nl.handle.route().del(route).execute()) {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
             Err(e) => Err(nl.fail(format!("delete route {dest}/{prefix_len}"), ifname, e)),
         }
     })
+}
+
+/// A route to `dest/prefix_len` out of link `index`, without a gateway.
+fn link_route(
+    dest: IpAddr,
+    prefix_len: u8,
+    index: u32,
+) -> rtnetlink::packet_route::route::RouteMessage {
+    match dest {
+        IpAddr::V4(dest) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(index)
+            .build(),
+        IpAddr::V6(dest) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(dest, prefix_len)
+            .output_interface(index)
+            .build(),
+    }
 }
 
 /// Adds `mac` to `ifname`'s unicast address list (`bridge fdb add MAC dev IF
@@ -658,8 +675,15 @@ fn adopt_veth(
         let attr = |f: &dyn Fn(&LinkAttribute) -> bool| peer.attributes.iter().any(f);
         let paired = attr(&|a| matches!(a, LinkAttribute::Link(i) if *i == host_ifindex));
         let mac = attr(&|a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == spec.mac.0));
-        if !(paired && mac && cnl.has_address(index, spec.ifname, spec.addr, spec.prefix_len)?) {
+        let v4 = IpAddr::V4(spec.addr);
+        if !(paired && mac && cnl.has_address(index, spec.ifname, v4, spec.prefix_len)?) {
             return Ok(false);
+        }
+        // A network that became dual stack since: the address is added now.
+        if let Some((addr6, len)) = spec.addr6 {
+            if !cnl.has_address(index, spec.ifname, IpAddr::V6(addr6), len)? {
+                cnl.add_address(index, spec.ifname, IpAddr::V6(addr6), len)?;
+            }
         }
         set_tx_checksum(spec.ifname, spec.tx_offload).map_err(|source| NetlinkError::Link {
             op: "set TX checksum offload".into(),
@@ -668,13 +692,7 @@ fn adopt_veth(
             source,
         })?;
         cnl.set_up(index, spec.ifname)?;
-        if let Some(gateway) = spec.gateway {
-            match cnl.add_default_route(index, spec.ifname, gateway) {
-                Err(NetlinkError::Link { source, .. })
-                    if source.raw_os_error() == Some(libc::EEXIST) => {}
-                other => other?,
-            }
-        }
+        add_default_routes(&cnl, spec, index)?;
         Ok(true)
     })
     .map_err(|source| NetlinkError::Netns {
@@ -743,18 +761,45 @@ fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), 
         // The device is down after the move, so renaming it is allowed.
         nl.rename_and_set_mac(index, current, spec.ifname, spec.mac)?;
         let ifname = spec.ifname;
-        nl.add_address(index, ifname, spec.addr, spec.prefix_len)?;
-        nl.set_up(index, ifname)?;
-        if let Some(gateway) = spec.gateway {
-            nl.add_default_route(index, ifname, gateway)?;
+        nl.add_address(index, ifname, IpAddr::V4(spec.addr), spec.prefix_len)?;
+        if let Some((addr6, len)) = spec.addr6 {
+            // A namespace may turn IPv6 off for new interfaces (the
+            // `default` sysctl); a dual-stack endpoint needs it on.
+            enable_ipv6(ifname).map_err(|source| NetlinkError::Link {
+                op: "turn IPv6 on".into(),
+                ifname: ifname.to_string(),
+                netns: label.clone(),
+                source,
+            })?;
+            nl.add_address(index, ifname, IpAddr::V6(addr6), len)?;
         }
-        Ok(())
+        nl.set_up(index, ifname)?;
+        add_default_routes(&nl, spec, index)
     })
     .map_err(|source| NetlinkError::Netns {
         op: "enter",
         path: path.to_path_buf(),
         source,
     })?
+}
+
+/// Adds the spec's default routes (IPv4, and IPv6 on a dual-stack network)
+/// through link `index`; one the namespace has already is kept.
+fn add_default_routes(nl: &Rtnl, spec: &EndpointLinkSpec, index: u32) -> Result<(), NetlinkError> {
+    let gateways = [spec.gateway.map(IpAddr::V4), spec.gateway6.map(IpAddr::V6)];
+    for gateway in gateways.into_iter().flatten() {
+        nl.add_default_route(index, spec.ifname, gateway)?;
+    }
+    Ok(())
+}
+
+/// Writes 0 to `disable_ipv6` of `ifname` in the calling thread's netns
+/// (`/proc/sys/net` follows the calling thread's namespace).
+fn enable_ipv6(ifname: &str) -> io::Result<()> {
+    std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        b"0",
+    )
 }
 
 /// Writes 1 to `disable_ipv6` of `ifname` in the calling thread's netns, so the
@@ -1001,16 +1046,11 @@ impl Rtnl {
         &self,
         index: u32,
         ifname: &str,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         prefix_len: u8,
     ) -> Result<(), NetlinkError> {
         self.rt
-            .block_on(
-                self.handle
-                    .address()
-                    .add(index, IpAddr::V4(addr), prefix_len)
-                    .execute(),
-            )
+            .block_on(self.handle.address().add(index, addr, prefix_len).execute())
             .map_err(|e| self.fail(format!("add address {addr}/{prefix_len}"), ifname, e))
     }
 
@@ -1018,12 +1058,18 @@ impl Rtnl {
         &self,
         index: u32,
         ifname: &str,
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
     ) -> Result<(), NetlinkError> {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(gateway)
-            .output_interface(index)
-            .build();
+        let route = match gateway {
+            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+        };
         match self.rt.block_on(self.handle.route().add(route).execute()) {
             // The namespace has a default route already: another of its
             // interfaces (a second network, as `docker network connect`
@@ -1041,7 +1087,7 @@ impl Rtnl {
         &self,
         index: u32,
         ifname: &str,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         prefix_len: u8,
     ) -> Result<bool, NetlinkError> {
         use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
@@ -1059,7 +1105,7 @@ impl Rtnl {
             m.header.prefix_len == prefix_len
                 && m.attributes
                     .iter()
-                    .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == addr))
+                    .any(|a| matches!(a, AddressAttribute::Address(a) if *a == addr))
         }))
     }
 
@@ -1159,6 +1205,8 @@ mod tests {
             addr: Ipv4Addr::new(10, 0, 0, 2),
             prefix_len: 24,
             gateway: None,
+            addr6: None,
+            gateway6: None,
             queues: 1,
             tx_offload: false,
             handoff: false,

@@ -249,6 +249,7 @@ mod tests {
             ifname: "eth0".into(),
             host_ifname: "mv0".into(),
             ip: "10.0.0.2".into(),
+            ip6: None,
             mac: "02:42:0a:00:00:02".into(),
             origin: "config".into(),
             path: "fast".into(),

@@ -377,6 +377,11 @@ impl<C: Control> Driver<C> {
                 .map(|(_, a)| strip_prefix(a).to_string())
                 .collect(),
             host_shim: generic.get("host_shim").cloned(),
+            // Refused above: Docker's IPv6 is not passed on yet.
+            subnet6: None,
+            gateway6: None,
+            ip_range6: None,
+            host_shim6: None,
             anti_spoof: generic.get("anti_spoof").cloned(),
             allow_inner_tags: None,
         };

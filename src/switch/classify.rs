@@ -8,8 +8,8 @@
 //! broadcasts), and a `source` endpoint receives frames addressed to it (or
 //! to a group) from an allowed source, not every frame from that source.
 
-use super::fdb::{EndpointId, Fdb, Mode, NetworkId};
-use std::net::Ipv4Addr;
+use super::fdb::{EndpointEntry, EndpointId, Fdb, Mode, NetworkId};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{FrameError, FrameHeader, MacAddr, ETHERTYPE_QINQ};
 
@@ -49,7 +49,8 @@ pub enum DropReason {
     /// of acted on.
     Internal,
     /// On a `mac+ip` network: an IPv4 packet or ARP message whose sender
-    /// address is not the endpoint's own.
+    /// address is not the endpoint's own, or an IPv6 packet or neighbour
+    /// advertisement that claims an address not its own (or link-local).
     IpSpoof,
 }
 
@@ -241,12 +242,62 @@ const ARP_SHA: usize = 8;
 const ARP_SPA: usize = 14;
 const ARP_LEN: usize = 28;
 
+/// The IPv6 ethertype; offsets in an IPv6 header and in a neighbour advertisement.
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const IPV6_NEXT_HEADER: usize = 6;
+const IPV6_SRC: usize = 8;
+const IPV6_HEADER_LEN: usize = 40;
+const NEXT_HEADER_ICMPV6: u8 = 58;
+const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
+/// The target address of a neighbour advertisement, from the ICMPv6 header.
+const NA_TARGET: usize = 8;
+
+/// Reads 16 bytes at `at` as an IPv6 address.
+fn ipv6_at(bytes: &[u8], at: usize) -> Option<Ipv6Addr> {
+    let b: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
+    Some(Ipv6Addr::from(b))
+}
+
+/// `anti_spoof = "mac+ip"` for IPv6: the source must be the endpoint's
+/// address, a link-local one (every interface has its own; they are not
+/// checked) or unspecified (duplicate address detection); a neighbour
+/// advertisement may only claim the endpoint's own or a link-local target,
+/// the IPv6 twin of an ARP reply.
+fn check_sender_ipv6(payload: &[u8], own: Ipv6Addr) -> Result<(), DropReason> {
+    let allowed = |ip: Ipv6Addr| ip == own || ip.is_unicast_link_local() || ip.is_unspecified();
+    let src = ipv6_at(payload, IPV6_SRC).ok_or(DropReason::Malformed)?;
+    if !allowed(src) {
+        return Err(DropReason::IpSpoof);
+    }
+    let icmp = &payload[IPV6_HEADER_LEN.min(payload.len())..];
+    if payload[IPV6_NEXT_HEADER] == NEXT_HEADER_ICMPV6
+        && icmp.first() == Some(&ICMPV6_NEIGHBOR_ADVERTISEMENT)
+    {
+        let target = ipv6_at(icmp, NA_TARGET).ok_or(DropReason::Malformed)?;
+        if !allowed(target) || target.is_unspecified() {
+            return Err(DropReason::IpSpoof);
+        }
+    }
+    Ok(())
+}
+
 /// `anti_spoof = "mac+ip"`: an IPv4 packet's source, or an ARP message's
 /// sender MAC and address, must be the endpoint's own (0.0.0.0 claims
 /// nobody's address: DHCP clients, ARP probes). Other ethertypes pass.
-fn check_sender_ip(frame: &[u8], hdr: &FrameHeader, own: Ipv4Addr) -> Result<(), DropReason> {
+fn check_sender_ip(frame: &[u8], hdr: &FrameHeader, me: &EndpointEntry) -> Result<(), DropReason> {
     let payload = &frame[hdr.payload_offset.min(frame.len())..];
+    let Some(own) = me.ip else {
+        return Ok(());
+    };
     let claimed = match hdr.ethertype {
+        ETHERTYPE_IPV6 => {
+            return match me.ip6 {
+                Some(own6) => check_sender_ipv6(payload, own6),
+                // No IPv6 address of its own (an IPv4-only network, where
+                // the LAN's router may still hand out SLAAC addresses).
+                None => Ok(()),
+            };
+        }
         ETHERTYPE_IPV4 => {
             let src = payload
                 .get(IPV4_SRC..IPV4_SRC + 4)
@@ -301,10 +352,8 @@ pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
         return Verdict::Drop(DropReason::VlanHop);
     }
     if net.anti_spoof_ip {
-        if let Some(own) = me.ip {
-            if let Err(reason) = check_sender_ip(frame, &hdr, own) {
-                return Verdict::Drop(reason);
-            }
+        if let Err(reason) = check_sender_ip(frame, &hdr, me) {
+            return Verdict::Drop(reason);
         }
     }
     let to_wire = Verdict::Wire { tag: net.vlan };
@@ -476,13 +525,63 @@ mod tests {
         );
     }
 
-    /// One bridge network checking IPv4/ARP senders (`on`) or not, with e1 at 10.0.0.1.
+    /// One bridge network checking IPv4/ARP senders (`on`) or not, with e1
+    /// at 10.0.0.1 and fd00::1.
     fn fdb_with_ip_check(on: bool) -> Fdb {
         let mut n = NetworkEntry::new("n", None, Mode::Bridge);
         n.anti_spoof_ip = on;
         let mut e = EndpointEntry::new("e1", mac(1), NetworkId(0));
         e.ip = Some(Ipv4Addr::new(10, 0, 0, 1));
+        e.ip6 = Some("fd00::1".parse().unwrap());
         Fdb::new(vec![n], vec![Some(e)]).unwrap()
+    }
+
+    /// An IPv6 packet from `src` with source `sender`; with `na_target`, an
+    /// ICMPv6 neighbour advertisement for that target.
+    fn ipv6_from(src: MacAddr, sender: &str, na_target: Option<&str>) -> Vec<u8> {
+        let mut f = frame(WIRE_HOST, src);
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        f.resize(14 + IPV6_HEADER_LEN + 24, 0);
+        f[14] = 0x60;
+        let ip = |s: &str| s.parse::<Ipv6Addr>().unwrap().octets();
+        f[14 + IPV6_SRC..14 + IPV6_SRC + 16].copy_from_slice(&ip(sender));
+        if let Some(target) = na_target {
+            f[14 + IPV6_NEXT_HEADER] = NEXT_HEADER_ICMPV6;
+            let icmp = 14 + IPV6_HEADER_LEN;
+            f[icmp] = ICMPV6_NEIGHBOR_ADVERTISEMENT;
+            f[icmp + NA_TARGET..icmp + NA_TARGET + 16].copy_from_slice(&ip(target));
+        }
+        f
+    }
+
+    #[test]
+    fn mac_ip_anti_spoofing_checks_ipv6_sources_and_advertised_targets() {
+        let fdb = fdb_with_ip_check(true);
+        let e1 = EndpointId(0);
+        let wire = Verdict::Wire { tag: None };
+        let spoof = Verdict::Drop(DropReason::IpSpoof);
+        let check = |sender, target| classify_egress(&fdb, e1, &ipv6_from(mac(1), sender, target));
+        assert_eq!(check("fd00::1", None), wire);
+        assert_eq!(check("fe80::42:aff:fe00:1", None), wire);
+        // Duplicate address detection sends from the unspecified address.
+        assert_eq!(check("::", None), wire);
+        assert_eq!(check("fd00::2", None), spoof);
+        assert_eq!(check("fd00::1", Some("fd00::1")), wire);
+        assert_eq!(check("fe80::1", Some("fe80::1")), wire);
+        // Neighbour-advertisement spoofing: claiming a neighbour's address.
+        assert_eq!(check("fe80::1", Some("fd00::2")), spoof);
+        assert_eq!(check("fd00::1", Some("::")), spoof);
+        let mut short = ipv6_from(mac(1), "fd00::1", Some("fd00::1"));
+        short.truncate(14 + IPV6_HEADER_LEN + 12);
+        assert_eq!(
+            classify_egress(&fdb, e1, &short),
+            Verdict::Drop(DropReason::Malformed)
+        );
+        let plain = fdb_with_ip_check(false);
+        assert_eq!(
+            classify_egress(&plain, e1, &ipv6_from(mac(1), "fd00::2", None)),
+            wire
+        );
     }
 
     const E11: EndpointId = EndpointId(0);

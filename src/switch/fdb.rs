@@ -41,6 +41,9 @@ pub struct EndpointEntry {
     pub rate_limit: Option<RateLimit>,
     /// Its IPv4 address, for `anti_spoof = "mac+ip"` (none: not checked).
     pub ip: Option<std::net::Ipv4Addr>,
+    /// Its IPv6 address on a dual-stack network, for `anti_spoof =
+    /// "mac+ip"` (none: IPv6 not checked).
+    pub ip6: Option<std::net::Ipv6Addr>,
 }
 
 impl EndpointEntry {
@@ -53,6 +56,7 @@ impl EndpointEntry {
             allowed_sources: Vec::new(),
             rate_limit: None,
             ip: None,
+            ip6: None,
         }
     }
 }

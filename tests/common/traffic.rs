@@ -2,7 +2,7 @@
 //! Every helper is bounded by timeouts and never hangs a test.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,8 @@ const CHUNK: usize = 64 * 1024;
 /// `ping -c count` from `ns` to `ip` (0.2 s apart, 1 s per reply); true if
 /// every probe was answered exactly once. A failing ping takes a few seconds
 /// (its `-w` deadline), never longer.
-pub fn ping(ns: &Netns, ip: Ipv4Addr, count: u32) -> bool {
+pub fn ping(ns: &Netns, ip: impl Into<IpAddr>, count: u32) -> bool {
+    let ip: IpAddr = ip.into();
     let deadline = (count / 5 + 3).to_string();
     let out = ns.exec(&[
         "ping",
@@ -56,10 +57,11 @@ pub fn ping(ns: &Netns, ip: Ipv4Addr, count: u32) -> bool {
 /// byte (server what arrived, client what came back) and the exact length.
 pub fn tcp_transfer(
     server_ns: &Netns,
-    server_ip: Ipv4Addr,
+    server_ip: impl Into<IpAddr>,
     client_ns: &Netns,
     bytes: usize,
 ) -> Result<(), String> {
+    let server_ip: IpAddr = server_ip.into();
     let seed = seed();
     let listener = server_ns
         .in_ns(|| TcpListener::bind((server_ip, 0)))

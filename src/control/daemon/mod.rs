@@ -242,6 +242,7 @@ fn add_host_shims(config: &mut Config) {
                 netns: crate::config::NetnsRef::Path(PathBuf::from("/proc/self/ns/net")),
                 ifname,
                 ip,
+                ip6: n.ipv6.as_ref().and_then(|v6| v6.host_shim),
                 mac: crate::wire::MacAddr::docker_default(ip),
                 allowed_sources: Vec::new(),
                 rate_limit: None,
@@ -649,6 +650,7 @@ impl Daemon {
                 ifname: ep.ifname.clone(),
                 host_ifname: state.host_ifname.clone(),
                 ip: ep.ip.to_string(),
+                ip6: ep.ip6.map(|ip| ip.to_string()),
                 mac: ep.mac.to_string(),
                 origin: "config".into(),
                 path: if state.fast.is_some_and(|f| f.port.is_some()) {

@@ -8,6 +8,7 @@
 //! maps, the host shim's routes). An endpoint whose creation or steering
 //! fails is removed again; the others of the batch stay.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::*;
@@ -342,6 +343,15 @@ impl Daemon {
             // the parent's address on the same subnet.
             prefix_len: if shim { 32 } else { net.subnet.prefix_len() },
             gateway: (ep.default_route && !shim).then_some(net.gateway),
+            addr6: ep
+                .ip6
+                .zip(net.ipv6.as_ref())
+                .map(|(ip6, v6)| (ip6, if shim { 128 } else { v6.subnet.prefix_len() })),
+            gateway6: net
+                .ipv6
+                .as_ref()
+                .filter(|_| ep.default_route && !shim)
+                .map(|v6| v6.gateway),
             queues: self.workers.len() as u32,
             // The fast path keeps the container's skbs whole: its checksum
             // offload and TSO can stay on.
@@ -680,10 +690,15 @@ impl Daemon {
             .map(|e| if is_shim(ep) { (ep, e) } else { (e, ep) })
             .collect();
         for (shim, to) in pairs {
-            if add {
-                netlink::add_link_route(&shim.ifname, to.ip, 32)?;
-            } else {
-                netlink::del_link_route(&shim.ifname, to.ip, 32)?;
+            // IPv6 only where both sides have it: the shim of a network that
+            // became dual stack while an endpoint was kept has none for it.
+            let v6 = shim.ip6.and(to.ip6).map(|ip| (IpAddr::V6(ip), 128));
+            for (dest, len) in [(IpAddr::V4(to.ip), 32)].into_iter().chain(v6) {
+                if add {
+                    netlink::add_link_route(&shim.ifname, dest, len)?;
+                } else {
+                    netlink::del_link_route(&shim.ifname, dest, len)?;
+                }
             }
         }
         Ok(())
@@ -715,6 +730,7 @@ impl Daemon {
                     rate_limit: e.config.rate_limit,
                     // The host shim speaks for the host, from the host's addresses.
                     ip: (!is_shim(&e.config)).then_some(e.config.ip),
+                    ip6: (!is_shim(&e.config)).then_some(e.config.ip6).flatten(),
                 })
             })
             .collect();

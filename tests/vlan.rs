@@ -284,3 +284,65 @@ fn nothing_crosses_between_networks() {
     let _ = c2;
     assert!(d.stop().success(), "{}", d.log());
 }
+
+/// A `passthru` network on a VLAN whose endpoint takes the parent's own MAC,
+/// as the kernel's passthru macvlan does: the container talks on VLAN 50
+/// under the NIC's MAC (what a switch port that allows one MAC needs),
+/// while the host keeps its untagged traffic under the same MAC.
+#[test]
+fn passthru_endpoint_may_take_the_parents_mac_on_its_vlan() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::with_prefix("vpt", 1, 1);
+    let c1 = rig.container(1);
+    let _vlan_if = VlanIf::start(&rig.wire, WIRE_IF, 50, VLAN_IF, &format!("{V50_WIRE}/24"));
+    let parent_mac = fmt_mac(&link_mac(&rig.host, PARENT_IF));
+    let mut toml = rig.base_toml("");
+    toml += &format!(
+        "\n[[network]]\nname = \"pt50\"\nmode = \"passthru\"\nvlan = 50\nsubnet = \"10.78.0.0/24\"\n\
+         gateway = \"{V50_WIRE}\"\n\
+         \n[[endpoint]]\nname = \"c1\"\nnetwork = \"pt50\"\nnetns = \"{}\"\nip = \"{V50_C3}\"\nmac = \"{parent_mac}\"\n",
+        c1.ns.name()
+    );
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    assert_eq!(fmt_mac(&link_mac(&c1.ns, c1.ifname())), parent_mac);
+    assert!(
+        ping(&rig.wire, V50_C3, 3),
+        "wire -> c1 on VLAN 50\n{}",
+        d.log()
+    );
+    assert!(ping(&c1.ns, V50_WIRE, 3), "c1 -> wire on VLAN 50");
+    // The host's own untagged traffic, under the same MAC, is still the host's.
+    assert!(ping(&rig.wire, HOST_IP, 3), "wire -> host");
+    assert!(ping(&rig.host, WIRE_IP, 3), "host -> wire");
+    assert!(d.stop().success(), "{}", d.log());
+    rig.assert_host_clean();
+}
+
+/// On an untagged network the parent's MAC is the host's: an endpoint that
+/// asked for it would take the host's traffic, so mvdp refuses it by key.
+#[test]
+fn the_parents_mac_is_refused_on_an_untagged_network() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::with_prefix("vpu", 1, 1);
+    let c1 = rig.container(1);
+    let parent_mac = fmt_mac(&link_mac(&rig.host, PARENT_IF));
+    let toml = rig
+        .base_toml("")
+        .replacen("mode = \"bridge\"", "mode = \"passthru\"", 1)
+        + &rig.endpoint_toml(c1, "veth")
+        + &format!("mac = \"{parent_mac}\"\n");
+    let mut d = Daemon::start(&rig, &toml);
+    let status = d.wait_exit(Duration::from_secs(20)).expect("mvdp exits");
+    assert!(!status.success());
+    let log = d.log();
+    assert!(
+        log.contains("endpoint c1: mac") && log.contains("parent p0's own"),
+        "the error does not name the key and the reason:\n{log}"
+    );
+    rig.assert_host_clean();
+}

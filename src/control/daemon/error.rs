@@ -66,6 +66,16 @@ pub enum DaemonError {
         source: Box<DaemonError>,
     },
     /// An endpoint's network is not running (it failed, or waits for a restart).
+    /// An endpoint of an untagged network asked for the parent's own MAC.
+    #[error("endpoint {name}: mac {mac} is the parent {parent}'s own, which on untagged frames is the host's; only an endpoint of a VLAN network (a passthru one, as the kernel's passthru macvlan does) may take it")]
+    ParentMac {
+        /// The endpoint.
+        name: String,
+        /// The MAC it asked for.
+        mac: crate::wire::MacAddr,
+        /// The parent interface.
+        parent: String,
+    },
     #[error("its network {0} is not running")]
     NetworkNotRunning(String),
     /// Steps of a change failed; the others were applied.

@@ -322,9 +322,17 @@ impl Daemon {
         let network = self
             .network_id(&ep.network)
             .ok_or_else(|| DaemonError::NetworkNotRunning(ep.network.clone()))?;
+        let net = self.network_config(network).clone();
+        let parent = &self.config.parent.interface;
+        if net.vlan.is_none() && netlink::link_mac(parent)? == Some(ep.mac) {
+            return Err(DaemonError::ParentMac {
+                name: ep.name.clone(),
+                mac: ep.mac,
+                parent: parent.clone(),
+            });
+        }
         let id = self.allocate_id(&ep.name)?;
         let i = usize::from(id.0);
-        let net = self.network_config(network).clone();
         let host = host_ifname(i, &ep.name);
         let fast = self.fast_eligible(ep);
         let shim = is_shim(ep);

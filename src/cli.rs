@@ -173,6 +173,18 @@ pub enum NetworkAction {
         /// The host's address on the network (a host shim).
         #[arg(long)]
         host_shim: Option<String>,
+        /// An IPv6 subnet: makes the network dual stack.
+        #[arg(long)]
+        subnet6: Option<String>,
+        /// Its IPv6 gateway (default: the subnet's ::1).
+        #[arg(long)]
+        gateway6: Option<String>,
+        /// The IPv6 pool for endpoints without an IPv6 address.
+        #[arg(long)]
+        ip_range6: Option<String>,
+        /// The host shim's IPv6 address (default: subnet6's last).
+        #[arg(long)]
+        host_shim6: Option<String>,
     },
     /// Remove a network added at run time (it must have no endpoints).
     Del {

@@ -283,6 +283,36 @@ fn dual_stack_veth_and_tap_through_mvdp() {
     // ... while the others keep their addresses.
     assert!(ping(&rig.wire, ip6_of(c1), 2));
 
+    // Networks added at run time take the IPv6 keys too, validated alike.
+    let add = |subnet6: &str| {
+        mvdp_ctl(
+            &rig,
+            &[
+                "network",
+                "add",
+                "--name",
+                "v60",
+                "--vlan",
+                "60",
+                "--subnet",
+                "10.79.0.0/24",
+                "--subnet6",
+                subnet6,
+            ],
+        )
+    };
+    let (code, out, err) = add("fd00:79::5/64");
+    assert_ne!(code, 0, "a subnet6 with host bits was accepted: {out}");
+    assert!(
+        err.contains("subnet6"),
+        "the error does not name subnet6: {err}"
+    );
+    let (code, out, err) = add("fd00:79::/64");
+    assert_eq!(code, 0, "network add: {out}{err}");
+    assert!(out.contains("fd00:79::/64 via fd00:79::1"), "{out}");
+    let (code, out, err) = mvdp_ctl(&rig, &["network", "del", "v60"]);
+    assert_eq!(code, 0, "network del: {out}{err}");
+
     assert_accounting(&settled(&d));
     assert!(d.stop().success(), "{}", d.log());
     rig.assert_host_clean();

@@ -192,6 +192,12 @@ pub struct NetworkInfo {
     pub subnet: String,
     /// Its gateway.
     pub gateway: String,
+    /// Its IPv6 subnet and gateway, on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// Its IPv6 gateway, on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
     /// "config" (the file) or "runtime" (`network_add`).
     #[serde(default)]
     pub origin: String,

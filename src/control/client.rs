@@ -79,6 +79,10 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
             vlan,
             ip_range,
             host_shim,
+            subnet6,
+            gateway6,
+            ip_range6,
+            host_shim6,
         } => Request::NetworkAdd {
             network: NetworkSpec {
                 name,
@@ -88,6 +92,10 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
                 vlan,
                 ip_range,
                 host_shim,
+                subnet6,
+                gateway6,
+                ip_range6,
+                host_shim6,
                 ..NetworkSpec::default()
             },
         },
@@ -104,10 +112,15 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
             let info: NetworkInfo =
                 serde_json::from_value(result).map_err(|e| unexpected(socket, e))?;
             format!(
-                "network {} added: {} via {} ({}{})\n",
+                "network {} added: {} via {}{} ({}{})\n",
                 info.name,
                 info.subnet,
                 info.gateway,
+                info.subnet6
+                    .as_ref()
+                    .zip(info.gateway6.as_ref())
+                    .map(|(s, g)| format!(", {s} via {g}"))
+                    .unwrap_or_default(),
                 info.mode,
                 info.vlan.map(|v| format!(", VLAN {v}")).unwrap_or_default()
             )

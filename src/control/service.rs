@@ -310,6 +310,8 @@ impl Service {
                 vlan: n.vlan,
                 subnet: n.subnet.to_string(),
                 gateway: n.gateway.to_string(),
+                subnet6: n.ipv6.as_ref().map(|v6| v6.subnet.to_string()),
+                gateway6: n.ipv6.as_ref().map(|v6| v6.gateway.to_string()),
                 origin: if self.networks.iter().any(|s| s.name == n.name) {
                     "runtime"
                 } else {

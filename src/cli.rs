@@ -148,6 +148,8 @@ pub enum EndpointAction {
 }
 
 /// `mvdp network …`.
+// Parsed once per process: the size of `Add` next to `Del` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum NetworkAction {
     /// Create a network, with the config's validation (as `[[network]]`).

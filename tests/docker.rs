@@ -575,6 +575,46 @@ fn docker_driver_matches_the_builtin_macvlan() {
     );
     docker.ok(&["network", "rm", "lan7"]);
 
+    // A dual-stack network (`--ipv6`): Docker's IPv6 subnet, addresses and
+    // gateway reach mvdp, and the containers talk over IPv6 through it.
+    docker.ok(&words(
+        "network create -d mvdp --ipv6 --subnet 10.79.0.0/24 --subnet fd00:79::/64 -o parent=p0.8 lan8",
+    ));
+    for (c, ip, ip6) in [
+        ("lan-a1", "10.79.0.31", "fd00:79::31"),
+        ("lan-a2", "10.79.0.32", "fd00:79::32"),
+    ] {
+        docker.ok(&["network", "connect", "--ip", ip, "--ip6", ip6, "lan8", c]);
+    }
+    // (Docker numbers interfaces on: this one is not eth1 again.)
+    let addrs = docker.ok(&["exec", "lan-a1", "ip", "-o", "-6", "addr"]);
+    assert!(addrs.contains("fd00:79::31/64"), "a1's addresses: {addrs}");
+    let listed = endpoint_list(&rig);
+    assert!(
+        listed.iter().any(|e| e["ip6"] == "fd00:79::32"),
+        "a2's IPv6 address is not mvdp's: {listed:?}"
+    );
+    let pinged = docker.docker(&[
+        "exec",
+        "lan-a1",
+        "ping",
+        "-6",
+        "-c",
+        "3",
+        "-W",
+        "2",
+        "fd00:79::32",
+    ]);
+    assert!(
+        pinged.status.success(),
+        "a1 -> a2 over IPv6: {}",
+        String::from_utf8_lossy(&pinged.stdout)
+    );
+    for c in ["lan-a1", "lan-a2"] {
+        docker.ok(&["network", "disconnect", "lan8", c]);
+    }
+    docker.ok(&["network", "rm", "lan8"]);
+
     // The plugin restarts: Docker's network is still usable.
     plugin.stop();
     plugin = Plugin::start(&rig, &dir);

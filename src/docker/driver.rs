@@ -257,11 +257,22 @@ impl<C: Control> Driver<C> {
         let req: CreateNetwork = parse("CreateNetwork", body)?;
         let name = short_name("dk", &req.network_id)?;
         let options = req.options.unwrap_or_default();
-        if options.get(ENABLE_IPV6).and_then(Value::as_bool) == Some(true)
-            || req.ipv6.as_ref().is_some_and(|v| !v.is_empty())
-        {
-            return Err("mvdp: IPv6 (--ipv6, --subnet with an IPv6 prefix) is not supported yet: mvdp networks are IPv4 only".into());
-        }
+        let ipv6 = req.ipv6.unwrap_or_default();
+        let ipam6 = match ipv6.as_slice() {
+            [] if options.get(ENABLE_IPV6).and_then(Value::as_bool) == Some(true) => {
+                return Err(
+                    "mvdp: --ipv6 needs an IPv6 --subnet (mvdp has no default IPv6 pool)".into(),
+                )
+            }
+            [] => None,
+            [one] => Some(one),
+            more => {
+                return Err(format!(
+                    "mvdp: a network has one IPv6 subnet; Docker gave {}",
+                    more.len()
+                ))
+            }
+        };
         if options.get(INTERNAL).and_then(Value::as_bool) == Some(true) {
             return Err(
                 "mvdp: --internal is not supported: an mvdp network is the parent's LAN".into(),
@@ -360,6 +371,15 @@ impl<C: Control> Driver<C> {
             .as_deref()
             .map(strip_prefix)
             .map(str::to_string);
+        let gateway6 = ipam6
+            .and_then(|i| i.gateway.as_deref())
+            .map(strip_prefix)
+            .map(str::to_string);
+        let mut aux_addresses: Vec<String> = Vec::new();
+        for i in [Some(ipam), ipam6].into_iter().flatten() {
+            let aux = i.aux_addresses.iter().flatten();
+            aux_addresses.extend(aux.map(|(_, a)| strip_prefix(a).to_string()));
+        }
         let spec = NetworkSpec {
             name: name.clone(),
             mode: generic
@@ -370,16 +390,10 @@ impl<C: Control> Driver<C> {
             subnet: ipam.pool.clone(),
             gateway: gateway.clone(),
             ip_range: None,
-            aux_addresses: ipam
-                .aux_addresses
-                .iter()
-                .flatten()
-                .map(|(_, a)| strip_prefix(a).to_string())
-                .collect(),
+            aux_addresses,
             host_shim: generic.get("host_shim").cloned(),
-            // Refused above: Docker's IPv6 is not passed on yet.
-            subnet6: None,
-            gateway6: None,
+            subnet6: ipam6.map(|i| i.pool.clone()),
+            gateway6: gateway6.clone(),
             ip_range6: None,
             host_shim6: None,
             anti_spoof: generic.get("anti_spoof").cloned(),
@@ -392,18 +406,16 @@ impl<C: Control> Driver<C> {
             Err(e) if is_code(&e, ErrorCode::Conflict) => Value::Null,
             Err(e) => return Err(refused("docker network create", &e)),
         };
-        let gateway = info
-            .get("gateway")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or(gateway)
-            .unwrap_or_default();
+        let answered = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
+        let gateway = answered("gateway").or(gateway).unwrap_or_default();
+        let gateway6 = answered("gateway6").or(gateway6);
         self.store.state.networks.insert(
             req.network_id.clone(),
             NetworkEntry {
                 name: name.clone(),
                 kind,
                 gateway,
+                gateway6,
                 options: generic,
             },
         );
@@ -447,9 +459,15 @@ impl<C: Control> Driver<C> {
         }
         let name = short_name("dk", &req.endpoint_id)?;
         let iface = req.interface.unwrap_or_default();
-        if !iface.address_v6.is_empty() {
-            return Err("mvdp: IPv6 addresses are not supported yet".into());
-        }
+        let ip6 = match iface.address_v6.as_str() {
+            "" => None,
+            a => Some(
+                strip_prefix(a)
+                    .parse::<std::net::Ipv6Addr>()
+                    .map_err(|_| format!("mvdp: Docker gave a malformed IPv6 address {a:?}"))?
+                    .to_string(),
+            ),
+        };
         let ip: Ipv4Addr = strip_prefix(&iface.address).parse().map_err(|_| {
             format!(
                 "mvdp: Docker gave no IPv4 address for the endpoint ({:?})",
@@ -470,6 +488,7 @@ impl<C: Control> Driver<C> {
                 network_id: req.network_id,
                 name,
                 ip: ip.to_string(),
+                ip6,
                 mac,
                 sandbox: None,
                 joined: 0,
@@ -576,6 +595,7 @@ impl<C: Control> Driver<C> {
             kind: Some(net.kind.clone()),
             ifname: Some(src_name.clone()),
             ip: Some(ep.ip.clone()),
+            ip6: ep.ip6.clone(),
             mac: Some(ep.mac.clone()),
             handoff: Some(true),
             ..EndpointSpec::default()
@@ -595,10 +615,14 @@ impl<C: Control> Driver<C> {
             ep.mac,
             net.name
         );
-        Ok(json!({
+        let mut answer = json!({
             "InterfaceName": { "SrcName": src_name, "DstPrefix": "eth" },
             "Gateway": net.gateway,
-        }))
+        });
+        if let Some(gateway6) = &net.gateway6 {
+            answer["GatewayIPv6"] = json!(gateway6);
+        }
+        Ok(answer)
     }
 
     fn leave(&mut self, body: &[u8]) -> Answer {
@@ -745,6 +769,7 @@ mod tests {
                 network_id: NET.into(),
                 name: "dkfedcba987654".into(),
                 ip: "10.1.0.10".into(),
+                ip6: None,
                 mac: "02:42:0a:01:00:0a".into(),
                 sandbox: Some(sandbox),
                 joined: now_secs(),
@@ -789,12 +814,45 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_is_refused_with_a_reason() {
+    fn ipv6_without_a_subnet_is_refused_with_a_reason() {
         let mut d = driver();
         let body = json!({ "NetworkID": NET, "Options": { ENABLE_IPV6: true },
                            "IPv4Data": [{ "Pool": "10.1.0.0/24" }] });
         let v = d.handle("/NetworkDriver.CreateNetwork", body.to_string().as_bytes());
-        assert!(err(&v).contains("IPv6"), "{v}");
+        assert!(err(&v).contains("IPv6 --subnet"), "{v}");
+    }
+
+    #[test]
+    fn ipv6_subnet_and_addresses_are_passed_on() {
+        let mut d = driver();
+        let body = json!({ "NetworkID": NET, "Options": { ENABLE_IPV6: true },
+                           "IPv4Data": [{ "Pool": "10.1.0.0/24", "Gateway": "10.1.0.1/24" }],
+                           "IPv6Data": [{ "Pool": "fd00:1::/64", "Gateway": "fd00:1::1/64",
+                                          "AuxAddresses": { "router": "fd00:1::fe/64" } }] });
+        let v = d.handle("/NetworkDriver.CreateNetwork", body.to_string().as_bytes());
+        assert_eq!(v, json!({}));
+        let Some(Request::NetworkAdd { network }) = d.control.calls.borrow().last().cloned() else {
+            panic!("no network_add: {:?}", d.control.calls);
+        };
+        assert_eq!(network.subnet6.as_deref(), Some("fd00:1::/64"));
+        assert_eq!(network.gateway6.as_deref(), Some("fd00:1::1"));
+        assert_eq!(network.aux_addresses, ["fd00:1::fe"]);
+        let body = json!({ "NetworkID": NET, "EndpointID": EP,
+                           "Interface": { "Address": "10.1.0.10/24", "AddressIPv6": "fd00:1::a/64" } });
+        d.handle("/NetworkDriver.CreateEndpoint", body.to_string().as_bytes());
+        let body =
+            json!({ "NetworkID": NET, "EndpointID": EP, "SandboxKey": "/var/run/docker/netns/x" });
+        let v = d.handle("/NetworkDriver.Join", body.to_string().as_bytes());
+        assert_eq!(v["GatewayIPv6"], "fd00:1::1", "{v}");
+        let Some(Request::EndpointAdd { endpoint }) = d.control.calls.borrow().last().cloned()
+        else {
+            panic!("no endpoint_add: {:?}", d.control.calls);
+        };
+        assert_eq!(endpoint.ip6.as_deref(), Some("fd00:1::a"));
+        let two = json!({ "NetworkID": NET, "IPv4Data": [{ "Pool": "10.1.0.0/24" }],
+                          "IPv6Data": [{ "Pool": "fd00:1::/64" }, { "Pool": "fd00:2::/64" }] });
+        let v = d.handle("/NetworkDriver.CreateNetwork", two.to_string().as_bytes());
+        assert!(err(&v).contains("one IPv6 subnet"), "{v}");
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct NetworkEntry {
     pub kind: String,
     /// Its gateway, handed to Docker at every `Join`.
     pub gateway: String,
+    /// Its IPv6 gateway on a dual-stack network (`--ipv6`), handed to
+    /// Docker at every `Join`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
     /// The `-o` options it was created with, as given.
     pub options: BTreeMap<String, String>,
 }
@@ -30,6 +34,9 @@ pub struct EndpointEntry {
     pub name: String,
     /// Its IPv4 address (no prefix).
     pub ip: String,
+    /// Its IPv6 address (no prefix), on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
     /// Its MAC.
     pub mac: String,
     /// The sandbox it joined, while joined.
@@ -128,6 +135,7 @@ mod tests {
                 name: "dkn1".into(),
                 kind: "veth".into(),
                 gateway: "10.0.0.1".into(),
+                gateway6: Some("fd00::1".into()),
                 options: BTreeMap::from([("parent".into(), "eth0".into())]),
             },
         );

@@ -3,7 +3,7 @@
 //! may act on (checked below).
 #![no_main]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -41,6 +41,7 @@ static FDB: LazyLock<Fdb> = LazyLock::new(|| {
     let ep = |id: u8, network: u16| {
         let mut e = EndpointEntry::new(format!("e{id}"), mac(id), NetworkId(network));
         e.ip = Some(Ipv4Addr::new(10, 0, 0, id));
+        e.ip6 = Some(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(id)));
         Some(e)
     };
     let mut source = ep(4, 2);
@@ -127,6 +128,15 @@ fn check_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) {
             assert!(
                 Some(src) == me.ip || src.is_unspecified(),
                 "passed a spoofed IPv4 source {src}"
+            );
+        }
+        if net.anti_spoof_ip && hdr.ethertype == 0x86dd {
+            let p = hdr.payload_offset;
+            let octets: [u8; 16] = frame[p + 8..p + 24].try_into().expect("16 bytes");
+            let src = Ipv6Addr::from(octets);
+            assert!(
+                Some(src) == me.ip6 || src.is_unicast_link_local() || src.is_unspecified(),
+                "passed a spoofed IPv6 source {src}"
             );
         }
     }

@@ -34,11 +34,14 @@ impl<'a> AddressBook<'a> {
             subnet.broadcast(),
             format!("the broadcast address of {subnet}"),
         );
-        book.reserve(
-            key.field("gateway"),
-            net.gateway,
-            format!("the gateway of network {:?}", net.name),
-        )?;
+        // With DHCP the gateway is the server's to say (never allocated here anyway).
+        if net.ipam == super::Ipam::Static {
+            book.reserve(
+                key.field("gateway"),
+                net.gateway,
+                format!("the gateway of network {:?}", net.name),
+            )?;
+        }
         for (i, &aux) in net.aux_addresses.iter().enumerate() {
             book.reserve(
                 key.field("aux_addresses").index(i),

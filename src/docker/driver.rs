@@ -378,6 +378,8 @@ impl<C: Control> Driver<C> {
                 .collect(),
             host_shim: generic.get("host_shim").cloned(),
             anti_spoof: generic.get("anti_spoof").cloned(),
+            // Docker hands its endpoints over (handoff), which DHCP cannot serve.
+            ipam: None,
             allow_inner_tags: None,
         };
         let added = self.control.call(&Request::NetworkAdd { network: spec });

@@ -473,6 +473,61 @@ pub fn promiscuity(ifname: &str) -> Result<Option<u32>, NetlinkError> {
     }))
 }
 
+/// Puts a leased address on `ifname` inside the namespace at `netns_path`
+/// (kept if it is there already), and with `gateway` the default route.
+pub fn add_lease_address(
+    netns_path: &Path,
+    ifname: &str,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<(), NetlinkError> {
+    in_container(netns_path, ifname, |nl, index| {
+        match nl.add_address(index, ifname, addr, prefix_len) {
+            Err(NetlinkError::Link { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) => {}
+            other => other?,
+        }
+        match gateway {
+            Some(gateway) => nl.add_default_route(index, ifname, gateway),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Takes a leased address off `ifname` inside the namespace at
+/// `netns_path` (its routes go with it); gone already is fine.
+pub fn del_lease_address(
+    netns_path: &Path,
+    ifname: &str,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+) -> Result<(), NetlinkError> {
+    in_container(netns_path, ifname, |nl, index| {
+        nl.del_address(index, ifname, addr, prefix_len)
+    })
+}
+
+/// Runs `f` with a connection inside the namespace at `netns_path` and the
+/// index of `ifname` there.
+fn in_container(
+    netns_path: &Path,
+    ifname: &str,
+    f: impl FnOnce(&Rtnl, u32) -> Result<(), NetlinkError> + Send,
+) -> Result<(), NetlinkError> {
+    let label = netns_path.display().to_string();
+    in_netns(netns_path, || {
+        let nl = Rtnl::new(&label)?;
+        let index = nl.require(ifname, "configure its lease")?;
+        f(&nl, index)
+    })
+    .map_err(|source| NetlinkError::Netns {
+        op: "enter",
+        path: netns_path.to_path_buf(),
+        source,
+    })?
+}
+
 /// Runs `f` here, or on a helper thread if this thread is inside a tokio
 /// runtime (where `block_on` would panic). A new thread starts in the netns
 /// of the thread that spawned it, so the netns is the caller's either way.
@@ -658,7 +713,9 @@ fn adopt_veth(
         let attr = |f: &dyn Fn(&LinkAttribute) -> bool| peer.attributes.iter().any(f);
         let paired = attr(&|a| matches!(a, LinkAttribute::Link(i) if *i == host_ifindex));
         let mac = attr(&|a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == spec.mac.0));
-        if !(paired && mac && cnl.has_address(index, spec.ifname, spec.addr, spec.prefix_len)?) {
+        let addressed = spec.addr.is_unspecified()
+            || cnl.has_address(index, spec.ifname, spec.addr, spec.prefix_len)?;
+        if !(paired && mac && addressed) {
             return Ok(false);
         }
         set_tx_checksum(spec.ifname, spec.tx_offload).map_err(|source| NetlinkError::Link {
@@ -743,7 +800,10 @@ fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), 
         // The device is down after the move, so renaming it is allowed.
         nl.rename_and_set_mac(index, current, spec.ifname, spec.mac)?;
         let ifname = spec.ifname;
-        nl.add_address(index, ifname, spec.addr, spec.prefix_len)?;
+        // 0.0.0.0: the address comes later (from a DHCP lease).
+        if !spec.addr.is_unspecified() {
+            nl.add_address(index, ifname, spec.addr, spec.prefix_len)?;
+        }
         nl.set_up(index, ifname)?;
         if let Some(gateway) = spec.gateway {
             nl.add_default_route(index, ifname, gateway)?;
@@ -1034,6 +1094,40 @@ impl Rtnl {
             }
             r => r.map_err(|e| self.fail(format!("add default route via {gateway}"), ifname, e)),
         }
+    }
+
+    fn del_address(
+        &self,
+        index: u32,
+        ifname: &str,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+        let request = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let addrs: Vec<AddressMessage> = self
+            .rt
+            .block_on(request.try_collect())
+            .map_err(|e| self.fail("list the addresses of", ifname, e))?;
+        for m in addrs.into_iter().filter(|m| {
+            m.header.prefix_len == prefix_len
+                && m.attributes
+                    .iter()
+                    .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == addr))
+        }) {
+            match self.rt.block_on(self.handle.address().del(m).execute()) {
+                Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => {}
+                r => r.map_err(|e| {
+                    self.fail(format!("delete address {addr}/{prefix_len}"), ifname, e)
+                })?,
+            }
+        }
+        Ok(())
     }
 
     /// Whether link `index` holds `addr/prefix_len`.

@@ -79,6 +79,8 @@ const LISTENER_BATCH: usize = 64;
 /// its XDP program's link, its tc program's link, and a spare for netlink
 /// and namespace handles while it is made).
 const FDS_PER_ENDPOINT: usize = 4;
+/// How long removing an endpoint waits for its DHCPRELEASE to leave.
+const RELEASE_WAIT: Duration = Duration::from_millis(300);
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
 
@@ -103,6 +105,8 @@ struct Endpoint {
     tap: Option<TapPort>,
     /// Its entry in the fast path's maps, while the fast path is on.
     fast: Option<FastEndpoint>,
+    /// On a DHCP network: whether its client runs, and the address it holds.
+    dhcp: Option<Option<std::net::Ipv4Addr>>,
 }
 
 /// A running data plane. Dropping it tears everything down.
@@ -149,6 +153,8 @@ pub struct Daemon {
     /// The parent's interface index at start: its sockets and programs
     /// belong to that interface, not to one that takes its name later.
     parent_ifindex: u32,
+    /// The DHCP clients of the endpoints on `ipam = "dhcp"` networks.
+    dhcp: crate::control::dhcp::Dhcp,
     torn_down: bool,
 }
 
@@ -311,6 +317,8 @@ impl Daemon {
             plumbing: Plumbing::default(),
             leftover_ids: Vec::new(),
             parent_ifindex,
+            dhcp: crate::control::dhcp::Dhcp::spawn()
+                .map_err(DaemonError::io("starting the DHCP thread"))?,
             torn_down: false,
         };
         // The endpoints that will post fill frames share the budget (the
@@ -560,6 +568,7 @@ impl Daemon {
             .map_err(|e| DaemonError::Metrics(e.to_string()))?;
         let xdp = self.xdp.clone();
         exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
+        exporter.add_text(Box::new(self.dhcp.metrics()));
         let fast = self.fast.clone();
         exporter.add_source(fast.clone());
         exporter.add_hook(Box::new(move || publish_fast_path_state(&fast)));
@@ -648,7 +657,23 @@ impl Daemon {
                 },
                 ifname: ep.ifname.clone(),
                 host_ifname: state.host_ifname.clone(),
-                ip: ep.ip.to_string(),
+                ip: match state.dhcp {
+                    Some(leased) => leased.map_or(String::new(), |ip| ip.to_string()),
+                    None => ep.ip.to_string(),
+                },
+                dhcp: self
+                    .dhcp
+                    .status(&ep.name)
+                    .map(|st| crate::control::api::DhcpInfo {
+                        state: st.state.as_str().into(),
+                        address: st.address.map(|(a, p)| format!("{a}/{p}")),
+                        server: st.server.map(|s| s.to_string()),
+                        expires_in_seconds: st
+                            .expires
+                            .map(|_| st.seconds_left(std::time::Instant::now())),
+                        discovers_sent: st.counts.sent[crate::dhcp::MessageType::Discover as usize],
+                        error: st.error,
+                    }),
                 mac: ep.mac.to_string(),
                 origin: "config".into(),
                 path: if state.fast.is_some_and(|f| f.port.is_some()) {
@@ -798,6 +823,78 @@ impl Daemon {
         names
     }
 
+    /// Applies the lease changes the DHCP thread reported: the FDB learns
+    /// each endpoint's leased address (`anti_spoof = "mac+ip"` checks it).
+    pub fn apply_dhcp_events(&mut self) {
+        let mut changed = false;
+        for ev in self.dhcp.events() {
+            if let Some(ep) = self
+                .endpoints
+                .iter_mut()
+                .flatten()
+                .find(|e| e.config.name == ev.name && e.dhcp.is_some())
+            {
+                changed |= ep.dhcp != Some(ev.address);
+                ep.dhcp = Some(ev.address);
+            }
+        }
+        if changed {
+            match self.current_fdb() {
+                Ok(fdb) => self.publish(Arc::new(fdb)),
+                Err(e) => log::error!("publishing leased addresses: {e}"),
+            }
+        }
+    }
+
+    /// The DHCP state of endpoint `name`, if it is on a DHCP network.
+    pub fn lease(&self, name: &str) -> Option<crate::control::dhcp::LeaseStatus> {
+        self.dhcp.status(name)
+    }
+
+    /// Stops the DHCP clients of every endpoint, releasing their leases if
+    /// `release`, and gives the data path a moment to carry the RELEASEs.
+    fn stop_dhcp_clients(&mut self, release: bool) {
+        let ids: Vec<EndpointId> = self
+            .endpoints
+            .iter()
+            .flatten()
+            .filter(|e| e.dhcp.is_some())
+            .map(|e| e.id)
+            .collect();
+        for id in ids {
+            self.stop_dhcp_client(id, release);
+        }
+    }
+
+    /// Stops endpoint `id`'s DHCP client (if it has one), releasing its
+    /// lease if `release`: waits until the endpoint's egress counter shows
+    /// the RELEASE taken from the container's interface (both tiers count
+    /// it), at most [`RELEASE_WAIT`], so that removing the endpoint next
+    /// does not cut it off in a worker's ring.
+    pub(super) fn stop_dhcp_client(&mut self, id: EndpointId, release: bool) {
+        use crate::metrics::CounterSource;
+        let Some(ep) = self.endpoint(id) else { return };
+        let Some(leased) = ep.dhcp else { return };
+        let name = ep.config.name.clone();
+        let sent = || {
+            let mut t = crate::metrics::endpoint_totals(&self.stats, id);
+            t.add(&self.fast.endpoint(id));
+            t.rx_packets
+        };
+        let before = sent();
+        let release = release && leased.is_some();
+        self.dhcp.stop(&name, release);
+        if release {
+            let deadline = std::time::Instant::now() + RELEASE_WAIT;
+            while sent() == before && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        if let Some(ep) = self.endpoints[usize::from(id.0)].as_mut() {
+            ep.dhcp = None;
+        }
+    }
+
     /// Stops the workers, detaches every XDP program and deletes every interface mvdp created.
     pub fn shutdown(mut self) -> Result<()> {
         self.teardown()
@@ -809,6 +906,9 @@ impl Daemon {
         }
         self.torn_down = true;
         let mut errors = Vec::new();
+        // Leases go back while the data path still carries the RELEASEs,
+        // unless the endpoints stay for the next start.
+        self.stop_dhcp_clients(!self.config.control.keep_endpoints_on_exit);
         // The parent first: from here on every frame goes to the host stack.
         let xdp = self.xdp.lock().map(|mut x| x.take()).unwrap_or(None);
         if let Some(xdp) = xdp {

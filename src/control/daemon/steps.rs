@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::config::{EndpointConfig, NetworkConfig};
+use crate::config::{EndpointConfig, Ipam, NetworkConfig};
 use crate::control::netlink::{EndpointLinkSpec, LinkKind};
 use crate::dataplane::EndpointIo;
 use crate::switch::{EndpointEntry, NetworkEntry};
@@ -273,6 +273,7 @@ impl Daemon {
         for id in created {
             match self.steer(id, &preexisting) {
                 Ok(()) => {
+                    self.start_dhcp_client(id);
                     let ep = &self.endpoints[usize::from(id.0)].as_ref().expect("created");
                     done.push(format!("add endpoint {}", ep.config.name));
                 }
@@ -341,7 +342,8 @@ impl Daemon {
             // containers through routes of its own, so it never competes with
             // the parent's address on the same subnet.
             prefix_len: if shim { 32 } else { net.subnet.prefix_len() },
-            gateway: (ep.default_route && !shim).then_some(net.gateway),
+            // On a DHCP network the lease brings address and gateway.
+            gateway: (ep.default_route && !shim && net.ipam == Ipam::Static).then_some(net.gateway),
             queues: self.workers.len() as u32,
             // The fast path keeps the container's skbs whole: its checksum
             // offload and TSO can stay on.
@@ -362,6 +364,8 @@ impl Daemon {
             port_prog: None,
             tap: link.tap.map(TapPort::new),
             fast: self.fast_entry(ep, id, network, fast.then_some(link.host_ifindex)),
+            // Its client starts once frames reach it (`add_endpoints`).
+            dhcp: None,
         });
         if let Err(e) = self.open_ports(id, fast) {
             self.remove_endpoint(id);
@@ -486,6 +490,8 @@ impl Daemon {
     /// workers, interface deleted. Its id is free again.
     pub(super) fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
         self.endpoints.get(usize::from(id.0))?.as_ref()?;
+        // Its lease goes back while the endpoint still carries frames.
+        self.stop_dhcp_client(id, true);
         if let Err(e) = self.shim_routes(id, false) {
             log::warn!("{e}");
         }
@@ -689,6 +695,28 @@ impl Daemon {
         Ok(())
     }
 
+    /// Starts endpoint `id`'s DHCP client if its network is `ipam = "dhcp"`.
+    fn start_dhcp_client(&mut self, id: EndpointId) {
+        let Some(ep) = self.endpoint(id) else { return };
+        let net = self.network_config(ep.network);
+        if net.ipam != Ipam::Dhcp || is_shim(&ep.config) {
+            return;
+        }
+        let spec = crate::control::dhcp::DhcpEndpoint {
+            name: ep.config.name.clone(),
+            network: net.name.clone(),
+            mac: ep.config.mac,
+            netns_path: ep.netns_path.clone(),
+            ifname: ep.config.ifname.clone(),
+            subnet: net.subnet,
+            default_route: ep.config.default_route,
+        };
+        self.dhcp.start(spec);
+        if let Some(ep) = self.endpoints[usize::from(id.0)].as_mut() {
+            ep.dhcp = Some(None);
+        }
+    }
+
     /// The FDB of the networks and endpoints in place now.
     pub(super) fn current_fdb(&self) -> Result<Fdb, crate::switch::FdbError> {
         let networks = self
@@ -714,7 +742,8 @@ impl Daemon {
                     allowed_sources: e.config.allowed_sources.clone(),
                     rate_limit: e.config.rate_limit,
                     // The host shim speaks for the host, from the host's addresses.
-                    ip: (!is_shim(&e.config)).then_some(e.config.ip),
+                    // On a DHCP network: the lease's, 0.0.0.0 without one.
+                    ip: (!is_shim(&e.config)).then_some(e.dhcp.flatten().unwrap_or(e.config.ip)),
                 })
             })
             .collect();

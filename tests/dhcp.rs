@@ -43,15 +43,28 @@ fn mac_for(name: &str) -> String {
 struct Dnsmasq {
     child: Option<Child>,
     dir: PathBuf,
+    wire: String,
 }
 
 impl Dnsmasq {
     fn start(rig: &Rig) -> Dnsmasq {
         let dir = std::env::temp_dir().join(unique("mvdp-dnsmasq-"));
         std::fs::create_dir_all(&dir).expect("dnsmasq dir");
-        let path = |f: &str| dir.join(f).display().to_string();
+        let mut d = Dnsmasq {
+            child: None,
+            dir,
+            wire: rig.wire.name().to_string(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts dnsmasq on the directory's lease file (again, after `stop`).
+    fn spawn(&mut self) {
+        let starts = self.log().matches("DHCP, IP range").count();
+        let path = |f: &str| self.dir.join(f).display().to_string();
         let child = Command::new("ip")
-            .args(["netns", "exec", rig.wire.name(), "dnsmasq"])
+            .args(["netns", "exec", &self.wire, "dnsmasq"])
             .args([
                 "--no-daemon",
                 "--conf-file=/dev/null",
@@ -76,18 +89,16 @@ impl Dnsmasq {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn dnsmasq");
-        let d = Dnsmasq {
-            child: Some(child),
-            dir,
-        };
+        self.child = Some(child);
         assert!(
-            wait_until(Duration::from_secs(5), || d
+            wait_until(Duration::from_secs(5), || self
                 .log()
-                .contains("DHCP, IP range")),
+                .matches("DHCP, IP range")
+                .count()
+                > starts),
             "dnsmasq did not come up:\n{}",
-            d.log()
+            self.log()
         );
-        d
     }
 
     fn log(&self) -> String {
@@ -219,6 +230,9 @@ fn dh_leases_renew_release_and_fail_clearly() {
             "lan",
             "--netns",
             &c2_ns,
+            // A TAP endpoint: its DHCP goes through the workers alone.
+            "--kind",
+            "tap",
         ],
     );
     assert_eq!(code, 0, "endpoint add c2: {out}{err}\n{}", d.log());
@@ -351,14 +365,25 @@ fn dh_leases_renew_release_and_fail_clearly() {
         ping(&rig.container(1).ns, WIRE_IP, 3),
         "c1 → wire without dnsmasq"
     );
-    assert_eq!(
-        entry(&rig, "c1").unwrap()["dhcp"]["state"]
-            .as_str()
-            .is_some(),
-        true
+    let c1 = entry(&rig, "c1").unwrap();
+    assert!(
+        ["bound", "renewing", "rebinding"].contains(&c1["dhcp"]["state"].as_str().unwrap()),
+        "c1 lost its lease with the server gone: {c1}"
     );
+    assert_eq!(container_addrs(&rig, 1), vec![format!("{c1_ip}/24")]);
 
+    // Shutdown releases what is left: the server back, c1's lease leaves.
+    dnsmasq.spawn();
+    assert!(dnsmasq.leases().contains_key(&mac_for("c1")));
     d.stop();
+    assert!(
+        wait_until(Duration::from_secs(5), || !dnsmasq
+            .leases()
+            .contains_key(&mac_for("c1"))),
+        "c1's lease survived mvdp's shutdown: {:?}\n{}",
+        dnsmasq.leases(),
+        dnsmasq.log()
+    );
     rig.assert_host_clean();
     eprintln!(
         "dh_leases_renew_release_and_fail_clearly: {:?}",

@@ -110,6 +110,18 @@ impl Dnsmasq {
         leases_in(&self.dir.join("leases"))
     }
 
+    /// Waits for `name`'s lease to leave the lease file (a DHCPRELEASE).
+    fn assert_released(&self, name: &str, why: &str) {
+        assert!(
+            wait_until(Duration::from_secs(5), || !self
+                .leases()
+                .contains_key(&mac_for(name))),
+            "{name}'s lease still in the file after {why}: {:?}\n{}",
+            self.leases(),
+            self.log()
+        );
+    }
+
     /// Ends dnsmasq (SIGTERM by PID) and waits for it.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -317,14 +329,7 @@ fn dh_leases_renew_release_and_fail_clearly() {
     // Removal releases: the lease leaves dnsmasq's file.
     let (code, _, err) = mvdp_ctl(&rig, &["endpoint", "del", "c2"]);
     assert_eq!(code, 0, "endpoint del c2: {err}");
-    assert!(
-        wait_until(Duration::from_secs(5), || !dnsmasq
-            .leases()
-            .contains_key(&mac_for("c2"))),
-        "c2's lease still in the file after removal: {:?}\n{}",
-        dnsmasq.leases(),
-        dnsmasq.log()
-    );
+    dnsmasq.assert_released("c2", "endpoint del");
     assert!(dnsmasq
         .log()
         .contains(&format!("DHCPRELEASE({WIRE_IF}) {c2_ip}")));
@@ -376,14 +381,7 @@ fn dh_leases_renew_release_and_fail_clearly() {
     dnsmasq.spawn();
     assert!(dnsmasq.leases().contains_key(&mac_for("c1")));
     d.stop();
-    assert!(
-        wait_until(Duration::from_secs(5), || !dnsmasq
-            .leases()
-            .contains_key(&mac_for("c1"))),
-        "c1's lease survived mvdp's shutdown: {:?}\n{}",
-        dnsmasq.leases(),
-        dnsmasq.log()
-    );
+    dnsmasq.assert_released("c1", "mvdp's shutdown");
     rig.assert_host_clean();
     eprintln!(
         "dh_leases_renew_release_and_fail_clearly: {:?}",

@@ -870,20 +870,13 @@ fn runtime_networks_count_on_after_the_files() {
     assert_eq!(c.networks[1].vlan, Some(9));
 }
 
-const DHCP_NET: &str = r#"
-[parent]
-interface = "eth0"
-
-[[network]]
-name = "lan"
-subnet = "192.168.1.0/24"
-ipam = "dhcp"
-"#;
-
 #[test]
 fn dhcp_networks_take_no_static_addresses() {
+    // MINIMAL's network, by DHCP.
+    let dhcp_net = with("ipam = \"dhcp\"");
+    let dhcp_net = dhcp_net.as_str();
     let c = ok(&format!(
-        "{DHCP_NET}\n{}{}",
+        "{dhcp_net}\n{}{}",
         endpoint("web", ""),
         endpoint("db", "mac = \"02:00:00:00:00:07\"")
     ));
@@ -901,19 +894,19 @@ fn dhcp_networks_take_no_static_addresses() {
             "network[0].aux_addresses",
         ),
     ] {
-        let e = err_at(&format!("{DHCP_NET}{extra}\n"), key);
+        let e = err_at(&format!("{dhcp_net}\n{extra}\n"), key);
         assert!(e.to_string().contains("DHCP server"), "{e}");
     }
     let e = err_at(
-        &format!("{DHCP_NET}\n{}", endpoint("web", "ip = \"192.168.1.9\"")),
+        &format!("{dhcp_net}\n{}", endpoint("web", "ip = \"192.168.1.9\"")),
         "endpoint[0].ip",
     );
     assert!(e.to_string().contains("ipam = \"dhcp\""), "{e}");
     let handoff = "[[endpoint]]\nname = \"d\"\nnetwork = \"lan\"\nifname = \"x\"\nhandoff = true\n";
-    err_at(&format!("{DHCP_NET}\n{handoff}"), "endpoint[0].handoff");
+    err_at(&format!("{dhcp_net}\n{handoff}"), "endpoint[0].handoff");
     err_at(&with("ipam = \"bootp\""), "network[0].ipam");
     // A host shim keeps its static address, even where a gateway would be.
-    ok(&format!("{DHCP_NET}host_shim = \"192.168.1.1\"\n"));
+    ok(&format!("{dhcp_net}\nhost_shim = \"192.168.1.1\"\n"));
 }
 
 #[test]

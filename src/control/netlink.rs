@@ -1103,23 +1103,7 @@ impl Rtnl {
         addr: Ipv4Addr,
         prefix_len: u8,
     ) -> Result<(), NetlinkError> {
-        use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-        let request = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
-        let addrs: Vec<AddressMessage> = self
-            .rt
-            .block_on(request.try_collect())
-            .map_err(|e| self.fail("list the addresses of", ifname, e))?;
-        for m in addrs.into_iter().filter(|m| {
-            m.header.prefix_len == prefix_len
-                && m.attributes
-                    .iter()
-                    .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == addr))
-        }) {
+        for m in self.addresses(index, ifname, addr, prefix_len)? {
             match self.rt.block_on(self.handle.address().del(m).execute()) {
                 Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => {}
                 r => r.map_err(|e| {
@@ -1138,6 +1122,17 @@ impl Rtnl {
         addr: Ipv4Addr,
         prefix_len: u8,
     ) -> Result<bool, NetlinkError> {
+        Ok(!self.addresses(index, ifname, addr, prefix_len)?.is_empty())
+    }
+
+    /// The entries of `addr/prefix_len` on link `index`.
+    fn addresses(
+        &self,
+        index: u32,
+        ifname: &str,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>, NetlinkError> {
         use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
         let request = self
             .handle
@@ -1149,12 +1144,15 @@ impl Rtnl {
             .rt
             .block_on(request.try_collect())
             .map_err(|e| self.fail("list the addresses of", ifname, e))?;
-        Ok(addrs.iter().any(|m| {
-            m.header.prefix_len == prefix_len
-                && m.attributes
-                    .iter()
-                    .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == addr))
-        }))
+        Ok(addrs
+            .into_iter()
+            .filter(|m| {
+                m.header.prefix_len == prefix_len
+                    && m.attributes.iter().any(
+                        |a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == addr),
+                    )
+            })
+            .collect())
     }
 
     /// The names of every link in `group`.

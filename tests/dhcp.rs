@@ -165,19 +165,33 @@ fn leases_in(file: &Path) -> HashMap<String, (u64, Ipv4Addr, String)> {
         .collect()
 }
 
-/// The config: the rig's parent, a dhcp network, endpoint c1 from the file.
-fn config(rig: &Rig) -> String {
+/// The config: the rig's parent, a dhcp network with `anti_spoof`,
+/// endpoint c1 from the file.
+fn config(rig: &Rig, anti_spoof: &str) -> String {
     let c1 = rig.container(1);
     format!(
         "[parent]\ninterface = \"p0\"\n\n[dataplane]\nfast_path = \"{}\"\n\n\
          [metrics]\nlisten = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n\
-         [[network]]\nname = \"lan\"\nsubnet = \"10.77.0.0/24\"\nipam = \"dhcp\"\nanti_spoof = \"mac+ip\"\n\n\
+         [[network]]\nname = \"lan\"\nsubnet = \"10.77.0.0/24\"\nipam = \"dhcp\"\nanti_spoof = \"{}\"\n\n\
          [[endpoint]]\nname = \"c1\"\nnetwork = \"lan\"\nnetns = \"{}\"\n",
         tier(),
         rig.metrics_addr,
         rig.control_socket.display(),
+        anti_spoof,
         c1.ns.name()
     )
+}
+
+/// Waits until endpoint `name` is bound; panics with both logs if not.
+fn wait_bound(rig: &Rig, d: &Daemon, dnsmasq: &Dnsmasq, name: &str) {
+    assert!(
+        wait_until(Duration::from_secs(15), || entry(rig, name)
+            .is_some_and(|e| e["dhcp"]["state"] == "bound")),
+        "{name} never bound: {:?}\n{}\n{}",
+        entry(rig, name),
+        dnsmasq.log(),
+        d.log()
+    );
 }
 
 /// `name`'s entry in `endpoint list --json`.
@@ -218,18 +232,12 @@ fn dh_leases_renew_release_and_fail_clearly() {
     let started = Instant::now();
     let rig = Rig::with_prefix("dh", 3, 1);
     let mut dnsmasq = Dnsmasq::start(&rig);
-    let mut d = Daemon::start(&rig, &config(&rig));
+    let mut d = Daemon::start(&rig, &config(&rig, "mac+ip"));
     d.wait_ready(Duration::from_secs(20));
 
     // c1 (from the file) binds without holding up the start; c2's add
     // answers once it holds its lease.
-    assert!(
-        wait_until(Duration::from_secs(15), || entry(&rig, "c1")
-            .is_some_and(|e| e["dhcp"]["state"] == "bound")),
-        "c1 never bound: {:?}\n{}",
-        entry(&rig, "c1"),
-        d.log()
-    );
+    wait_bound(&rig, &d, &dnsmasq, "c1");
     let c2_ns = rig.container(2).ns.name().to_string();
     let (code, out, err) = mvdp_ctl(
         &rig,
@@ -387,4 +395,36 @@ fn dh_leases_renew_release_and_fail_clearly() {
         "dh_leases_renew_release_and_fail_clearly: {:?}",
         started.elapsed()
     );
+}
+
+/// The default `anti_spoof = "mac"`, where the fast path (when on) carries
+/// the container's unicast itself: the unicast renewal to the server and
+/// its unicast answer take the kernel path, and the lease still renews.
+#[test]
+fn dh_renews_through_the_fast_path() {
+    if !require(Needs::RootAndXdp) || !require_command("dnsmasq", "dnsmasq-base") {
+        return;
+    }
+    let rig = Rig::with_prefix("dhf", 1, 1);
+    let dnsmasq = Dnsmasq::start(&rig);
+    let mut d = Daemon::start(&rig, &config(&rig, "mac"));
+    d.wait_ready(Duration::from_secs(20));
+    wait_bound(&rig, &d, &dnsmasq, "c1");
+    let renewals = r#"mvdp_dhcp_renewals_total{endpoint="c1",network="lan"}"#;
+    assert!(
+        wait_until(Duration::from_secs(T2_SECS as u64 + 4), || d
+            .metric(renewals)
+            .is_some_and(|n| n >= 1.0)),
+        "c1 never renewed\n{}\n{}",
+        dnsmasq.log(),
+        d.log()
+    );
+    assert_eq!(
+        d.metric(r#"mvdp_dhcp_messages_total{endpoint="c1",network="lan",type="nak",direction="received"}"#),
+        None,
+        "no NAK"
+    );
+    assert!(ping(&rig.container(1).ns, WIRE_IP, 3), "c1 → wire");
+    d.stop();
+    rig.assert_host_clean();
 }

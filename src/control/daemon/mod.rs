@@ -852,46 +852,52 @@ impl Daemon {
     }
 
     /// Stops the DHCP clients of every endpoint, releasing their leases if
-    /// `release`, and gives the data path a moment to carry the RELEASEs.
+    /// `release`.
     fn stop_dhcp_clients(&mut self, release: bool) {
-        let ids: Vec<EndpointId> = self
-            .endpoints
-            .iter()
-            .flatten()
-            .filter(|e| e.dhcp.is_some())
-            .map(|e| e.id)
-            .collect();
-        for id in ids {
-            self.stop_dhcp_client(id, release);
-        }
+        let ids: Vec<EndpointId> = self.endpoints.iter().flatten().map(|e| e.id).collect();
+        self.stop_dhcp_clients_of(&ids, release);
     }
 
-    /// Stops endpoint `id`'s DHCP client (if it has one), releasing its
-    /// lease if `release`: waits until the endpoint's egress counter shows
-    /// the RELEASE taken from the container's interface (both tiers count
-    /// it), at most [`RELEASE_WAIT`], so that removing the endpoint next
-    /// does not cut it off in a worker's ring.
-    pub(super) fn stop_dhcp_client(&mut self, id: EndpointId, release: bool) {
+    /// Stops the DHCP clients of endpoints `ids` (those that have one),
+    /// releasing their leases if `release`; then waits until each releasing
+    /// endpoint's egress counter shows its RELEASE taken from the
+    /// container's interface (both tiers count it), at most
+    /// [`RELEASE_WAIT`] for all together, so that removing the endpoints
+    /// next does not cut the RELEASEs off in a worker's ring.
+    pub(super) fn stop_dhcp_clients_of(&mut self, ids: &[EndpointId], release: bool) {
         use crate::metrics::CounterSource;
-        let Some(ep) = self.endpoint(id) else { return };
-        let Some(leased) = ep.dhcp else { return };
-        let name = ep.config.name.clone();
-        let sent = || {
-            let mut t = crate::metrics::endpoint_totals(&self.stats, id);
-            t.add(&self.fast.endpoint(id));
+        let sent = |d: &Daemon, id: EndpointId| {
+            let mut t = crate::metrics::endpoint_totals(&d.stats, id);
+            t.add(&d.fast.endpoint(id));
             t.rx_packets
         };
-        let before = sent();
-        let release = release && leased.is_some();
-        self.dhcp.stop(&name, release);
-        if release {
-            let deadline = std::time::Instant::now() + RELEASE_WAIT;
-            while sent() == before && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
+        let mut releasing = Vec::new();
+        for &id in ids {
+            let Some(ep) = self
+                .endpoints
+                .get_mut(usize::from(id.0))
+                .and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            let Some(leased) = ep.dhcp.take() else {
+                continue;
+            };
+            let name = ep.config.name.clone();
+            let release = release && leased.is_some();
+            let before = sent(self, id);
+            self.dhcp.stop(&name, release);
+            if release {
+                releasing.push((id, before));
             }
         }
-        if let Some(ep) = self.endpoints[usize::from(id.0)].as_mut() {
-            ep.dhcp = None;
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        while releasing
+            .iter()
+            .any(|&(id, before)| sent(self, id) == before)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

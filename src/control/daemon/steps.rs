@@ -491,7 +491,7 @@ impl Daemon {
     pub(super) fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
         self.endpoints.get(usize::from(id.0))?.as_ref()?;
         // Its lease goes back while the endpoint still carries frames.
-        self.stop_dhcp_client(id, true);
+        self.stop_dhcp_clients_of(&[id], true);
         if let Err(e) = self.shim_routes(id, false) {
             log::warn!("{e}");
         }

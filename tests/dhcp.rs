@@ -425,6 +425,29 @@ fn dh_renews_through_the_fast_path() {
         "no NAK"
     );
     assert!(ping(&rig.container(1).ns, WIRE_IP, 3), "c1 → wire");
+    // The hand-rendered DHCP families pass `promtool check metrics` too.
+    if require_command("promtool", "prometheus") {
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn promtool");
+        let text = d.metrics();
+        assert!(
+            text.contains("# TYPE mvdp_dhcp_lease_state gauge"),
+            "{text}"
+        );
+        std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        let complaints = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && complaints.trim().is_empty(),
+            "promtool check metrics:\n{complaints}"
+        );
+    }
     d.stop();
     rig.assert_host_clean();
 }

@@ -16,6 +16,10 @@
 //! {"op":"status"}
 //! ```
 //!
+//! `endpoint_add` on an `ipam = "dhcp"` network answers once the endpoint
+//! holds its lease (its `dhcp` object says `bound`), or fails after 10 s
+//! with the endpoint removed again (`failed`, naming endpoint and network).
+//!
 //! Answers are `{"ok":true,"result":…}` or
 //! `{"ok":false,"error":{"code":"invalid","key":"endpoint[3].ip","message":"…"}}`
 //! with `code` one of `invalid` (the request names a bad value: `key` says

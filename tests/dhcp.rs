@@ -397,19 +397,29 @@ fn dh_leases_renew_release_and_fail_clearly() {
     );
 }
 
-/// The default `anti_spoof = "mac"`, where the fast path (when on) carries
-/// the container's unicast itself: the unicast renewal to the server and
-/// its unicast answer take the kernel path, and the lease still renews.
+/// A server that comes after mvdp: the start is not held up, the endpoint
+/// keeps asking and binds when it comes. With the default `anti_spoof =
+/// "mac"` the fast path (when on) carries the container's unicast itself:
+/// the unicast renewal to the server and its answer take the kernel path,
+/// and the lease still renews.
 #[test]
-fn dh_renews_through_the_fast_path() {
+fn dh_late_server_and_renewal_through_the_fast_path() {
     if !require(Needs::RootAndXdp) || !require_command("dnsmasq", "dnsmasq-base") {
         return;
     }
     let rig = Rig::with_prefix("dhf", 1, 1);
-    let dnsmasq = Dnsmasq::start(&rig);
+    // No server yet: the daemon starts all the same, c1 keeps asking.
     let mut d = Daemon::start(&rig, &config(&rig, "mac"));
     d.wait_ready(Duration::from_secs(20));
+    let c1 = entry(&rig, "c1").expect("c1 runs without a lease");
+    assert_eq!(c1["dhcp"]["state"], "selecting", "{c1}");
+    assert_eq!(c1["ip"], "", "{c1}");
+    // The server comes: a retransmitted DISCOVER finds it.
+    let dnsmasq = Dnsmasq::start(&rig);
     wait_bound(&rig, &d, &dnsmasq, "c1");
+    let discovers =
+        r#"mvdp_dhcp_messages_total{endpoint="c1",network="lan",type="discover",direction="sent"}"#;
+    assert!(d.metric(discovers).unwrap_or(0.0) >= 2.0, "{}", d.metrics());
     let renewals = r#"mvdp_dhcp_renewals_total{endpoint="c1",network="lan"}"#;
     assert!(
         wait_until(Duration::from_secs(T2_SECS as u64 + 4), || d

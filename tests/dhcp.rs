@@ -194,6 +194,19 @@ fn wait_bound(rig: &Rig, d: &Daemon, dnsmasq: &Dnsmasq, name: &str) {
     );
 }
 
+/// Waits until `name` renewed its lease (`mvdp_dhcp_renewals_total`), by T2.
+fn wait_renewed(d: &Daemon, dnsmasq: &Dnsmasq, name: &str) {
+    let renewals = format!(r#"mvdp_dhcp_renewals_total{{endpoint="{name}",network="lan"}}"#);
+    assert!(
+        wait_until(Duration::from_secs(T2_SECS as u64 + 4), || d
+            .metric(&renewals)
+            .is_some_and(|n| n >= 1.0)),
+        "{name} never renewed\n{}\n{}",
+        dnsmasq.log(),
+        d.log()
+    );
+}
+
 /// `name`'s entry in `endpoint list --json`.
 fn entry(rig: &Rig, name: &str) -> Option<serde_json::Value> {
     endpoint_list(rig).into_iter().find(|e| e["name"] == name)
@@ -297,15 +310,7 @@ fn dh_leases_renew_release_and_fail_clearly() {
 
     // Renewal at T1: unicast REQUEST from the bound address, dnsmasq ACKs,
     // its lease file moves the expiry on, mvdp counts it.
-    let renewals = r#"mvdp_dhcp_renewals_total{endpoint="c1",network="lan"}"#;
-    assert!(
-        wait_until(Duration::from_secs(T2_SECS as u64 + 4), || d
-            .metric(renewals)
-            .is_some_and(|n| n >= 1.0)),
-        "c1 never renewed\n{}\n{}",
-        dnsmasq.log(),
-        d.log()
-    );
+    wait_renewed(&d, &dnsmasq, "c1");
     let c1_ip = entry(&rig, "c1").unwrap()["ip"]
         .as_str()
         .unwrap()
@@ -420,15 +425,7 @@ fn dh_late_server_and_renewal_through_the_fast_path() {
     let discovers =
         r#"mvdp_dhcp_messages_total{endpoint="c1",network="lan",type="discover",direction="sent"}"#;
     assert!(d.metric(discovers).unwrap_or(0.0) >= 2.0, "{}", d.metrics());
-    let renewals = r#"mvdp_dhcp_renewals_total{endpoint="c1",network="lan"}"#;
-    assert!(
-        wait_until(Duration::from_secs(T2_SECS as u64 + 4), || d
-            .metric(renewals)
-            .is_some_and(|n| n >= 1.0)),
-        "c1 never renewed\n{}\n{}",
-        dnsmasq.log(),
-        d.log()
-    );
+    wait_renewed(&d, &dnsmasq, "c1");
     assert_eq!(
         d.metric(r#"mvdp_dhcp_messages_total{endpoint="c1",network="lan",type="nak",direction="received"}"#),
         None,

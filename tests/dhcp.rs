@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -205,6 +205,21 @@ fn wait_renewed(d: &Daemon, dnsmasq: &Dnsmasq, name: &str) {
         dnsmasq.log(),
         d.log()
     );
+}
+
+/// The `mvdp_dhcp_*` names config/grafana-dashboard.json queries.
+fn dashboard_dhcp_families() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/grafana-dashboard.json");
+    let text = std::fs::read_to_string(path).expect("read the dashboard");
+    text.match_indices("mvdp_dhcp_")
+        .map(|(at, _)| {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            name
+        })
+        .collect()
 }
 
 /// `name`'s entry in `endpoint list --json`.
@@ -432,6 +447,15 @@ fn dh_late_server_and_renewal_through_the_fast_path() {
         "no NAK"
     );
     assert!(ping(&rig.container(1).ns, WIRE_IP, 3), "c1 → wire");
+    // The dashboard's DHCP panels ask for exactly the DHCP families exported
+    // (tests/dashboard.rs leaves them out: its rig has no DHCP network).
+    let exported: BTreeSet<String> = d
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("mvdp_dhcp_"))
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+    assert_eq!(dashboard_dhcp_families(), exported);
     // The hand-rendered DHCP families pass `promtool check metrics` too.
     if require_command("promtool", "prometheus") {
         let mut promtool = Command::new("promtool")

@@ -20,6 +20,8 @@ use common::{
 /// dnsmasq's T1 and T2 (option 58/59), far below its 120 s minimum lease.
 const T1_SECS: u32 = 4;
 const T2_SECS: u32 = 8;
+/// The host shim's address (outside dnsmasq's range).
+const SHIM_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 250);
 /// The range dnsmasq hands out.
 const RANGE: (Ipv4Addr, Ipv4Addr) = (Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 150));
 
@@ -165,19 +167,19 @@ fn leases_in(file: &Path) -> HashMap<String, (u64, Ipv4Addr, String)> {
         .collect()
 }
 
-/// The config: the rig's parent, a dhcp network with `anti_spoof`,
-/// endpoint c1 from the file.
-fn config(rig: &Rig, anti_spoof: &str) -> String {
+/// The config: the rig's parent, a dhcp network with `network_keys`
+/// (TOML lines), endpoint c1 from the file.
+fn config(rig: &Rig, network_keys: &str) -> String {
     let c1 = rig.container(1);
     format!(
         "[parent]\ninterface = \"p0\"\n\n[dataplane]\nfast_path = \"{}\"\n\n\
          [metrics]\nlisten = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n\
-         [[network]]\nname = \"lan\"\nsubnet = \"10.77.0.0/24\"\nipam = \"dhcp\"\nanti_spoof = \"{}\"\n\n\
+         [[network]]\nname = \"lan\"\nsubnet = \"10.77.0.0/24\"\nipam = \"dhcp\"\n{}\n\n\
          [[endpoint]]\nname = \"c1\"\nnetwork = \"lan\"\nnetns = \"{}\"\n",
         tier(),
         rig.metrics_addr,
         rig.control_socket.display(),
-        anti_spoof,
+        network_keys,
         c1.ns.name()
     )
 }
@@ -260,7 +262,7 @@ fn dh_leases_renew_release_and_fail_clearly() {
     let started = Instant::now();
     let rig = Rig::with_prefix("dh", 3, 1);
     let mut dnsmasq = Dnsmasq::start(&rig);
-    let mut d = Daemon::start(&rig, &config(&rig, "mac+ip"));
+    let mut d = Daemon::start(&rig, &config(&rig, "anti_spoof = \"mac+ip\""));
     d.wait_ready(Duration::from_secs(20));
 
     // c1 (from the file) binds without holding up the start; c2's add
@@ -421,7 +423,8 @@ fn dh_leases_renew_release_and_fail_clearly() {
 /// keeps asking and binds when it comes. With the default `anti_spoof =
 /// "mac"` the fast path (when on) carries the container's unicast itself:
 /// the unicast renewal to the server and its answer take the kernel path,
-/// and the lease still renews.
+/// and the lease still renews. A host shim on the network reaches the
+/// container at its leased address.
 #[test]
 fn dh_late_server_and_renewal_through_the_fast_path() {
     if !require(Needs::RootAndXdp) || !require_command("dnsmasq", "dnsmasq-base") {
@@ -429,7 +432,7 @@ fn dh_late_server_and_renewal_through_the_fast_path() {
     }
     let rig = Rig::with_prefix("dhf", 1, 1);
     // No server yet: the daemon starts all the same, c1 keeps asking.
-    let mut d = Daemon::start(&rig, &config(&rig, "mac"));
+    let mut d = Daemon::start(&rig, &config(&rig, &format!("host_shim = \"{SHIM_IP}\"")));
     d.wait_ready(Duration::from_secs(20));
     let c1 = entry(&rig, "c1").expect("c1 runs without a lease");
     assert_eq!(c1["dhcp"]["state"], "selecting", "{c1}");
@@ -447,6 +450,21 @@ fn dh_late_server_and_renewal_through_the_fast_path() {
         "no NAK"
     );
     assert!(ping(&rig.container(1).ns, WIRE_IP, 3), "c1 → wire");
+    // The host shim reaches the container at its lease.
+    let c1_ip: Ipv4Addr = entry(&rig, "c1").unwrap()["ip"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let route = rig.host.ip(&["route", "show", &format!("{c1_ip}/32")]);
+    assert!(
+        route.contains("mvshim-lan"),
+        "no shim route to {c1_ip}: {route:?}"
+    );
+    assert!(
+        ping(&rig.host, c1_ip, 2),
+        "host → c1's lease {c1_ip} through the shim"
+    );
     // The dashboard's DHCP panels ask for exactly the DHCP families exported
     // (tests/dashboard.rs leaves them out: its rig has no DHCP network).
     let exported: BTreeSet<String> = d

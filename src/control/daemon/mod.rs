@@ -828,14 +828,26 @@ impl Daemon {
     pub fn apply_dhcp_events(&mut self) {
         let mut changed = false;
         for ev in self.dhcp.events() {
-            if let Some(ep) = self
+            let Some(ep) = self
                 .endpoints
                 .iter_mut()
                 .flatten()
                 .find(|e| e.config.name == ev.name && e.dhcp.is_some())
-            {
-                changed |= ep.dhcp != Some(ev.address);
-                ep.dhcp = Some(ev.address);
+            else {
+                continue;
+            };
+            let (id, old) = (ep.id, ep.dhcp.flatten());
+            if old == ev.address {
+                continue;
+            }
+            ep.dhcp = Some(ev.address);
+            changed = true;
+            // The host shim reaches the container at its lease.
+            if let Some(old) = old {
+                self.lease_route(id, old, false);
+            }
+            if let Some(new) = ev.address {
+                self.lease_route(id, new, true);
             }
         }
         if changed {
@@ -884,6 +896,9 @@ impl Daemon {
                 continue;
             };
             let name = ep.config.name.clone();
+            if let Some(ip) = leased {
+                self.lease_route(id, ip, false);
+            }
             let release = release && leased.is_some();
             let before = sent(self, id);
             self.dhcp.stop(&name, release);

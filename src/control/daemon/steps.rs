@@ -684,6 +684,8 @@ impl Daemon {
             .map(|e| &e.config)
             .filter(|e| e.name != ep.name && e.network == ep.network && is_shim(e) != is_shim(ep))
             .map(|e| if is_shim(ep) { (ep, e) } else { (e, ep) })
+            // A DHCP endpoint's route follows its lease (`lease_route`).
+            .filter(|(_, to)| !to.ip.is_unspecified())
             .collect();
         for (shim, to) in pairs {
             if add {
@@ -693,6 +695,29 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Adds (or deletes) the host shim's route to `ip`, a lease of endpoint
+    /// `id`, if its network has a shim.
+    pub(super) fn lease_route(&self, id: EndpointId, ip: std::net::Ipv4Addr, add: bool) {
+        let Some(ep) = self.endpoint(id) else { return };
+        let shim = self
+            .endpoints
+            .iter()
+            .flatten()
+            .find(|e| e.network == ep.network && is_shim(&e.config));
+        let Some(shim) = shim else { return };
+        let done = if add {
+            netlink::add_link_route(&shim.config.ifname, ip, 32)
+        } else {
+            netlink::del_link_route(&shim.config.ifname, ip, 32)
+        };
+        if let Err(e) = done {
+            log::warn!(
+                "endpoint {}: host shim route to its lease {ip}: {e}",
+                ep.config.name
+            );
+        }
     }
 
     /// Starts endpoint `id`'s DHCP client if its network is `ipam = "dhcp"`.

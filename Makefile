@@ -110,12 +110,12 @@ cargo-test:
 
 # Fuzzing (tests/fuzz, a crate of its own that only the nightly toolchain
 # builds): frame parse + classify, config parsing and validation, control
-# requests. New inputs go to target/fuzz-corpus/TARGET, started from the
+# requests, DHCP messages. New inputs go to target/fuzz-corpus/TARGET, started from the
 # seeds in tests/fuzz/seeds/TARGET; a crash leaves its input in
 # tests/fuzz/artifacts/TARGET and fails the run. The targets are safe Rust,
 # so they build without AddressSanitizer (quicker to build and to run).
 FUZZ_DIR := tests/fuzz
-FUZZ_TARGETS := frame worker config control
+FUZZ_TARGETS := frame worker config control dhcp
 FUZZ_SECONDS ?= 300
 
 deps-fuzz:

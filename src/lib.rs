@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod demo;
+pub mod dhcp;
 pub mod docker;
 pub mod io;
 pub mod metrics;

@@ -273,9 +273,10 @@ fn run(config_path: &std::path::Path) -> anyhow::Result<()> {
             None => {}
         }
         for call in calls.try_iter() {
-            let answer = service.handle(&mut daemon, call.request);
-            call.reply.send(answer).ok();
+            service.take_call(&mut daemon, call);
         }
+        daemon.apply_dhcp_events();
+        service.poll_leases(&mut daemon);
         // A worker that died (a panic: a bug) leaves its queue's frames with
         // nobody to read them. mvdp exits at once without tearing down, as
         // if killed: the kernel detaches its programs with their link fds

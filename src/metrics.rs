@@ -345,6 +345,11 @@ pub fn endpoint_totals(workers: &[Arc<WorkerStats>], id: EndpointId) -> Endpoint
 /// Something that adds its own figures at scrape time (XDP program counters, ...).
 pub type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 
+/// Families rendered by their owner as Prometheus text, appended at every
+/// scrape: for series that must leave with the thing they describe, gauges
+/// included (the recorder keeps a gauge until the process ends).
+pub type TextSource = Box<dyn Fn() -> String + Send + Sync>;
+
 /// Frames counted outside the workers (the kernel fast path), under the same
 /// meanings, added to the workers' counters at scrape time so that every
 /// series covers both tiers.
@@ -364,6 +369,7 @@ pub struct Exporter {
     pub fdb: Arc<std::sync::RwLock<Arc<Fdb>>>,
     hooks: Vec<ScrapeHook>,
     sources: Vec<Arc<dyn CounterSource>>,
+    texts: Vec<TextSource>,
 }
 
 /// How long after its last write a counter leaves `/metrics`: render writes
@@ -400,6 +406,7 @@ impl Exporter {
             fdb,
             hooks: Vec::new(),
             sources: Vec::new(),
+            texts: Vec::new(),
         })
     }
 
@@ -415,6 +422,11 @@ impl Exporter {
             t.add(&s.totals());
         }
         t
+    }
+
+    /// Adds families rendered as text at every scrape, after the recorder's.
+    pub fn add_text(&mut self, source: TextSource) {
+        self.texts.push(source);
     }
 
     /// Adds a hook run at every scrape before rendering.
@@ -503,7 +515,11 @@ impl Exporter {
         for hook in &self.hooks {
             hook();
         }
-        self.handle.render()
+        let mut text = self.handle.render();
+        for source in &self.texts {
+            text.push_str(&source());
+        }
+        text
     }
 }
 

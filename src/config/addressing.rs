@@ -74,7 +74,10 @@ pub(super) fn ipv4_book(
         subnet.broadcast(),
         format!("the broadcast address of {subnet}"),
     );
-    book.reserve_own(key, "gateway", net.gateway, "the gateway")?;
+    // With DHCP the gateway is the server's to say (never allocated here anyway).
+    if net.ipam == super::Ipam::Static {
+        book.reserve_own(key, "gateway", net.gateway, "the gateway")?;
+    }
     for (i, &aux) in net.aux_addresses.iter().enumerate() {
         book.reserve(
             key.field("aux_addresses").index(i),

@@ -257,6 +257,18 @@ pub struct NetworkConfig {
     pub allow_inner_tags: bool,
     /// What its containers' egress is checked against.
     pub anti_spoof: AntiSpoof,
+    /// Where its endpoints' addresses come from.
+    pub ipam: Ipam,
+}
+
+/// Where a network's endpoint addresses come from (`network.ipam`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ipam {
+    /// From the config: `ip`, or allocated from `ip_range`/`subnet`.
+    #[default]
+    Static,
+    /// From the LAN's DHCP server: mvdp runs each endpoint's DHCP client.
+    Dhcp,
 }
 
 /// A dual-stack network's IPv6 keys (`subnet6`, `gateway6`, `ip_range6`,
@@ -341,12 +353,14 @@ pub struct EndpointConfig {
     pub netns: NetnsRef,
     /// Interface name inside the container.
     pub ifname: String,
-    /// Its IPv4 address: as written, or allocated.
+    /// Its IPv4 address: as written, or allocated; 0.0.0.0 on a DHCP
+    /// network (the lease's address is known at run time only).
     pub ip: Ipv4Addr,
     /// Its IPv6 address on a dual-stack network: as written (`ip6`), or
     /// allocated; `None` on an IPv4-only network.
     pub ip6: Option<Ipv6Addr>,
-    /// Its MAC address: as written, or Docker's default for `ip`.
+    /// Its MAC address: as written, or Docker's default for `ip`; on a DHCP
+    /// network [`MacAddr::from_name`] of its name.
     pub mac: MacAddr,
     /// Source MACs it receives from (networks in `source` mode only).
     pub allowed_sources: Vec<MacAddr>,
@@ -460,6 +474,9 @@ pub struct NetworkSpec {
     /// `allow_inner_tags`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_inner_tags: Option<bool>,
+    /// `ipam`: static (default) or dhcp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<String>,
 }
 
 impl From<NetworkSpec> for raw::RawNetwork {
@@ -480,6 +497,7 @@ impl From<NetworkSpec> for raw::RawNetwork {
             bcast_queue_len: None,
             allow_inner_tags: s.allow_inner_tags,
             anti_spoof: s.anti_spoof,
+            ipam: s.ipam,
         }
     }
 }
@@ -604,16 +622,24 @@ impl Config {
             let vlan = net
                 .vlan
                 .map_or("untagged".to_string(), |v| format!("vlan {v}"));
-            let _ = write!(
-                s,
-                "network {}: {} mode, {}, subnet {}, gateway {}, pool {}",
-                net.name,
-                net.mode,
-                vlan,
-                net.subnet,
-                net.gateway,
-                net.pool()
-            );
+            match net.ipam {
+                Ipam::Static => write!(
+                    s,
+                    "network {}: {} mode, {}, subnet {}, gateway {}, pool {}",
+                    net.name,
+                    net.mode,
+                    vlan,
+                    net.subnet,
+                    net.gateway,
+                    net.pool()
+                ),
+                Ipam::Dhcp => write!(
+                    s,
+                    "network {}: {} mode, {}, subnet {}, addresses from the LAN's DHCP server",
+                    net.name, net.mode, vlan, net.subnet
+                ),
+            }
+            .ok();
             if !net.aux_addresses.is_empty() {
                 let aux: Vec<String> = net.aux_addresses.iter().map(|a| a.to_string()).collect();
                 let _ = write!(s, ", aux {}", aux.join(" "));
@@ -650,16 +676,14 @@ impl Config {
                     NetnsRef::Named(_) => format!("{} ({})", ep.netns, ep.netns.path().display()),
                     NetnsRef::Path(_) => ep.netns.to_string(),
                 };
+                let address = match net.ipam {
+                    Ipam::Static => format!("{}/{}", ep.ip, net.subnet.prefix_len()),
+                    Ipam::Dhcp => "address by DHCP".to_string(),
+                };
                 let _ = write!(
                     s,
-                    "  endpoint {}: {} {} in {}, {}/{}, mac {}",
-                    ep.name,
-                    ep.kind,
-                    ep.ifname,
-                    netns,
-                    ep.ip,
-                    net.subnet.prefix_len(),
-                    ep.mac
+                    "  endpoint {}: {} {} in {}, {address}, mac {}",
+                    ep.name, ep.kind, ep.ifname, netns, ep.mac
                 );
                 if let Some((ip6, v6)) = ep.ip6.zip(net.ipv6.as_ref()) {
                     let _ = write!(s, ", {ip6}/{}", v6.subnet.prefix_len());
@@ -723,6 +747,9 @@ keyword_enum!(Poll, "one of interrupt, busy", {
 });
 keyword_enum!(AntiSpoof, "one of mac, mac+ip", {
     "mac" => Mac, "mac+ip" => MacIp,
+});
+keyword_enum!(Ipam, "one of static, dhcp", {
+    "static" => Static, "dhcp" => Dhcp,
 });
 keyword_enum!(EndpointKind, "one of veth, tap", {
     "veth" => Veth, "tap" => Tap,

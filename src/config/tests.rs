@@ -961,3 +961,55 @@ fn dual_stack_errors_name_their_key() {
         err_at(&text, key);
     }
 }
+
+#[test]
+fn dhcp_networks_take_no_static_addresses() {
+    // MINIMAL's network, by DHCP.
+    let dhcp_net = with("ipam = \"dhcp\"");
+    let dhcp_net = dhcp_net.as_str();
+    let c = ok(&format!(
+        "{dhcp_net}\n{}{}",
+        endpoint("web", ""),
+        endpoint("db", "mac = \"02:00:00:00:00:07\"")
+    ));
+    assert_eq!(c.networks[0].ipam, Ipam::Dhcp);
+    let web = c.endpoint("web").unwrap();
+    assert_eq!(web.ip, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(web.mac, MacAddr::from_name("web"));
+    assert_eq!(c.endpoint("db").unwrap().mac, mac("02:00:00:00:00:07"));
+    assert!(c.summary().contains("addresses from the LAN's DHCP server"));
+    for (extra, key) in [
+        ("gateway = \"192.168.1.1\"", "network[0].gateway"),
+        ("ip_range = \"192.168.1.0/25\"", "network[0].ip_range"),
+        (
+            "aux_addresses = [\"192.168.1.2\"]",
+            "network[0].aux_addresses",
+        ),
+    ] {
+        let e = err_at(&format!("{dhcp_net}\n{extra}\n"), key);
+        assert!(e.to_string().contains("DHCP server"), "{e}");
+    }
+    let e = err_at(
+        &format!("{dhcp_net}\n{}", endpoint("web", "ip = \"192.168.1.9\"")),
+        "endpoint[0].ip",
+    );
+    assert!(e.to_string().contains("ipam = \"dhcp\""), "{e}");
+    let handoff = "[[endpoint]]\nname = \"d\"\nnetwork = \"lan\"\nifname = \"x\"\nhandoff = true\n";
+    err_at(&format!("{dhcp_net}\n{handoff}"), "endpoint[0].handoff");
+    err_at(&with("ipam = \"bootp\""), "network[0].ipam");
+    // A host shim keeps its static address, even where a gateway would be.
+    ok(&format!("{dhcp_net}\nhost_shim = \"192.168.1.1\"\n"));
+}
+
+#[test]
+fn runtime_networks_take_ipam() {
+    let net = NetworkSpec {
+        name: "dk".into(),
+        subnet: "10.9.0.0/24".into(),
+        vlan: Some(9),
+        ipam: Some("dhcp".into()),
+        ..NetworkSpec::default()
+    };
+    let c = Config::parse_with(MINIMAL, &[net], &[]).unwrap();
+    assert_eq!(c.network("dk").unwrap().ipam, Ipam::Dhcp);
+}

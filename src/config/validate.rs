@@ -287,6 +287,23 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         )? as u16),
     };
 
+    let ipam = keyword(&key.field("ipam"), raw.ipam, Ipam::EXPECTED)?;
+    if ipam == Ipam::Dhcp {
+        // The DHCP server gives the address and the router.
+        let static_only = [
+            ("gateway", raw.gateway.is_some()),
+            ("ip_range", raw.ip_range.is_some()),
+            ("aux_addresses", !raw.aux_addresses.is_empty()),
+        ];
+        if let Some((field, _)) = static_only.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::Invalid {
+                key: key.field(field),
+                reason: format!(
+                    "with ipam = \"dhcp\" the LAN's DHCP server gives the endpoints their addresses and gateway; remove {field}"
+                ),
+            });
+        }
+    }
     let subnet = cidr(&key.field("subnet"), &raw.subnet)?;
     if subnet.prefix_len() > 30 {
         return Err(ConfigError::Invalid {
@@ -371,6 +388,7 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
             raw.anti_spoof,
             AntiSpoof::EXPECTED,
         )?,
+        ipam,
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     ipv4_book(&net, key)?;
@@ -543,7 +561,11 @@ fn endpoints(
             n.ipv6.as_ref().map(|v6| ipv6_book(n, v6, &key)).transpose()
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // DHCP networks: no address before the lease (0.0.0.0 here).
     for p in pending.iter_mut() {
+        if networks[p.net].ipam == Ipam::Dhcp {
+            continue;
+        }
         if let Some(ip) = p.ip {
             books[p.net].reserve(p.key.field("ip"), ip, format!("endpoint {}", p.key))?;
             p.config.ip = ip;
@@ -560,7 +582,7 @@ fn endpoints(
         }
     }
     for p in pending.iter_mut() {
-        if p.ip.is_none() {
+        if p.ip.is_none() && networks[p.net].ipam == Ipam::Static {
             p.config.ip =
                 books[p.net].allocate(p.key.field("ip"), format!("endpoint {}", p.key))?;
         }
@@ -569,11 +591,16 @@ fn endpoints(
         }
     }
 
-    // MACs: as written, or Docker's default for the address; unique across all networks.
+    // MACs: as written, or Docker's default for the address (from the name
+    // on a DHCP network); unique across all networks.
     let mut macs: HashMap<MacAddr, String> = HashMap::new();
     for p in pending.iter_mut() {
         let (mac, holder) = match p.mac {
             Some(mac) => (mac, format!("endpoint {}", p.key)),
+            None if networks[p.net].ipam == Ipam::Dhcp => (
+                MacAddr::from_name(&p.config.name),
+                format!("endpoint {} (default MAC for its name)", p.key),
+            ),
             None => (
                 MacAddr::docker_default(p.config.ip),
                 format!("endpoint {} (default MAC for {})", p.key, p.config.ip),
@@ -612,6 +639,15 @@ fn endpoint(
         })?;
     let kind = keyword(&key.field("kind"), raw.kind, EndpointKind::EXPECTED)?;
     let handoff = raw.handoff.unwrap_or(false);
+    if handoff && networks[net].ipam == Ipam::Dhcp {
+        return Err(ConfigError::Invalid {
+            key: key.field("handoff"),
+            reason: format!(
+                "network {} has ipam = \"dhcp\", and mvdp runs the DHCP client inside the container's namespace, which a handed-off interface is not in yet",
+                networks[net].name
+            ),
+        });
+    }
     if handoff && kind != EndpointKind::Veth {
         return Err(ConfigError::InvalidValue {
             key: key.field("handoff"),
@@ -677,6 +713,15 @@ fn endpoint(
     let ifname = raw.ifname.unwrap_or_else(|| DEFAULT_IFNAME.to_string());
     check_ifname(&key.field("ifname"), &ifname)?;
     let ip = match raw.ip {
+        Some(_) if networks[net].ipam == Ipam::Dhcp => {
+            return Err(ConfigError::Invalid {
+                key: key.field("ip"),
+                reason: format!(
+                    "network {} has ipam = \"dhcp\": the LAN's DHCP server gives the address; remove ip",
+                    networks[net].name
+                ),
+            })
+        }
         Some(s) => Some(ipv4(&key.field("ip"), &s)?),
         None => None,
     };

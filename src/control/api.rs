@@ -16,6 +16,10 @@
 //! {"op":"status"}
 //! ```
 //!
+//! `endpoint_add` on an `ipam = "dhcp"` network answers once the endpoint
+//! holds its lease (its `dhcp` object says `bound`), or fails after 10 s
+//! with the endpoint removed again (`failed`, naming endpoint and network).
+//!
 //! Answers are `{"ok":true,"result":…}` or
 //! `{"ok":false,"error":{"code":"invalid","key":"endpoint[3].ip","message":"…"}}`
 //! with `code` one of `invalid` (the request names a bad value: `key` says
@@ -166,6 +170,31 @@ pub struct EndpointInfo {
     /// (both tiers). Absent from older daemons' answers: read as 0.
     #[serde(default)]
     pub drops: u64,
+    /// On an `ipam = "dhcp"` network: its DHCP client's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpInfo>,
+}
+
+/// An endpoint's DHCP client, as `endpoint list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpInfo {
+    /// init, selecting, requesting, bound, renewing or rebinding.
+    pub state: String,
+    /// The leased address with its prefix length ("10.0.0.5/24"), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The server that granted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Seconds until the lease expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+    /// DHCPDISCOVERs sent so far.
+    #[serde(default)]
+    pub discovers_sent: u64,
+    /// The client's last failure (socket, netlink, send), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl EndpointInfo {

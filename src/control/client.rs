@@ -218,13 +218,29 @@ fn uptime(secs: u64) -> String {
     }
 }
 
+/// An endpoint's lease for the table: "static", or the DHCP state with the
+/// time left and the server ("bound 93s from 10.0.0.1").
+fn lease_cell(dhcp: Option<&crate::control::api::DhcpInfo>) -> String {
+    let Some(d) = dhcp else {
+        return "static".into();
+    };
+    let mut s = d.state.clone();
+    if let Some(secs) = d.expires_in_seconds {
+        let _ = write!(s, " {secs}s");
+    }
+    if let Some(server) = &d.server {
+        let _ = write!(s, " from {server}");
+    }
+    s
+}
+
 /// The endpoint list as a table.
 pub fn endpoint_table(infos: &[EndpointInfo]) -> String {
     let header = [
-        "NAME", "NETWORK", "KIND", "NETNS", "IP", "MAC", "PATH", "ORIGIN", "RX PKTS", "TX PKTS",
-        "DROPS",
+        "NAME", "NETWORK", "KIND", "NETNS", "IP", "LEASE", "MAC", "PATH", "ORIGIN", "RX PKTS",
+        "TX PKTS", "DROPS",
     ];
-    let rows: Vec<[String; 11]> = infos
+    let rows: Vec<[String; 12]> = infos
         .iter()
         .map(|i| {
             [
@@ -233,6 +249,7 @@ pub fn endpoint_table(infos: &[EndpointInfo]) -> String {
                 i.kind.clone(),
                 i.netns.clone(),
                 i.addresses(),
+                lease_cell(i.dhcp.as_ref()),
                 i.mac.clone(),
                 i.path.clone(),
                 i.origin.clone(),
@@ -253,7 +270,7 @@ pub fn endpoint_table(infos: &[EndpointInfo]) -> String {
         let mut l = String::new();
         for (k, (c, w)) in cells.iter().zip(widths).enumerate() {
             // Counters right-aligned, the rest left.
-            if k >= 8 {
+            if k >= 9 {
                 let _ = write!(l, "{c:>w$}  ");
             } else {
                 let _ = write!(l, "{c:<w$}  ");

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod dhcp;
 pub mod ethtool;
 pub mod netlink;
 pub mod netns;

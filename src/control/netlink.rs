@@ -490,6 +490,61 @@ pub fn promiscuity(ifname: &str) -> Result<Option<u32>, NetlinkError> {
     }))
 }
 
+/// Puts a leased address on `ifname` inside the namespace at `netns_path`
+/// (kept if it is there already), and with `gateway` the default route.
+pub fn add_lease_address(
+    netns_path: &Path,
+    ifname: &str,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<(), NetlinkError> {
+    in_container(netns_path, ifname, |nl, index| {
+        match nl.add_address(index, ifname, IpAddr::V4(addr), prefix_len) {
+            Err(NetlinkError::Link { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) => {}
+            other => other?,
+        }
+        match gateway {
+            Some(gateway) => nl.add_default_route(index, ifname, IpAddr::V4(gateway)),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Takes a leased address off `ifname` inside the namespace at
+/// `netns_path` (its routes go with it); gone already is fine.
+pub fn del_lease_address(
+    netns_path: &Path,
+    ifname: &str,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+) -> Result<(), NetlinkError> {
+    in_container(netns_path, ifname, |nl, index| {
+        nl.del_address(index, ifname, IpAddr::V4(addr), prefix_len)
+    })
+}
+
+/// Runs `f` with a connection inside the namespace at `netns_path` and the
+/// index of `ifname` there.
+fn in_container(
+    netns_path: &Path,
+    ifname: &str,
+    f: impl FnOnce(&Rtnl, u32) -> Result<(), NetlinkError> + Send,
+) -> Result<(), NetlinkError> {
+    let label = netns_path.display().to_string();
+    in_netns(netns_path, || {
+        let nl = Rtnl::new(&label)?;
+        let index = nl.require(ifname, "configure its lease")?;
+        f(&nl, index)
+    })
+    .map_err(|source| NetlinkError::Netns {
+        op: "enter",
+        path: netns_path.to_path_buf(),
+        source,
+    })?
+}
+
 /// Runs `f` here, or on a helper thread if this thread is inside a tokio
 /// runtime (where `block_on` would panic). A new thread starts in the netns
 /// of the thread that spawned it, so the netns is the caller's either way.
@@ -675,8 +730,9 @@ fn adopt_veth(
         let attr = |f: &dyn Fn(&LinkAttribute) -> bool| peer.attributes.iter().any(f);
         let paired = attr(&|a| matches!(a, LinkAttribute::Link(i) if *i == host_ifindex));
         let mac = attr(&|a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == spec.mac.0));
-        let v4 = IpAddr::V4(spec.addr);
-        if !(paired && mac && cnl.has_address(index, spec.ifname, v4, spec.prefix_len)?) {
+        let addressed = spec.addr.is_unspecified()
+            || cnl.has_address(index, spec.ifname, IpAddr::V4(spec.addr), spec.prefix_len)?;
+        if !(paired && mac && addressed) {
             return Ok(false);
         }
         // A network that became dual stack since: the address is added now.
@@ -761,7 +817,10 @@ fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), 
         // The device is down after the move, so renaming it is allowed.
         nl.rename_and_set_mac(index, current, spec.ifname, spec.mac)?;
         let ifname = spec.ifname;
-        nl.add_address(index, ifname, IpAddr::V4(spec.addr), spec.prefix_len)?;
+        // 0.0.0.0: the address comes later (from a DHCP lease).
+        if !spec.addr.is_unspecified() {
+            nl.add_address(index, ifname, IpAddr::V4(spec.addr), spec.prefix_len)?;
+        }
         if let Some((addr6, len)) = spec.addr6 {
             // A namespace may turn IPv6 off for new interfaces (the
             // `default` sysctl); a dual-stack endpoint needs it on.
@@ -1082,6 +1141,24 @@ impl Rtnl {
         }
     }
 
+    fn del_address(
+        &self,
+        index: u32,
+        ifname: &str,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        for m in self.addresses(index, ifname, addr, prefix_len)? {
+            match self.rt.block_on(self.handle.address().del(m).execute()) {
+                Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => {}
+                r => r.map_err(|e| {
+                    self.fail(format!("delete address {addr}/{prefix_len}"), ifname, e)
+                })?,
+            }
+        }
+        Ok(())
+    }
+
     /// Whether link `index` holds `addr/prefix_len`.
     fn has_address(
         &self,
@@ -1090,6 +1167,17 @@ impl Rtnl {
         addr: IpAddr,
         prefix_len: u8,
     ) -> Result<bool, NetlinkError> {
+        Ok(!self.addresses(index, ifname, addr, prefix_len)?.is_empty())
+    }
+
+    /// The entries of `addr/prefix_len` on link `index`.
+    fn addresses(
+        &self,
+        index: u32,
+        ifname: &str,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>, NetlinkError> {
         use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
         let request = self
             .handle
@@ -1101,12 +1189,15 @@ impl Rtnl {
             .rt
             .block_on(request.try_collect())
             .map_err(|e| self.fail("list the addresses of", ifname, e))?;
-        Ok(addrs.iter().any(|m| {
-            m.header.prefix_len == prefix_len
-                && m.attributes
-                    .iter()
-                    .any(|a| matches!(a, AddressAttribute::Address(a) if *a == addr))
-        }))
+        Ok(addrs
+            .into_iter()
+            .filter(|m| {
+                m.header.prefix_len == prefix_len
+                    && m.attributes
+                        .iter()
+                        .any(|a| matches!(a, AddressAttribute::Address(a) if *a == addr))
+            })
+            .collect())
     }
 
     /// The names of every link in `group`.

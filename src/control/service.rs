@@ -10,16 +10,27 @@
 //! [`Daemon::reconcile`], which adds, re-creates or removes only what differs.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError, EndpointSpec, NetworkSpec};
-use crate::control::api::{ApiError, ErrorCode, NetworkInfo, Request};
+use crate::control::api::{ApiError, Call, ErrorCode, NetworkInfo, Request};
 use crate::control::daemon::Daemon;
 
 /// Names of host shims, which the daemon adds itself.
 const SHIM_MARK: &str = "host-shim@";
+
+/// How long `endpoint add` on a DHCP network waits for the lease before
+/// it fails (and the endpoint is removed again).
+pub const LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// An `endpoint add` on a DHCP network whose answer waits for the lease.
+struct PendingLease {
+    name: String,
+    reply: crossbeam_channel::Sender<Result<serde_json::Value, ApiError>>,
+    deadline: Instant,
+}
 
 /// The state file's content.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -43,6 +54,8 @@ pub struct Service {
     runtime: Vec<EndpointSpec>,
     state_path: PathBuf,
     started: Instant,
+    /// Adds that wait for their DHCP lease.
+    pending: Vec<PendingLease>,
 }
 
 /// The state file of the daemon whose control socket is `socket`.
@@ -106,6 +119,7 @@ impl Service {
             runtime: Vec::new(),
             state_path,
             started: Instant::now(),
+            pending: Vec::new(),
         };
         let saved_len = saved.networks.len() + saved.endpoints.len();
         for spec in saved.networks {
@@ -177,6 +191,78 @@ impl Service {
         let changed = daemon.reconcile(&config)?;
         self.file_text = text;
         Ok(changed)
+    }
+
+    /// Takes one call off the control socket and answers it, except an
+    /// `endpoint add` on a DHCP network: its answer waits, without holding
+    /// up the control thread, until the lease comes or [`LEASE_WAIT`]
+    /// passes ([`Service::poll_leases`]).
+    pub fn take_call(&mut self, daemon: &mut Daemon, call: Call) {
+        let adding = match &call.request {
+            Request::EndpointAdd { endpoint } => Some(endpoint.name.clone()),
+            _ => None,
+        };
+        let answer = self.handle(daemon, call.request);
+        if let (Ok(_), Some(name)) = (&answer, adding) {
+            if daemon.lease(&name).is_some_and(|l| !l.state.holds_lease()) {
+                self.pending.push(PendingLease {
+                    name,
+                    reply: call.reply,
+                    deadline: Instant::now() + LEASE_WAIT,
+                });
+                return;
+            }
+        }
+        call.reply.send(answer).ok();
+    }
+
+    /// Answers the adds whose lease came, and fails those whose time is up:
+    /// such an endpoint is removed again, so that a failed add leaves
+    /// nothing behind (its caller may try again).
+    pub fn poll_leases(&mut self, daemon: &mut Daemon) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for p in std::mem::take(&mut self.pending) {
+            let answer = match daemon.lease(&p.name) {
+                Some(l) if l.state.holds_lease() => self
+                    .list(daemon)
+                    .into_iter()
+                    .find(|i| i.name == p.name)
+                    .ok_or_else(|| failed(format!("endpoint {} vanished", p.name)))
+                    .and_then(|info| serde_json::to_value(info).map_err(failed)),
+                Some(_) if now < p.deadline => {
+                    self.pending.push(p);
+                    continue;
+                }
+                Some(l) => {
+                    let discovers = l.counts.sent[crate::dhcp::MessageType::Discover as usize];
+                    let why = match &l.error {
+                        Some(e) => format!("; last error: {e}"),
+                        None => String::new(),
+                    };
+                    let message = format!(
+                        "endpoint {}: no DHCP server answered on network {} within {} s ({discovers} DHCPDISCOVERs sent from {}, client state {}{why}); the endpoint was removed",
+                        p.name,
+                        l.network,
+                        LEASE_WAIT.as_secs(),
+                        l.mac,
+                        l.state.as_str()
+                    );
+                    log::error!("{message}");
+                    if let Err(e) = self.remove(daemon, &p.name) {
+                        log::error!("endpoint {}: removing it again: {e}", p.name);
+                    }
+                    Err(failed(message))
+                }
+                None => Err(failed(format!(
+                    "endpoint {} was removed while it waited for its DHCP lease",
+                    p.name
+                ))),
+            };
+            p.reply.send(answer).ok();
+        }
     }
 
     /// Carries out one control request.
@@ -251,7 +337,13 @@ impl Service {
             .map_err(|e| invalid(&e))?;
         // Pinned, so that a later change elsewhere never moves this one.
         let made = config.endpoint(&spec.name).expect("validated");
-        spec.ip = Some(made.ip.to_string());
+        // On a DHCP network the address is the lease's, never pinned.
+        let dhcp = config
+            .network(&made.network)
+            .is_some_and(|n| n.ipam == crate::config::Ipam::Dhcp);
+        if !dhcp {
+            spec.ip = Some(made.ip.to_string());
+        }
         spec.mac = Some(made.mac.to_string());
         *runtime.last_mut().expect("pushed") = spec.clone();
         daemon

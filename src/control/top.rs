@@ -258,6 +258,7 @@ mod tests {
             tx_packets: txp,
             tx_bytes: txp * 100,
             drops,
+            dhcp: None,
         }
     }
 

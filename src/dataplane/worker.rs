@@ -159,13 +159,15 @@ impl EventFd {
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    fn drain(&self) {
+    /// Clears pending wakes.
+    pub fn drain(&self) {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64 from our own non-blocking eventfd.
         unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
     }
 
-    fn fd(&self) -> RawFd {
+    /// The descriptor, for poll(2).
+    pub fn fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 }

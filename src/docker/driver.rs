@@ -397,6 +397,8 @@ impl<C: Control> Driver<C> {
             ip_range6: None,
             host_shim6: None,
             anti_spoof: generic.get("anti_spoof").cloned(),
+            // Docker hands its endpoints over (handoff), which DHCP cannot serve.
+            ipam: None,
             allow_inner_tags: None,
         };
         let added = self.control.call(&Request::NetworkAdd { network: spec });

@@ -1,6 +1,7 @@
 //! Ports: everything that makes a syscall to move frames lives here.
 
 mod bpf;
+pub mod dhcp;
 pub mod fastpath;
 pub mod limits;
 pub mod memory;

@@ -39,6 +39,21 @@ impl MacAddr {
         MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]])
     }
 
+    /// mvdp's default MAC for an endpoint on a DHCP network, where no
+    /// address is known up front: `06:` then the low 40 bits of the 64-bit
+    /// FNV-1a hash of `name`. Locally administered, unicast, stable across
+    /// restarts and versions (the DHCP server keys its leases on it), and
+    /// never one of Docker's `02:42:` defaults.
+    pub fn from_name(name: &str) -> MacAddr {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in name.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let b = h.to_be_bytes();
+        MacAddr([0x06, b[3], b[4], b[5], b[6], b[7]])
+    }
+
     /// The address packed into the low 48 bits of a u64, for cheap hashing and keys.
     #[inline]
     pub fn to_u64(&self) -> u64 {
@@ -138,5 +153,9 @@ mod tests {
             MacAddr::docker_default("192.168.1.10".parse().unwrap()).to_string(),
             "02:42:c0:a8:01:0a"
         );
+        // Pinned: a DHCP server keys its leases on it, so it must never change.
+        assert_eq!(MacAddr::from_name("web").to_string(), "06:19:48:72:1e:f1");
+        let m = MacAddr::from_name("db");
+        assert!(!m.is_multicast() && m.0[0] & 0x02 != 0 && m != MacAddr::from_name("web"));
     }
 }

@@ -79,6 +79,8 @@ const LISTENER_BATCH: usize = 64;
 /// its XDP program's link, its tc program's link, and a spare for netlink
 /// and namespace handles while it is made).
 const FDS_PER_ENDPOINT: usize = 4;
+/// How long removing an endpoint waits for its DHCPRELEASE to leave.
+const RELEASE_WAIT: Duration = Duration::from_millis(300);
 /// Entries in every AF_XDP ring (RX, TX, fill, completion).
 const RING: u32 = 2048;
 
@@ -103,6 +105,8 @@ struct Endpoint {
     tap: Option<TapPort>,
     /// Its entry in the fast path's maps, while the fast path is on.
     fast: Option<FastEndpoint>,
+    /// On a DHCP network: whether its client runs, and the address it holds.
+    dhcp: Option<Option<std::net::Ipv4Addr>>,
 }
 
 /// A running data plane. Dropping it tears everything down.
@@ -149,6 +153,8 @@ pub struct Daemon {
     /// The parent's interface index at start: its sockets and programs
     /// belong to that interface, not to one that takes its name later.
     parent_ifindex: u32,
+    /// The DHCP clients of the endpoints on `ipam = "dhcp"` networks.
+    dhcp: crate::control::dhcp::Dhcp,
     torn_down: bool,
 }
 
@@ -312,6 +318,8 @@ impl Daemon {
             plumbing: Plumbing::default(),
             leftover_ids: Vec::new(),
             parent_ifindex,
+            dhcp: crate::control::dhcp::Dhcp::spawn()
+                .map_err(DaemonError::io("starting the DHCP thread"))?,
             torn_down: false,
         };
         // The endpoints that will post fill frames share the budget (the
@@ -561,6 +569,7 @@ impl Daemon {
             .map_err(|e| DaemonError::Metrics(e.to_string()))?;
         let xdp = self.xdp.clone();
         exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
+        exporter.add_text(Box::new(self.dhcp.metrics()));
         let fast = self.fast.clone();
         exporter.add_source(fast.clone());
         exporter.add_hook(Box::new(move || publish_fast_path_state(&fast)));
@@ -649,8 +658,24 @@ impl Daemon {
                 },
                 ifname: ep.ifname.clone(),
                 host_ifname: state.host_ifname.clone(),
-                ip: ep.ip.to_string(),
+                ip: match state.dhcp {
+                    Some(leased) => leased.map_or(String::new(), |ip| ip.to_string()),
+                    None => ep.ip.to_string(),
+                },
                 ip6: ep.ip6.map(|ip| ip.to_string()),
+                dhcp: self
+                    .dhcp
+                    .status(&ep.name)
+                    .map(|st| crate::control::api::DhcpInfo {
+                        state: st.state.as_str().into(),
+                        address: st.address.map(|(a, p)| format!("{a}/{p}")),
+                        server: st.server.map(|s| s.to_string()),
+                        expires_in_seconds: st
+                            .expires
+                            .map(|_| st.seconds_left(std::time::Instant::now())),
+                        discovers_sent: st.counts.sent[crate::dhcp::MessageType::Discover as usize],
+                        error: st.error,
+                    }),
                 mac: ep.mac.to_string(),
                 origin: "config".into(),
                 path: if state.fast.is_some_and(|f| f.port.is_some()) {
@@ -800,6 +825,99 @@ impl Daemon {
         names
     }
 
+    /// Applies the lease changes the DHCP thread reported: the FDB learns
+    /// each endpoint's leased address (`anti_spoof = "mac+ip"` checks it).
+    pub fn apply_dhcp_events(&mut self) {
+        let mut changed = false;
+        for ev in self.dhcp.events() {
+            let Some(ep) = self
+                .endpoints
+                .iter_mut()
+                .flatten()
+                .find(|e| e.config.name == ev.name && e.dhcp.is_some())
+            else {
+                continue;
+            };
+            let (id, old) = (ep.id, ep.dhcp.flatten());
+            if old == ev.address {
+                continue;
+            }
+            ep.dhcp = Some(ev.address);
+            changed = true;
+            // The host shim reaches the container at its lease.
+            if let Some(old) = old {
+                self.lease_route(id, old, false);
+            }
+            if let Some(new) = ev.address {
+                self.lease_route(id, new, true);
+            }
+        }
+        if changed {
+            match self.current_fdb() {
+                Ok(fdb) => self.publish(Arc::new(fdb)),
+                Err(e) => log::error!("publishing leased addresses: {e}"),
+            }
+        }
+    }
+
+    /// The DHCP state of endpoint `name`, if it is on a DHCP network.
+    pub fn lease(&self, name: &str) -> Option<crate::control::dhcp::LeaseStatus> {
+        self.dhcp.status(name)
+    }
+
+    /// Stops the DHCP clients of every endpoint, releasing their leases if
+    /// `release`.
+    fn stop_dhcp_clients(&mut self, release: bool) {
+        let ids: Vec<EndpointId> = self.endpoints.iter().flatten().map(|e| e.id).collect();
+        self.stop_dhcp_clients_of(&ids, release);
+    }
+
+    /// Stops the DHCP clients of endpoints `ids` (those that have one),
+    /// releasing their leases if `release`; then waits until each releasing
+    /// endpoint's egress counter shows its RELEASE taken from the
+    /// container's interface (both tiers count it), at most
+    /// [`RELEASE_WAIT`] for all together, so that removing the endpoints
+    /// next does not cut the RELEASEs off in a worker's ring.
+    pub(super) fn stop_dhcp_clients_of(&mut self, ids: &[EndpointId], release: bool) {
+        use crate::metrics::CounterSource;
+        let sent = |d: &Daemon, id: EndpointId| {
+            let mut t = crate::metrics::endpoint_totals(&d.stats, id);
+            t.add(&d.fast.endpoint(id));
+            t.rx_packets
+        };
+        let mut releasing = Vec::new();
+        for &id in ids {
+            let Some(ep) = self
+                .endpoints
+                .get_mut(usize::from(id.0))
+                .and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            let Some(leased) = ep.dhcp.take() else {
+                continue;
+            };
+            let name = ep.config.name.clone();
+            if let Some(ip) = leased {
+                self.lease_route(id, ip, false);
+            }
+            let release = release && leased.is_some();
+            let before = sent(self, id);
+            self.dhcp.stop(&name, release);
+            if release {
+                releasing.push((id, before));
+            }
+        }
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        while releasing
+            .iter()
+            .any(|&(id, before)| sent(self, id) == before)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Stops the workers, detaches every XDP program and deletes every interface mvdp created.
     pub fn shutdown(mut self) -> Result<()> {
         self.teardown()
@@ -811,6 +929,9 @@ impl Daemon {
         }
         self.torn_down = true;
         let mut errors = Vec::new();
+        // Leases go back while the data path still carries the RELEASEs,
+        // unless the endpoints stay for the next start.
+        self.stop_dhcp_clients(!self.config.control.keep_endpoints_on_exit);
         // The parent first: from here on every frame goes to the host stack.
         let xdp = self.xdp.lock().map(|mut x| x.take()).unwrap_or(None);
         if let Some(xdp) = xdp {

@@ -82,6 +82,7 @@ fn network_identity_changed(old: &NetworkConfig, new: &NetworkConfig) -> bool {
         || old.vlan != new.vlan
         || old.subnet != new.subnet
         || old.gateway != new.gateway
+        || old.ipam != new.ipam
 }
 
 /// The endpoint keys its interface is built from: changing one re-creates it.
@@ -320,6 +321,19 @@ netns = "cc"
         let new = config(&BASE.replace(
             "subnet = \"192.168.1.0/24\"",
             "subnet = \"192.168.1.0/24\"\nvlan = 7",
+        ));
+        assert_eq!(
+            plan_between(&old, &new).steps,
+            steps(&["-ep a", "-ep b", "-net lan", "+net lan", "+ep a", "+ep b"])
+        );
+    }
+
+    #[test]
+    fn a_network_turning_to_dhcp_is_remade_with_its_endpoints() {
+        let old = config(BASE);
+        let new = config(&BASE.replace(
+            "subnet = \"192.168.1.0/24\"",
+            "subnet = \"192.168.1.0/24\"\nipam = \"dhcp\"",
         ));
         assert_eq!(
             plan_between(&old, &new).steps,

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::*;
-use crate::config::{EndpointConfig, NetworkConfig};
+use crate::config::{EndpointConfig, Ipam, NetworkConfig};
 use crate::control::netlink::{EndpointLinkSpec, LinkKind};
 use crate::dataplane::EndpointIo;
 use crate::switch::{EndpointEntry, NetworkEntry};
@@ -274,6 +274,7 @@ impl Daemon {
         for id in created {
             match self.steer(id, &preexisting) {
                 Ok(()) => {
+                    self.start_dhcp_client(id);
                     let ep = &self.endpoints[usize::from(id.0)].as_ref().expect("created");
                     done.push(format!("add endpoint {}", ep.config.name));
                 }
@@ -350,7 +351,8 @@ impl Daemon {
             // containers through routes of its own, so it never competes with
             // the parent's address on the same subnet.
             prefix_len: if shim { 32 } else { net.subnet.prefix_len() },
-            gateway: (ep.default_route && !shim).then_some(net.gateway),
+            // On a DHCP network the lease brings address and gateway.
+            gateway: (ep.default_route && !shim && net.ipam == Ipam::Static).then_some(net.gateway),
             addr6: ep
                 .ip6
                 .zip(net.ipv6.as_ref())
@@ -380,6 +382,8 @@ impl Daemon {
             port_prog: None,
             tap: link.tap.map(TapPort::new),
             fast: self.fast_entry(ep, id, network, fast.then_some(link.host_ifindex)),
+            // Its client starts once frames reach it (`add_endpoints`).
+            dhcp: None,
         });
         if let Err(e) = self.open_ports(id, fast) {
             self.remove_endpoint(id);
@@ -504,6 +508,8 @@ impl Daemon {
     /// workers, interface deleted. Its id is free again.
     pub(super) fn remove_endpoint(&mut self, id: EndpointId) -> Option<String> {
         self.endpoints.get(usize::from(id.0))?.as_ref()?;
+        // Its lease goes back while the endpoint still carries frames.
+        self.stop_dhcp_clients_of(&[id], true);
         if let Err(e) = self.shim_routes(id, false) {
             log::warn!("{e}");
         }
@@ -696,6 +702,8 @@ impl Daemon {
             .map(|e| &e.config)
             .filter(|e| e.name != ep.name && e.network == ep.network && is_shim(e) != is_shim(ep))
             .map(|e| if is_shim(ep) { (ep, e) } else { (e, ep) })
+            // A DHCP endpoint's route follows its lease (`lease_route`).
+            .filter(|(_, to)| !to.ip.is_unspecified())
             .collect();
         for (shim, to) in pairs {
             // IPv6 only where both sides have it: the shim of a network that
@@ -710,6 +718,51 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Adds (or deletes) the host shim's route to `ip`, a lease of endpoint
+    /// `id`, if its network has a shim.
+    pub(super) fn lease_route(&self, id: EndpointId, ip: std::net::Ipv4Addr, add: bool) {
+        let Some(ep) = self.endpoint(id) else { return };
+        let shim = self
+            .endpoints
+            .iter()
+            .flatten()
+            .find(|e| e.network == ep.network && is_shim(&e.config));
+        let Some(shim) = shim else { return };
+        let done = if add {
+            netlink::add_link_route(&shim.config.ifname, IpAddr::V4(ip), 32)
+        } else {
+            netlink::del_link_route(&shim.config.ifname, IpAddr::V4(ip), 32)
+        };
+        if let Err(e) = done {
+            log::warn!(
+                "endpoint {}: host shim route to its lease {ip}: {e}",
+                ep.config.name
+            );
+        }
+    }
+
+    /// Starts endpoint `id`'s DHCP client if its network is `ipam = "dhcp"`.
+    fn start_dhcp_client(&mut self, id: EndpointId) {
+        let Some(ep) = self.endpoint(id) else { return };
+        let net = self.network_config(ep.network);
+        if net.ipam != Ipam::Dhcp || is_shim(&ep.config) {
+            return;
+        }
+        let spec = crate::control::dhcp::DhcpEndpoint {
+            name: ep.config.name.clone(),
+            network: net.name.clone(),
+            mac: ep.config.mac,
+            netns_path: ep.netns_path.clone(),
+            ifname: ep.config.ifname.clone(),
+            subnet: net.subnet,
+            default_route: ep.config.default_route,
+        };
+        self.dhcp.start(spec);
+        if let Some(ep) = self.endpoints[usize::from(id.0)].as_mut() {
+            ep.dhcp = Some(None);
+        }
     }
 
     /// The FDB of the networks and endpoints in place now.
@@ -737,7 +790,8 @@ impl Daemon {
                     allowed_sources: e.config.allowed_sources.clone(),
                     rate_limit: e.config.rate_limit,
                     // The host shim speaks for the host, from the host's addresses.
-                    ip: (!is_shim(&e.config)).then_some(e.config.ip),
+                    // On a DHCP network: the lease's, 0.0.0.0 without one.
+                    ip: (!is_shim(&e.config)).then_some(e.dhcp.flatten().unwrap_or(e.config.ip)),
                     ip6: (!is_shim(&e.config)).then_some(e.config.ip6).flatten(),
                 })
             })

@@ -186,6 +186,33 @@ static __always_inline void mvdp_copy_group(struct __sk_buff *skb,
 	bpf_skb_vlan_pop(skb);
 }
 
+/* The smallest IPv4 + UDP headers: what a GSO segment adds to gso_size at least. */
+#define MVDP_MIN_L3L4_LEN	28
+
+/*
+ * Whether the frame is longer than endpoint `to` takes. bpf_redirect_peer
+ * into a veth whose MTU is smaller drops it silently (is_skb_forwardable),
+ * so the fast path checks and counts it, as the workers do. skb->len holds
+ * the Ethernet header but not the C-tag the stack moved into metadata; a
+ * tag still in the frame (a container's inner tag) may add 4 bytes. A GSO
+ * super-frame is fine when its segments fit: its segment payload is checked
+ * against what the MTU leaves after the smallest headers.
+ */
+static __always_inline int mvdp_too_long(const struct __sk_buff *skb,
+					 const struct ethhdr *eth,
+					 const struct mvdp_fp_port *to)
+{
+	__u32 max = to->max_len;
+
+	if (!max)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_8021Q))
+		max += 4;
+	if (skb->gso_size)
+		return skb->gso_size + ETH_HLEN + MVDP_MIN_L3L4_LEN > max;
+	return skb->len > max;
+}
+
 SEC("classifier")
 int mvdp_tc_wire(struct __sk_buff *skb)
 {
@@ -219,6 +246,11 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	frames = mvdp_frames(skb);
 	bytes = skb->len;
 	cnt->c[MVDP_FP_RX_WIRE] += frames;
+
+	if (mvdp_too_long(skb, eth, to)) {
+		mvdp_fp_drop(cnt, to->id, MVDP_FP_DROP_TOO_LONG, frames);
+		return TC_ACT_SHOT;
+	}
 
 	/*
 	 * private: a sibling's frame that a hairpinning switch sent back never
@@ -324,6 +356,10 @@ int mvdp_tc_port(struct __sk_buff *skb)
 			if (!(to->flags & MVDP_FP_FAST))
 				return mvdp_punt(skb, cnt, cfg, me);
 			mvdp_fp_rx(cnt, me->id, frames, bytes);
+			if (mvdp_too_long(skb, eth, to)) {
+				mvdp_fp_drop(cnt, to->id, MVDP_FP_DROP_TOO_LONG, frames);
+				return TC_ACT_SHOT;
+			}
 			mvdp_fp_tx(cnt, to->id, frames, bytes);
 			return bpf_redirect_peer(to->ifindex, 0);
 		}

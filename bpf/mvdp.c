@@ -122,7 +122,13 @@ static __always_inline int mvdp_parse_key(const struct ethhdr *eth,
 	return 0;
 }
 
-SEC("xdp")
+/*
+ * "xdp.frags" (BPF_F_XDP_HAS_FRAGS): the program copes with multi-buffer
+ * frames, which it does by reading headers from the first buffer only.
+ * Without it the kernel refuses native XDP on a veth whose peer's MTU is
+ * above about 3.5 KB ("Peer MTU is too large to set XDP"): jumbo frames.
+ */
+SEC("xdp.frags")
 int mvdp_xdp(struct xdp_md *ctx)
 {
 	const void *data = (const void *)(long)ctx->data;
@@ -190,7 +196,7 @@ redirect:
  * Without one the frame is dropped, not passed: the host stack must never
  * see a container's traffic on a port it does not own.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int mvdp_port(struct xdp_md *ctx)
 {
 	long action;

@@ -87,7 +87,7 @@ struct mvdp_fp_port {
 	__u8 mode;		/* enum mvdp_mode */
 	__u8 flags;		/* MVDP_FP_* */
 	__u8 mac[6];		/* the container interface's MAC */
-	__u8 pad[2];
+	__u16 max_len;		/* longest frame it takes, untagged: its network's MTU + 14 (0: any) */
 };
 
 /* mvdp_fp_config.flags: copy the wire's group frames to the workers (punt). */
@@ -129,6 +129,7 @@ enum mvdp_fp_counter {
 	MVDP_FP_DROP_VLAN_HOP,	/* DropReason::VlanHop */
 	MVDP_FP_DROP_PRIVATE,	/* DropReason::PrivateIsolation */
 	MVDP_FP_DROP_NO_PORT,	/* DropReason::EndpointGone: a port with no entry (being removed) */
+	MVDP_FP_DROP_TOO_LONG,	/* DropReason::TooLong: above the endpoint's MTU */
 	MVDP_FP_NCOUNTERS,
 };
 

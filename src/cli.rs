@@ -170,6 +170,9 @@ pub enum NetworkAction {
         /// The host's address on the network (a host shim).
         #[arg(long)]
         host_shim: Option<String>,
+        /// The containers' MTU (default: the parent's; never above it).
+        #[arg(long)]
+        mtu: Option<i64>,
     },
     /// Remove a network added at run time (it must have no endpoints).
     Del {

@@ -50,6 +50,7 @@ fn spec<'a>(
         gateway,
         queues: 2,
         tx_offload: false,
+        mtu: 1500,
         handoff: false,
     }
 }

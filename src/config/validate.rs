@@ -50,6 +50,20 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, rn) in raw.network.into_iter().enumerate() {
         let key = Key::entry("network", i, Some(&rn.name));
         let net = network(rn, &key)?;
+        let max = max_mtu_for(parent.frame_size);
+        match net.mtu {
+            Some(mtu) if mtu > max && dataplane.fast_path == FastPath::Off => {
+                return Err(ConfigError::Invalid {
+                    key: key.field("mtu"),
+                    reason: format!(
+                        "{mtu} is more than the workers carry (at most {max} with parent.frame_size = {}), \
+                         and with fast_path = \"off\" they carry every frame",
+                        parent.frame_size
+                    ),
+                });
+            }
+            _ => {}
+        }
         if let Some(first) = networks.iter().position(|n| n.name == net.name) {
             return Err(ConfigError::DuplicateNetwork {
                 key: key.field("name"),
@@ -88,6 +102,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let endpoints = endpoints(raw.endpoint, &networks)?;
+    worker_mtus(&parent, &networks, &endpoints)?;
     capacity(&parent, &dataplane, &networks, &endpoints)?;
     Ok(Config {
         parent,
@@ -98,6 +113,37 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         networks,
         endpoints,
     })
+}
+
+/// TAP endpoints are served by the workers, which carry frames up to
+/// [`max_mtu_for`] `parent.frame_size`: none on a network whose `mtu` is more.
+fn worker_mtus(
+    parent: &ParentConfig,
+    networks: &[NetworkConfig],
+    endpoints: &[EndpointConfig],
+) -> Result<(), ConfigError> {
+    let max = max_mtu_for(parent.frame_size);
+    for (i, ep) in endpoints.iter().enumerate() {
+        let mtu = networks
+            .iter()
+            .find(|n| n.name == ep.network)
+            .and_then(|n| n.mtu);
+        match mtu {
+            Some(mtu) if mtu > max && ep.kind == EndpointKind::Tap => {
+                return Err(ConfigError::Invalid {
+                    key: Key::entry("endpoint", i, Some(&ep.name)).field("kind"),
+                    reason: format!(
+                        "a TAP endpoint goes through the workers, which carry at most MTU {max} \
+                         (parent.frame_size = {}), and network {:?} has mtu {mtu}; use a veth \
+                         endpoint (the fast path carries it) or a smaller mtu",
+                        parent.frame_size, ep.network
+                    ),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The limits of one daemon: at most [`MAX_ENDPOINTS`] container
@@ -355,6 +401,12 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
             raw.anti_spoof,
             AntiSpoof::EXPECTED,
         )?,
+        mtu: match raw.mtu {
+            None => None,
+            Some(m) => {
+                Some(ranged(&key.field("mtu"), Some(m), 0, 68..=65535, "68..=65535")? as u32)
+            }
+        },
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     AddressBook::new(&net, key)?;

@@ -379,6 +379,7 @@ impl<C: Control> Driver<C> {
             host_shim: generic.get("host_shim").cloned(),
             anti_spoof: generic.get("anti_spoof").cloned(),
             allow_inner_tags: None,
+            mtu: None,
         };
         let added = self.control.call(&Request::NetworkAdd { network: spec });
         let info = match added {

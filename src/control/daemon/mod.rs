@@ -149,6 +149,8 @@ pub struct Daemon {
     /// The parent's interface index at start: its sockets and programs
     /// belong to that interface, not to one that takes its name later.
     parent_ifindex: u32,
+    /// The parent's MTU at start: the default of every network's `mtu`.
+    parent_mtu: u32,
     torn_down: bool,
 }
 
@@ -287,6 +289,18 @@ impl Daemon {
         let queues = Self::queues_to_serve(&config)?;
         let parent_ifindex = netlink::link_index(&config.parent.interface)?
             .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
+        let parent_mtu = netlink::link_mtu(&config.parent.interface)?
+            .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
+        let carried = crate::config::max_mtu_for(config.parent.frame_size);
+        if parent_mtu > carried {
+            log::warn!(
+                "parent {} has MTU {parent_mtu}, more than the workers carry with parent.frame_size = {} \
+                 (MTU {carried}): networks without `mtu` get {}; see \"MTU and jumbo frames\" in the README",
+                config.parent.interface,
+                config.parent.frame_size,
+                crate::config::DEFAULT_MTU.min(parent_mtu)
+            );
+        }
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let mut d = Daemon {
             passthru_at_start: config.networks.iter().any(|n| n.mode == Mode::Passthru),
@@ -311,6 +325,7 @@ impl Daemon {
             plumbing: Plumbing::default(),
             leftover_ids: Vec::new(),
             parent_ifindex,
+            parent_mtu,
             torn_down: false,
         };
         // The endpoints that will post fill frames share the budget (the
@@ -502,6 +517,7 @@ impl Daemon {
             self.plumbing.bind.expect("workers first"),
             self.plumbing.mode,
             RingSizes { rx: RING, tx: RING },
+            crate::config::max_mtu_for(self.config.parent.frame_size),
         )?;
         // A passthru network keeps the packet socket, for its promiscuity.
         let wire_groups = !self.passthru_at_start;

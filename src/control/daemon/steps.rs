@@ -346,6 +346,7 @@ impl Daemon {
             // The fast path keeps the container's skbs whole: its checksum
             // offload and TSO can stay on.
             tx_offload: fast,
+            mtu: self.config.network_mtu(&net, self.parent_mtu),
             handoff: ep.handoff,
         })?;
         let adopted = link.adopted;
@@ -589,6 +590,9 @@ impl Daemon {
             mode: net.mode,
             port,
             punt_egress: self.punts_egress(ep, network),
+            // At most 16110 + 14 (config::max_mtu_for): fits.
+            max_len: (self.config.network_mtu(net, self.parent_mtu) as usize
+                + crate::wire::ETH_HEADER_LEN) as u16,
         })
     }
 
@@ -700,6 +704,8 @@ impl Daemon {
                 e.retired = n.retired;
                 e.allow_inner_tags = n.config.allow_inner_tags;
                 e.anti_spoof_ip = n.config.anti_spoof == crate::config::AntiSpoof::MacIp;
+                e.max_frame = self.config.network_mtu(&n.config, self.parent_mtu) as usize
+                    + crate::wire::ETH_HEADER_LEN;
                 e
             })
             .collect();

@@ -1,0 +1,314 @@
+//! Per-network MTU and jumbo frames, end to end: the real `mvdp run` on a
+//! rig whose wire and parent carry MTU 9000, for veth and TAP endpoints, on
+//! the tier `MVDP_TEST_FAST_PATH` picks (`make test` runs both).
+//!
+//! What each tier carries on this kernel: the fast path (tc, skbs whole)
+//! any MTU up to the parent's; the workers (AF_XDP copy mode) frames up to
+//! a UMEM frame less its headroom, MTU 3822 with `parent.frame_size = 4096`
+//! (the kernel refuses larger UMEM frames, see the README).
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use common::*;
+
+const MIB: usize = 1 << 20;
+/// The wire's and the parent's MTU.
+const JUMBO: u32 = 9000;
+/// The largest MTU the workers carry with 4096-byte UMEM frames.
+const WORKER_MTU: u32 = 4096 - 256 - 18;
+/// The `[parent]` keys of every daemon here.
+const PARENT_KEYS: &str = "frame_size = 4096\numem_frames = 2048";
+
+/// The MTU a network of `kind` endpoints gets in these tests: 9000 where
+/// the fast path carries its unicast, else the most the workers carry.
+fn jumbo_mtu(kind: &str) -> u32 {
+    if kind == "veth" && tier() == "on" {
+        JUMBO
+    } else {
+        WORKER_MTU
+    }
+}
+
+/// A rig with `containers` containers whose wire and parent carry MTU 9000.
+fn jumbo_rig(containers: usize) -> Rig {
+    let rig = Rig::with_prefix("mt", containers, 1);
+    rig.wire.ip(&["link", "set", WIRE_IF, "mtu", "9000"]);
+    rig.host.ip(&["link", "set", PARENT_IF, "mtu", "9000"]);
+    rig
+}
+
+/// The rig's config with `mtu` on its network and one endpoint of each of
+/// `kinds` (c1, c2, ...).
+fn config(rig: &Rig, mtu: Option<u32>, kinds: &[&str]) -> String {
+    let mut toml = rig.base_toml(PARENT_KEYS);
+    // The rig's network is the config's last table so far.
+    if let Some(mtu) = mtu {
+        toml.push_str(&format!("mtu = {mtu}\n"));
+    }
+    for (c, kind) in rig.containers.iter().zip(kinds) {
+        toml.push_str(&rig.endpoint_toml(c, kind));
+    }
+    toml
+}
+
+/// The MTU of `ifname` in `ns`.
+fn mtu_of(ns: &Netns, ifname: &str) -> u32 {
+    let out = ns.ip(&["-o", "link", "show", "dev", ifname]);
+    let mut words = out.split_whitespace();
+    words
+        .find(|w| *w == "mtu")
+        .and_then(|_| words.next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in {out:?}"))
+}
+
+/// `ping -M do -s size` from `ns` to `ip`, 3 probes: the don't-fragment bit
+/// set, so a path that cannot carry the whole frame fails instead of
+/// fragmenting.
+fn ping_df(ns: &Netns, ip: Ipv4Addr, size: u32) -> bool {
+    let size = size.to_string();
+    let ip = ip.to_string();
+    let args = [
+        "ping", "-q", "-n", "-M", "do", "-s", &size, "-c", "3", "-i", "0.2", "-W", "1", "-w", "4",
+        &ip,
+    ];
+    let out = ns.exec(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("3 received") {
+        eprintln!(
+            "ping -M do -s {size} from {} to {ip}:\n{text}{}",
+            ns.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return false;
+    }
+    true
+}
+
+/// The host end of endpoint `name`'s veth in the host namespace (`mv<id>-<name>`).
+fn host_end(rig: &Rig, name: &str) -> String {
+    list_links(&rig.host)
+        .into_iter()
+        .find(|l| l.starts_with("mv") && l.ends_with(&format!("-{name}")))
+        .unwrap_or_else(|| panic!("no host end for {name}: {:?}", list_links(&rig.host)))
+}
+
+/// Pings that fill the MTU with DF set and 4 MiB TCP transfers, wire <->
+/// container and container <-> container, for endpoints of `kind` on a
+/// network with `mtu = jumbo_mtu(kind)`.
+fn jumbo_end_to_end(kind: &str) {
+    if !require_privileges() {
+        return;
+    }
+    let mtu = jumbo_mtu(kind);
+    let rig = jumbo_rig(2);
+    let mut d = Daemon::start(&rig, &config(&rig, Some(mtu), &[kind, kind]));
+    d.wait_ready(Duration::from_secs(20));
+    let (c1, c2) = (rig.container(1), rig.container(2));
+
+    // The container end gets the network's MTU, and so does a veth's host end.
+    for c in [c1, c2] {
+        assert_eq!(mtu_of(&c.ns, c.ifname()), mtu, "{} ({kind})", c.name);
+        if kind == "veth" {
+            assert_eq!(mtu_of(&rig.host, &host_end(&rig, &c.name)), mtu);
+        }
+    }
+
+    let size = mtu - 28;
+    assert!(
+        ping_df(&rig.wire, c1.ip, size),
+        "wire -> c1 ({kind}), {mtu}-byte DF ping\n{}",
+        d.log()
+    );
+    assert!(ping_df(&c1.ns, WIRE_IP, size), "c1 -> wire ({kind})");
+    assert!(ping_df(&c1.ns, c2.ip, size), "c1 -> c2 ({kind})");
+    assert!(ping_df(&c2.ns, c1.ip, size), "c2 -> c1 ({kind})");
+
+    // TCP at this MTU, byte-exact, connections opened both ways.
+    tcp_transfer(&c1.ns, c1.ip, &rig.wire, 4 * MIB).expect("TCP wire -> c1 server");
+    tcp_transfer(&rig.wire, WIRE_IP, &c2.ns, 4 * MIB).expect("TCP c2 -> wire server");
+    tcp_transfer(&c2.ns, c2.ip, &c1.ns, 4 * MIB).expect("TCP c1 -> c2 server");
+
+    let samples = settled(&d);
+    assert_accounting(&samples);
+    assert_eq!(
+        value(&samples, "mvdp_drops_total", &[("reason", "too_long")]),
+        0.0,
+        "nothing above the MTU was sent"
+    );
+    assert!(d.stop().success(), "mvdp exit\n{}", d.log());
+}
+
+#[test]
+fn mt_jumbo_frames_end_to_end_veth() {
+    jumbo_end_to_end("veth");
+}
+
+#[test]
+fn mt_jumbo_frames_end_to_end_tap() {
+    jumbo_end_to_end("tap");
+}
+
+/// `network.mtu = 1500` on a 9000 parent: a 3800-byte frame from the wire
+/// to a veth and to a TAP endpoint is not delivered and is counted as
+/// `too_long` (3800: the most a 4096-byte UMEM frame holds is 3840, so the
+/// workers see it whole); frames that fit still pass.
+#[test]
+fn mt_a_frame_above_the_endpoints_mtu_is_too_long() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = jumbo_rig(2);
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    let mut d = Daemon::start(&rig, &config(&rig, Some(1500), &["veth", "tap"]));
+    d.wait_ready(Duration::from_secs(20));
+    for c in [c1, c2] {
+        assert_eq!(mtu_of(&c.ns, c.ifname()), 1500, "{}", c.name);
+        // What fits passes: a full 1500-byte ping with DF set.
+        assert!(
+            ping_df(&rig.wire, c.ip, 1472),
+            "wire -> {}\n{}",
+            c.name,
+            d.log()
+        );
+    }
+
+    let before = d.drops("too_long");
+    let captures: Vec<Capture> = [c1, c2]
+        .iter()
+        .map(|c| Capture::start(&c.ns, c.ifname()))
+        .collect();
+    for (i, c) in [c1, c2].into_iter().enumerate() {
+        send_raw(&rig.wire, WIRE_IF, &test_frame(c, 3800, 0xa0 + i as u8));
+        // One that fits exactly (1500 + 14), as a control.
+        send_raw(&rig.wire, WIRE_IF, &test_frame(c, 1514, 0xb0 + i as u8));
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || d.drops("too_long")
+            >= before + 2.0),
+        "too_long: {} before, {} now\n{}",
+        before,
+        d.drops("too_long"),
+        d.log()
+    );
+    for (i, (c, cap)) in [c1, c2].into_iter().zip(captures).enumerate() {
+        let got = cap.finish_matching(Duration::from_millis(300), |f| {
+            f.len() >= 14 && f[12..14] == ETHERTYPE_TEST.to_be_bytes()
+        });
+        let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(
+            lens,
+            [1514],
+            "{}: frames that arrived (marks {:#x})",
+            c.name,
+            0xa0 + i
+        );
+    }
+    let samples = settled(&d);
+    assert_accounting(&samples);
+    assert_eq!(
+        value(&samples, "mvdp_drops_total", &[("reason", "too_long")]),
+        before + 2.0
+    );
+    for c in [c1, c2] {
+        let labels = [("endpoint", c.name.as_str()), ("network", NETWORK)];
+        assert!(
+            value(&samples, "mvdp_endpoint_dropped_frames_total", &labels) >= 1.0,
+            "{}: the drop is its own",
+            c.name
+        );
+    }
+
+    // A runtime network asks for no more than the parent carries.
+    let (code, _, err) = mvdp_ctl(
+        &rig,
+        &[
+            "network",
+            "add",
+            "--name",
+            "big",
+            "--vlan",
+            "20",
+            "--subnet",
+            "10.78.0.0/24",
+            "--mtu",
+            "9500",
+        ],
+    );
+    assert_ne!(code, 0, "network add with mtu 9500 on a 9000 parent");
+    assert!(err.contains("mtu") && err.contains("9500"), "{err}");
+    assert!(d.stop().success(), "mvdp exit\n{}", d.log());
+}
+
+/// A raw test frame of `len` bytes from the wire host to container `c`'s MAC.
+fn test_frame(c: &Container, len: usize, mark: u8) -> Vec<u8> {
+    let mut f = eth_frame(
+        c.mac(),
+        [0x52, 0x54, 0, 0, 0, 0x99],
+        ETHERTYPE_TEST,
+        &[mark],
+    );
+    f.resize(len, mark);
+    f
+}
+
+/// `mvdp check` refuses a bad `mtu` with exit 78 and names the key: out of
+/// range, more than `parent.frame_size` carries, above the parent's MTU.
+#[test]
+fn mt_check_refuses_a_bad_mtu() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::with_prefix("mt", 0, 1);
+    let net = |extra: &str, mtu: u32| {
+        format!(
+            "[parent]\ninterface = \"{PARENT_IF}\"\n{extra}\n[[network]]\nname = \"lan\"\n\
+             subnet = \"10.1.0.0/24\"\nmtu = {mtu}\n"
+        )
+    };
+    let tap = "[[endpoint]]\nname = \"t\"\nnetwork = \"lan\"\nkind = \"tap\"\n\
+               netns_path = \"/proc/self/ns/net\"\n";
+    let cases = [
+        (net("", 20), "network[0] (lan).mtu", "68..=65535"),
+        // Every frame through the workers, which carry MTU 3822 at most.
+        (
+            net("[dataplane]\nfast_path = \"off\"", 9000),
+            "network[0] (lan).mtu",
+            "at most 1774",
+        ),
+        (net("", 9000) + tap, "endpoint[0] (t).kind", "TAP"),
+        // p0 has MTU 1500 in the rig's host namespace.
+        (
+            net("", 9000),
+            "network[0] (lan).mtu",
+            "above the MTU of the parent",
+        ),
+    ];
+    for (toml, key, why) in cases {
+        let out = check(&rig, &toml);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "exit code ({why}): {err}");
+        assert!(err.contains(key), "{key} not named: {err}");
+        assert!(err.contains(why), "{why:?} not in {err}");
+    }
+    // Within the parent's MTU: fine.
+    let out = check(&rig, &net("", 1400));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `mvdp check` of `toml` in the rig's host namespace (where `p0` is).
+fn check(rig: &Rig, toml: &str) -> std::process::Output {
+    let cfg = TempConfig::new(toml);
+    std::process::Command::new("ip")
+        .args(["netns", "exec", rig.host.name(), MVDP, "check", "--config"])
+        .arg(cfg.path())
+        .output()
+        .expect("run mvdp check")
+}

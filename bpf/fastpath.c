@@ -164,28 +164,6 @@ static __always_inline __u16 mvdp_outer_vid(const struct __sk_buff *skb)
 	return skb->vlan_tci & MVDP_VLAN_VID_MASK;
 }
 
-/*
- * A copy of a group frame from the wire for the workers' flood path, through
- * the punt device under a punt tag marked "from the wire". The stack took
- * the frame's outer tag off; pushing the punt tag puts it back into the
- * frame (so the copy reads as it was on the wire), and popping the punt tag
- * afterwards moves it back out, leaving the frame as the host will see it.
- * A copy that cannot be made is not counted as received by anyone.
- */
-static __always_inline void mvdp_copy_group(struct __sk_buff *skb,
-					    struct mvdp_fp_counters *cnt)
-{
-	const struct mvdp_fp_config *cfg = mvdp_fp_config();
-
-	if (!cfg || !(cfg->flags & MVDP_FP_CFG_WIRE_GROUPS))
-		return;
-	if (bpf_skb_vlan_push(skb, bpf_htons(MVDP_PUNT_TPID), MVDP_PUNT_WIRE))
-		return;
-	if (bpf_clone_redirect(skb, cfg->punt_ifindex, 0) == 0)
-		cnt->c[MVDP_FP_GROUP_COPIED] += 1;
-	bpf_skb_vlan_pop(skb);
-}
-
 /* The smallest IPv4 + UDP headers: what a GSO segment adds to gso_size at least. */
 #define MVDP_MIN_L3L4_LEN	28
 
@@ -211,6 +189,48 @@ static __always_inline int mvdp_too_long(const struct __sk_buff *skb,
 	if (skb->gso_size)
 		return skb->gso_size + ETH_HLEN + MVDP_MIN_L3L4_LEN > max;
 	return skb->len > max;
+}
+
+/*
+ * Whether the workers can take the frame: through the punt device it must
+ * fit one UMEM frame with the punt tag and a C-tag put back; a longer one
+ * the kernel would drop at the AF_XDP socket, uncounted. A GSO super-frame
+ * is cut into segments on the way (the punt device has no offloads).
+ */
+static __always_inline int mvdp_fits_workers(const struct __sk_buff *skb,
+					     const struct mvdp_fp_config *cfg)
+{
+	__u32 len = skb->gso_size ? skb->gso_size + ETH_HLEN + MVDP_MIN_L3L4_LEN : skb->len;
+
+	return !cfg->punt_max_len || len <= cfg->punt_max_len;
+}
+
+/*
+ * A copy of a group frame from the wire for the workers' flood path, through
+ * the punt device under a punt tag marked "from the wire". The stack took
+ * the frame's outer tag off; pushing the punt tag puts it back into the
+ * frame (so the copy reads as it was on the wire), and popping the punt tag
+ * afterwards moves it back out, leaving the frame as the host will see it.
+ * A copy that cannot be made is not counted as received by anyone.
+ */
+static __always_inline void mvdp_copy_group(struct __sk_buff *skb,
+					    struct mvdp_fp_counters *cnt)
+{
+	const struct mvdp_fp_config *cfg = mvdp_fp_config();
+
+	if (!cfg || !(cfg->flags & MVDP_FP_CFG_WIRE_GROUPS))
+		return;
+	/* A jumbo group frame on a network whose MTU only the fast path carries. */
+	if (!mvdp_fits_workers(skb, cfg)) {
+		cnt->c[MVDP_FP_RX_WIRE] += 1;
+		cnt->c[MVDP_FP_DROP_TOO_LONG] += 1;
+		return;
+	}
+	if (bpf_skb_vlan_push(skb, bpf_htons(MVDP_PUNT_TPID), MVDP_PUNT_WIRE))
+		return;
+	if (bpf_clone_redirect(skb, cfg->punt_ifindex, 0) == 0)
+		cnt->c[MVDP_FP_GROUP_COPIED] += 1;
+	bpf_skb_vlan_pop(skb);
 }
 
 SEC("classifier")
@@ -286,6 +306,13 @@ static __always_inline int mvdp_punt(struct __sk_buff *skb,
 				     const struct mvdp_fp_config *cfg,
 				     const struct mvdp_fp_port *me)
 {
+	if (!mvdp_fits_workers(skb, cfg)) {
+		__u64 frames = mvdp_frames(skb);
+
+		mvdp_fp_rx(cnt, me->id, frames, skb->len);
+		mvdp_fp_drop(cnt, me->id, MVDP_FP_DROP_TOO_LONG, frames);
+		return TC_ACT_SHOT;
+	}
 	/*
 	 * A C-tag the stack took off goes back into the frame under the punt
 	 * tag (the helper does that), so the workers see the frame as sent.

@@ -98,7 +98,7 @@ struct mvdp_fp_config {
 	__u32 parent_ifindex;	/* container egress for the wire leaves here */
 	__u32 punt_ifindex;	/* frames for the workers: tagged with the sender's id, sent here */
 	__u32 flags;		/* MVDP_FP_CFG_* */
-	__u32 pad;
+	__u32 punt_max_len;	/* longest frame the workers take (Ethernet header in, tags out); 0: any */
 };
 
 /*

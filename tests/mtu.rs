@@ -147,6 +147,64 @@ fn mt_jumbo_frames_end_to_end_veth() {
     jumbo_end_to_end("veth");
 }
 
+/// On a jumbo network only the fast path carries 9000 bytes: a group frame
+/// longer than the workers take (they flood it) is counted as `too_long`,
+/// from the wire and from a container, and reaches no container.
+#[test]
+fn mt_a_jumbo_group_frame_is_too_long_for_the_workers() {
+    if !require_privileges() {
+        return;
+    }
+    if tier() == "off" {
+        eprintln!("fast path off: no network carries more than the workers do; nothing to test");
+        return;
+    }
+    let rig = jumbo_rig(2);
+    let mut d = Daemon::start(&rig, &config(&rig, Some(JUMBO), &["veth", "veth"]));
+    d.wait_ready(Duration::from_secs(20));
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    // Small broadcasts pass (ARP works), so the path is there.
+    assert!(ping_df(&rig.wire, c1.ip, 1000), "wire -> c1\n{}", d.log());
+    let before = d.drops("too_long");
+    let captures: Vec<Capture> = [c1, c2]
+        .iter()
+        .map(|c| Capture::start(&c.ns, c.ifname()))
+        .collect();
+    let big = |src: [u8; 6], mark: u8| {
+        let mut f = eth_frame(BROADCAST, src, ETHERTYPE_TEST, &[mark]);
+        f.resize(5000, mark);
+        f
+    };
+    send_raw(&rig.wire, WIRE_IF, &big([0x52, 0x54, 0, 0, 0, 0x99], 0xc0));
+    send_raw(&c1.ns, c1.ifname(), &big(c1.mac(), 0xc1));
+    assert!(
+        wait_until(Duration::from_secs(5), || d.drops("too_long")
+            >= before + 2.0),
+        "too_long: {before} before, {} now\n{}",
+        d.drops("too_long"),
+        d.log()
+    );
+    for (c, cap) in [c1, c2].into_iter().zip(captures) {
+        let got = cap.finish_matching(Duration::from_millis(300), |f| {
+            f.len() >= 14 && f[12..14] == ETHERTYPE_TEST.to_be_bytes() && f[0] == 0xff
+        });
+        // c1's own frame is not captured (outgoing frames are left out).
+        assert!(
+            got.is_empty(),
+            "{} got {} jumbo broadcasts",
+            c.name,
+            got.len()
+        );
+    }
+    let samples = settled(&d);
+    assert_accounting(&samples);
+    assert_eq!(
+        value(&samples, "mvdp_drops_total", &[("reason", "too_long")]),
+        before + 2.0
+    );
+    assert!(d.stop().success(), "mvdp exit\n{}", d.log());
+}
+
 #[test]
 fn mt_jumbo_frames_end_to_end_tap() {
     jumbo_end_to_end("tap");

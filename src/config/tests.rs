@@ -378,6 +378,14 @@ fn network_mtu() {
     );
     ok(&four_k.replace("1775", "3822"));
     err_at(&four_k.replace("1775", "3823"), "network[0].mtu");
+    for policy in [
+        "mode = \"source\"",
+        "mode = \"passthru\"",
+        "anti_spoof = \"mac+ip\"",
+    ] {
+        let e = err_at(&net(&format!("mtu = 9000\n{policy}")), "network[0].mtu");
+        assert!(e.to_string().contains("workers carry"), "{e}");
+    }
     // TAP endpoints are always the workers'.
     let tap = net("mtu = 9000") + &endpoint("t", "kind = \"tap\"");
     let e = err_at(&tap, "endpoint[0].kind");

@@ -51,13 +51,24 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         let key = Key::entry("network", i, Some(&rn.name));
         let net = network(rn, &key)?;
         let max = max_mtu_for(parent.frame_size);
-        match net.mtu {
-            Some(mtu) if mtu > max && dataplane.fast_path == FastPath::Off => {
+        // Where the workers carry every frame of the network, they must
+        // carry its MTU; the fast path carries any.
+        let workers_only = if dataplane.fast_path == FastPath::Off {
+            Some("with fast_path = \"off\" they carry every frame")
+        } else if matches!(net.mode, Mode::Passthru | Mode::Source) {
+            Some("they carry every frame of a passthru or source network")
+        } else if net.anti_spoof == AntiSpoof::MacIp {
+            Some("they check every frame the containers of an anti_spoof = \"mac+ip\" network send")
+        } else {
+            None
+        };
+        match (net.mtu, workers_only) {
+            (Some(mtu), Some(why)) if mtu > max => {
                 return Err(ConfigError::Invalid {
                     key: key.field("mtu"),
                     reason: format!(
                         "{mtu} is more than the workers carry (at most {max} with parent.frame_size = {}), \
-                         and with fast_path = \"off\" they carry every frame",
+                         and {why}",
                         parent.frame_size
                     ),
                 });

@@ -58,7 +58,7 @@ struct FpConfig {
     parent_ifindex: u32,
     punt_ifindex: u32,
     flags: u32,
-    pad: u32,
+    punt_max_len: u32,
 }
 
 /// Mirror of `struct mvdp_fp_ep_stats` in `bpf/mvdp.h`.
@@ -306,12 +306,15 @@ impl FastPath {
     /// and the punt device (`punt_ifindex`), and attaches the wire program
     /// to the parent's tc ingress. With empty maps it passes every frame on;
     /// with `wire_groups` it also copies the wire's group frames to the
-    /// workers through the punt device.
+    /// workers through the punt device. Frames longer than `punt_max_len`
+    /// (Ethernet header included, tags not) are not handed to the workers:
+    /// dropped as `too_long`.
     pub fn attach(
         parent: &str,
         parent_ifindex: u32,
         punt_ifindex: u32,
         wire_groups: bool,
+        punt_max_len: u32,
     ) -> Result<FastPath, FastPathError> {
         let mut bpf = Ebpf::load(object()).map_err(|e| FastPathError::Load(Box::new(e)))?;
         let macs = take_map(&mut bpf, "fp_macs", HashMap::try_from)?;
@@ -327,7 +330,7 @@ impl FastPath {
                     parent_ifindex,
                     punt_ifindex,
                     flags: if wire_groups { CFG_WIRE_GROUPS } else { 0 },
-                    pad: 0,
+                    punt_max_len,
                 },
                 0,
             )

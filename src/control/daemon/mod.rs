@@ -521,7 +521,15 @@ impl Daemon {
         )?;
         // A passthru network keeps the packet socket, for its promiscuity.
         let wire_groups = !self.passthru_at_start;
-        let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex, wire_groups)?;
+        // A UMEM frame less its headroom, the punt tag and a C-tag.
+        let punt_max_len = self.config.parent.frame_size - crate::config::FRAME_HEADROOM - 8;
+        let fast = FastPath::attach(
+            &parent,
+            parent_ifindex,
+            punt.ifindex,
+            wire_groups,
+            punt_max_len,
+        )?;
         for (w, socket) in sockets.into_iter().enumerate() {
             self.workers[w].commands.send(Command::SetPunt(socket)).ok();
             self.workers[w].wake.wake();

@@ -381,3 +381,89 @@ fn check(rig: &Rig, toml: &str) -> std::process::Output {
         .output()
         .expect("run mvdp check")
 }
+
+/// A frame `len` bytes long as an AF_XDP socket on `mta` (copy mode, 4096-byte
+/// UMEM frames, `flags` added to the bind) receives it from `mtb`, its veth
+/// peer, both at MTU 9000: the length and options of each descriptor, or
+/// nothing within a second (the kernel dropped it).
+fn xsk_receive(ns: &Netns, len: usize, flags: xsk_rs::config::BindFlags) -> Vec<(usize, u32)> {
+    use std::os::fd::AsRawFd;
+    use xsk_rs::config::{BindFlags, Interface, LibxdpFlags, QueueSize, SocketConfig};
+
+    ns.in_ns(|| {
+        let area = mvdp::io::xsk::create_umem(64, 4096, 64).expect("a UMEM of 4096-byte frames");
+        let mut port = mvdp::io::xdp::XdpPort::attach("mta", mvdp::io::xdp::AttachMode::Native)
+            .expect("mvdp_port (xdp.frags) on a veth whose peer has MTU 9000");
+        let config = SocketConfig::builder()
+            .rx_queue_size(QueueSize::new(64).unwrap())
+            .tx_queue_size(QueueSize::new(64).unwrap())
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(BindFlags::XDP_COPY | flags)
+            .build();
+        let name = std::ffi::CString::new("mta").unwrap();
+        // SAFETY: INHIBIT_PROG_LOAD is set; one socket on this UMEM.
+        let (_tx, mut rx, rings) =
+            unsafe { xsk_rs::Socket::new(config, &area.umem, &Interface::new(name), 0) }
+                .expect("bind an AF_XDP socket");
+        let (mut fq, _cq) = rings.expect("the UMEM's fill and completion rings");
+        port.set_socket(0, rx.fd().as_raw_fd())
+            .expect("socket in the XSKMAP");
+        // SAFETY: the frames are this UMEM's, owned by no one else.
+        assert_eq!(unsafe { fq.produce(&area.frames[..32]) }, 32);
+        let mut frame = eth_frame(
+            [0x02, 0, 0, 0, 0, 0xa],
+            [0x02, 0, 0, 0, 0, 0xb],
+            ETHERTYPE_TEST,
+            &[1],
+        );
+        frame.resize(len, 0x5a);
+        send_raw(ns, "mtb", &frame);
+        let mut descs = area.frames[32..].to_vec();
+        let mut got = Vec::new();
+        wait_until(Duration::from_secs(1), || {
+            // SAFETY: `descs` are descriptors of this UMEM for the ring to fill in.
+            let n = unsafe { rx.consume(&mut descs) };
+            got.extend(descs[..n].iter().map(|d| (d.lengths().data(), d.options())));
+            got.last().is_some_and(|(_, o)| o & 1 == 0)
+        });
+        drop(port);
+        got
+    })
+}
+
+/// Platform fact (README, "MTU and jumbo frames"): in copy mode on a veth, a
+/// 9000-byte frame does not fit a 4096-byte UMEM frame; the kernel drops it
+/// unless the socket is bound with `XDP_USE_SG`, which receives it as a chain
+/// of descriptors, all but the last marked `XDP_PKT_CONTD`. This is what the
+/// workers would need for jumbo frames; they do not use it yet.
+#[test]
+fn mt_platform_af_xdp_multi_buffer_on_a_veth() {
+    if !require(Needs::RootAndXdp) {
+        return;
+    }
+    let ns = Netns::new(&unique("mt"));
+    // No IPv6: its link-up chatter would reach the socket too.
+    ns.set_sysctl("net/ipv6/conf/all/disable_ipv6", "1");
+    ns.set_sysctl("net/ipv6/conf/default/disable_ipv6", "1");
+    ns.ip(&["link", "add", "mta", "type", "veth", "peer", "name", "mtb"]);
+    for ifname in ["mta", "mtb"] {
+        ns.ip(&["link", "set", ifname, "mtu", "9000", "up"]);
+    }
+    use xsk_rs::config::BindFlags;
+    let whole = xsk_receive(&ns, 3000, BindFlags::empty());
+    assert_eq!(whole, [(3000, 0)], "a frame that fits one UMEM frame");
+    let no_sg = xsk_receive(&ns, 9000, BindFlags::empty());
+    assert!(
+        no_sg.is_empty(),
+        "9000 bytes without XDP_USE_SG: dropped, not {no_sg:?}"
+    );
+    let chain = xsk_receive(&ns, 9000, BindFlags::XDP_USE_SG);
+    eprintln!("9000 bytes with XDP_USE_SG: {chain:?}");
+    assert!(chain.len() >= 3, "a chain of descriptors: {chain:?}");
+    assert_eq!(chain.iter().map(|(l, _)| l).sum::<usize>(), 9000);
+    let (last, first) = chain.split_last().unwrap();
+    assert!(
+        first.iter().all(|(_, o)| o & 1 == 1) && last.1 & 1 == 0,
+        "{chain:?}"
+    );
+}

@@ -590,9 +590,10 @@ impl Daemon {
             mode: net.mode,
             port,
             punt_egress: self.punts_egress(ep, network),
-            // At most 16110 + 14 (config::max_mtu_for): fits.
+            // An MTU near 65535 leaves the check to the kernel's own limit.
             max_len: (self.config.network_mtu(net, self.parent_mtu) as usize
-                + crate::wire::ETH_HEADER_LEN) as u16,
+                + crate::wire::ETH_HEADER_LEN)
+                .min(usize::from(u16::MAX)) as u16,
         })
     }
 

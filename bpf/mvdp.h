@@ -52,6 +52,7 @@ enum mvdp_xdp_counter {
 	MVDP_XDP_NO_SOCKET,	/* endpoint MAC but no socket on this queue: host stack */
 	MVDP_XDP_SHORT,		/* runt or truncated 802.1Q tag: host stack */
 	MVDP_XDP_PASS_FAST,	/* unicast for a fast-path endpoint: on to the tc program */
+	MVDP_XDP_TOO_LONG,	/* for a socket, but longer than a UMEM frame holds: dropped */
 	MVDP_XDP_NCOUNTERS,
 };
 

@@ -583,6 +583,7 @@ impl Daemon {
         let mut exporter = Exporter::install(self.stats.clone(), self.fdb.clone())
             .map_err(|e| DaemonError::Metrics(e.to_string()))?;
         let xdp = self.xdp.clone();
+        exporter.add_source(xdp.clone());
         exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
         let fast = self.fast.clone();
         exporter.add_source(fast.clone());
@@ -708,6 +709,7 @@ impl Daemon {
             use crate::metrics::CounterSource;
             let mut t = crate::metrics::totals(&self.stats);
             t.add(&self.fast.totals());
+            t.add(&self.xdp.totals());
             DropReason::ALL
                 .iter()
                 .map(|r| (r.as_str().to_string(), t.drops[*r as usize]))
@@ -932,6 +934,7 @@ fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
         ("no_socket", c.no_socket),
         ("short", c.short),
         ("pass_fast", c.pass_fast),
+        ("too_long", c.too_long),
     ] {
         metrics::counter!("mvdp_xdp_frames_total", "action" => action).absolute(n);
     }

@@ -606,6 +606,7 @@ impl Daemon {
             return Ok(());
         }
         let mut xdp = XdpProgram::attach(&self.config.parent.interface, self.plumbing.mode)?;
+        xdp.set_xsk_limit(self.config.parent.frame_size - crate::config::FRAME_HEADROOM)?;
         for &(q, fd) in &self.plumbing.parent_fds {
             xdp.set_socket(q, fd)?;
         }

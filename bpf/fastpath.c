@@ -164,6 +164,47 @@ static __always_inline __u16 mvdp_outer_vid(const struct __sk_buff *skb)
 	return skb->vlan_tci & MVDP_VLAN_VID_MASK;
 }
 
+/* The smallest IPv4 + UDP headers: what a GSO segment adds to gso_size at least. */
+#define MVDP_MIN_L3L4_LEN	28
+
+/*
+ * Whether the frame is longer than endpoint `to` takes. bpf_redirect_peer
+ * into a veth whose MTU is smaller drops it silently (is_skb_forwardable),
+ * so the fast path checks and counts it, as the workers do. skb->len holds
+ * the Ethernet header but not the C-tag the stack moved into metadata; a
+ * tag still in the frame (a container's inner tag) may add 4 bytes. A GSO
+ * super-frame is fine when its segments fit: its segment payload is checked
+ * against what the MTU leaves after the smallest headers.
+ */
+static __always_inline int mvdp_too_long(const struct __sk_buff *skb,
+					 const struct ethhdr *eth,
+					 const struct mvdp_fp_port *to)
+{
+	__u32 max = to->max_len;
+
+	if (!max)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_8021Q))
+		max += 4;
+	if (skb->gso_size)
+		return skb->gso_size + ETH_HLEN + MVDP_MIN_L3L4_LEN > max;
+	return skb->len > max;
+}
+
+/*
+ * Whether the workers can take the frame: through the punt device it must
+ * fit one UMEM frame with the punt tag and a C-tag put back; a longer one
+ * the kernel would drop at the AF_XDP socket, uncounted. A GSO super-frame
+ * is cut into segments on the way (the punt device has no offloads).
+ */
+static __always_inline int mvdp_fits_workers(const struct __sk_buff *skb,
+					     const struct mvdp_fp_config *cfg)
+{
+	__u32 len = skb->gso_size ? skb->gso_size + ETH_HLEN + MVDP_MIN_L3L4_LEN : skb->len;
+
+	return !cfg->punt_max_len || len <= cfg->punt_max_len;
+}
+
 /*
  * A copy of a group frame from the wire for the workers' flood path, through
  * the punt device under a punt tag marked "from the wire". The stack took
@@ -179,6 +220,12 @@ static __always_inline void mvdp_copy_group(struct __sk_buff *skb,
 
 	if (!cfg || !(cfg->flags & MVDP_FP_CFG_WIRE_GROUPS))
 		return;
+	/* A jumbo group frame on a network whose MTU only the fast path carries. */
+	if (!mvdp_fits_workers(skb, cfg)) {
+		cnt->c[MVDP_FP_RX_WIRE] += 1;
+		cnt->c[MVDP_FP_DROP_TOO_LONG] += 1;
+		return;
+	}
 	if (bpf_skb_vlan_push(skb, bpf_htons(MVDP_PUNT_TPID), MVDP_PUNT_WIRE))
 		return;
 	if (bpf_clone_redirect(skb, cfg->punt_ifindex, 0) == 0)
@@ -220,6 +267,11 @@ int mvdp_tc_wire(struct __sk_buff *skb)
 	bytes = skb->len;
 	cnt->c[MVDP_FP_RX_WIRE] += frames;
 
+	if (mvdp_too_long(skb, eth, to)) {
+		mvdp_fp_drop(cnt, to->id, MVDP_FP_DROP_TOO_LONG, frames);
+		return TC_ACT_SHOT;
+	}
+
 	/*
 	 * private: a sibling's frame that a hairpinning switch sent back never
 	 * reaches its sibling (the workers' PrivateIsolation).
@@ -254,6 +306,13 @@ static __always_inline int mvdp_punt(struct __sk_buff *skb,
 				     const struct mvdp_fp_config *cfg,
 				     const struct mvdp_fp_port *me)
 {
+	if (!mvdp_fits_workers(skb, cfg)) {
+		__u64 frames = mvdp_frames(skb);
+
+		mvdp_fp_rx(cnt, me->id, frames, skb->len);
+		mvdp_fp_drop(cnt, me->id, MVDP_FP_DROP_TOO_LONG, frames);
+		return TC_ACT_SHOT;
+	}
 	/*
 	 * A C-tag the stack took off goes back into the frame under the punt
 	 * tag (the helper does that), so the workers see the frame as sent.
@@ -324,6 +383,10 @@ int mvdp_tc_port(struct __sk_buff *skb)
 			if (!(to->flags & MVDP_FP_FAST))
 				return mvdp_punt(skb, cnt, cfg, me);
 			mvdp_fp_rx(cnt, me->id, frames, bytes);
+			if (mvdp_too_long(skb, eth, to)) {
+				mvdp_fp_drop(cnt, to->id, MVDP_FP_DROP_TOO_LONG, frames);
+				return TC_ACT_SHOT;
+			}
 			mvdp_fp_tx(cnt, to->id, frames, bytes);
 			return bpf_redirect_peer(to->ifindex, 0);
 		}

@@ -57,6 +57,18 @@ struct {
 } passthru SEC(".maps");
 
 /* Per-CPU so the hot path needs no atomics; user space sums over CPUs. */
+/*
+ * Entry 0: the longest frame an AF_XDP socket takes whole (a UMEM frame
+ * less its headroom), 0 for any. A longer one the kernel would drop at the
+ * socket, counted only there; the program drops and counts it itself.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsk_limit SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MVDP_XDP_NCOUNTERS);
@@ -71,6 +83,15 @@ static __always_inline void mvdp_count(__u32 which)
 	/* Never NULL for an in-range index, but the verifier insists. */
 	if (c)
 		*c += 1;
+}
+
+/* Whether the frame, all its buffers, is longer than a socket takes. */
+static __always_inline int mvdp_too_long_for_xsk(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	const __u32 *max = bpf_map_lookup_elem(&xsk_limit, &zero);
+
+	return max && *max && bpf_xdp_get_buff_len(ctx) > *max;
 }
 
 /* The I/G bit: set for broadcast and every multicast group address. */
@@ -122,7 +143,13 @@ static __always_inline int mvdp_parse_key(const struct ethhdr *eth,
 	return 0;
 }
 
-SEC("xdp")
+/*
+ * "xdp.frags" (BPF_F_XDP_HAS_FRAGS): the program copes with multi-buffer
+ * frames, which it does by reading headers from the first buffer only.
+ * Without it the kernel refuses native XDP on a veth whose peer's MTU is
+ * above about 3.5 KB ("Peer MTU is too large to set XDP"): jumbo frames.
+ */
+SEC("xdp.frags")
 int mvdp_xdp(struct xdp_md *ctx)
 {
 	const void *data = (const void *)(long)ctx->data;
@@ -174,6 +201,10 @@ int mvdp_xdp(struct xdp_md *ctx)
 	}
 
 redirect:
+	if (mvdp_too_long_for_xsk(ctx)) {
+		mvdp_count(MVDP_XDP_TOO_LONG);
+		return XDP_DROP;
+	}
 	/*
 	 * The low bits of flags are the action when xsks has no socket at
 	 * this index (kernel >= 5.3), so an endpoint whose queue has no
@@ -190,7 +221,7 @@ redirect:
  * Without one the frame is dropped, not passed: the host stack must never
  * see a container's traffic on a port it does not own.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int mvdp_port(struct xdp_md *ctx)
 {
 	long action;

@@ -52,6 +52,7 @@ enum mvdp_xdp_counter {
 	MVDP_XDP_NO_SOCKET,	/* endpoint MAC but no socket on this queue: host stack */
 	MVDP_XDP_SHORT,		/* runt or truncated 802.1Q tag: host stack */
 	MVDP_XDP_PASS_FAST,	/* unicast for a fast-path endpoint: on to the tc program */
+	MVDP_XDP_TOO_LONG,	/* for a socket, but longer than a UMEM frame holds: dropped */
 	MVDP_XDP_NCOUNTERS,
 };
 
@@ -87,7 +88,7 @@ struct mvdp_fp_port {
 	__u8 mode;		/* enum mvdp_mode */
 	__u8 flags;		/* MVDP_FP_* */
 	__u8 mac[6];		/* the container interface's MAC */
-	__u8 pad[2];
+	__u16 max_len;		/* longest frame it takes, untagged: its network's MTU + 14 (0: any) */
 };
 
 /* mvdp_fp_config.flags: copy the wire's group frames to the workers (punt). */
@@ -98,7 +99,7 @@ struct mvdp_fp_config {
 	__u32 parent_ifindex;	/* container egress for the wire leaves here */
 	__u32 punt_ifindex;	/* frames for the workers: tagged with the sender's id, sent here */
 	__u32 flags;		/* MVDP_FP_CFG_* */
-	__u32 pad;
+	__u32 punt_max_len;	/* longest frame the workers take (Ethernet header in, tags out); 0: any */
 };
 
 /*
@@ -129,6 +130,7 @@ enum mvdp_fp_counter {
 	MVDP_FP_DROP_VLAN_HOP,	/* DropReason::VlanHop */
 	MVDP_FP_DROP_PRIVATE,	/* DropReason::PrivateIsolation */
 	MVDP_FP_DROP_NO_PORT,	/* DropReason::EndpointGone: a port with no entry (being removed) */
+	MVDP_FP_DROP_TOO_LONG,	/* DropReason::TooLong: above the endpoint's MTU */
 	MVDP_FP_NCOUNTERS,
 };
 

@@ -187,6 +187,9 @@ pub enum NetworkAction {
         /// The host shim's IPv6 address (default: subnet6's last).
         #[arg(long)]
         host_shim6: Option<String>,
+        /// The containers' MTU (default: the parent's; never above it).
+        #[arg(long)]
+        mtu: Option<i64>,
     },
     /// Remove a network added at run time (it must have no endpoints).
     Del {

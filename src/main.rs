@@ -20,6 +20,7 @@ const EX_UNAVAILABLE: u8 = 69;
 fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
     let config = Config::load(path)?;
     config.check_host()?;
+    mvdp::control::service::check_mtus(&config)?;
     Ok(config)
 }
 

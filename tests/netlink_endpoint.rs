@@ -52,6 +52,7 @@ fn spec<'a>(
         gateway6: None,
         queues: 2,
         tx_offload: false,
+        mtu: 1500,
         handoff: false,
     }
 }

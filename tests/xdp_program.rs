@@ -350,8 +350,9 @@ fn foreign_program_is_never_replaced() {
         return;
     }
     let rig = Rig::new("foreign");
-    // Someone else's program, attached the legacy way (netlink, no BPF link).
-    let object = concat!(env!("OUT_DIR"), "/mvdp.bpf.o");
+    // Someone else's program, attached the legacy way (netlink, no BPF link):
+    // the traffic generator's, whose section is plain "xdp".
+    let object = concat!(env!("OUT_DIR"), "/gen.bpf.o");
     rig.a.ip(&[
         "link",
         "set",

@@ -24,6 +24,22 @@ use crate::wire::MacAddr;
 
 /// Default `parent.frame_size`: bytes per UMEM frame.
 pub const DEFAULT_FRAME_SIZE: u32 = 2048;
+/// Bytes of a UMEM frame before the packet data (the kernel's
+/// `XDP_PACKET_HEADROOM`; mvdp asks for no headroom of its own).
+pub const FRAME_HEADROOM: u32 = 256;
+/// A network's MTU when the parent's is more than a UMEM frame carries.
+pub const DEFAULT_MTU: u32 = 1500;
+/// An Ethernet header with one 802.1Q tag: what a frame adds to the MTU.
+pub const L2_OVERHEAD: u32 = 18;
+
+/// The largest network `mtu` a UMEM frame of `frame_size` bytes carries
+/// (with an Ethernet header and a VLAN tag): 1774 for 2048, 3822 for 4096.
+/// The workers carry no larger frame: the kernel refuses UMEM frames above
+/// the page size (even in huge pages), and mvdp does not use AF_XDP
+/// multi-buffer (`XDP_USE_SG`).
+pub fn max_mtu_for(frame_size: u32) -> u32 {
+    frame_size - FRAME_HEADROOM - L2_OVERHEAD
+}
 /// Default `parent.umem_frames`: frames in the UMEM.
 pub const DEFAULT_UMEM_FRAMES: u32 = 8192;
 /// Default `workers.batch`: frames moved per ring operation.
@@ -257,6 +273,9 @@ pub struct NetworkConfig {
     pub allow_inner_tags: bool,
     /// What its containers' egress is checked against.
     pub anti_spoof: AntiSpoof,
+    /// The MTU of its containers' interfaces (68..=65535), or `None`: the
+    /// parent's, read at start. Never above the parent's (checked at start).
+    pub mtu: Option<u32>,
     /// Where its endpoints' addresses come from.
     pub ipam: Ipam,
 }
@@ -477,6 +496,9 @@ pub struct NetworkSpec {
     /// `ipam`: static (default) or dhcp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<String>,
+    /// `mtu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<i64>,
 }
 
 impl From<NetworkSpec> for raw::RawNetwork {
@@ -498,6 +520,7 @@ impl From<NetworkSpec> for raw::RawNetwork {
             allow_inner_tags: s.allow_inner_tags,
             anti_spoof: s.anti_spoof,
             ipam: s.ipam,
+            mtu: s.mtu,
         }
     }
 }
@@ -559,6 +582,42 @@ impl Config {
     /// namespace must exist.
     pub fn check_host(&self) -> Result<(), ConfigError> {
         (0..self.endpoints.len()).try_for_each(|i| self.check_endpoint_host(i))
+    }
+
+    /// Checks every network's `mtu` against the parent's MTU (`None`: the
+    /// parent is not there to ask, nothing to check): never above it.
+    pub fn check_mtus(&self, parent_mtu: Option<u32>) -> Result<(), ConfigError> {
+        let Some(parent_mtu) = parent_mtu else {
+            return Ok(());
+        };
+        for (i, net) in self.networks.iter().enumerate() {
+            match net.mtu {
+                Some(mtu) if mtu > parent_mtu => {
+                    return Err(ConfigError::Invalid {
+                        key: Key::entry("network", i, Some(&net.name)).field("mtu"),
+                        reason: format!(
+                            "{mtu} is above the MTU of the parent {} ({parent_mtu}); a network's frames cross the parent",
+                            self.parent.interface
+                        ),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The MTU of `net`'s containers on a parent whose MTU is `parent_mtu`:
+    /// its `mtu`, else the parent's if a UMEM frame carries it, else 1500
+    /// (a jumbo parent with `parent.frame_size` below 16384).
+    pub fn network_mtu(&self, net: &NetworkConfig, parent_mtu: u32) -> u32 {
+        net.mtu.unwrap_or_else(|| {
+            if parent_mtu <= max_mtu_for(self.parent.frame_size) {
+                parent_mtu
+            } else {
+                DEFAULT_MTU.min(parent_mtu)
+            }
+        })
     }
 
     /// [`Config::check_host`] for endpoint `i` alone.
@@ -661,6 +720,9 @@ impl Config {
                 if let Some(shim) = v6.host_shim {
                     let _ = write!(s, ", host shim6 {shim}");
                 }
+            }
+            if let Some(mtu) = net.mtu {
+                let _ = write!(s, ", mtu {mtu}");
             }
             let _ = writeln!(s, ", flood queue {}", net.bcast_queue_len);
             let eps: Vec<&EndpointConfig> = self

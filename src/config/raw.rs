@@ -83,6 +83,7 @@ pub(super) struct RawNetwork {
     pub allow_inner_tags: Option<bool>,
     pub anti_spoof: Option<String>,
     pub ipam: Option<String>,
+    pub mtu: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -98,6 +98,7 @@ fn example_documents_every_key() {
         "bcast_queue_len",
         "allow_inner_tags",
         "anti_spoof",
+        "mtu",
         "network",
         "kind",
         "netns",
@@ -352,6 +353,66 @@ fn workers_metrics_control_values() {
 
 fn net(extra: &str) -> String {
     format!("[parent]\ninterface = \"eth0\"\n[[network]]\nname = \"lan\"\nsubnet = \"192.168.1.0/24\"\n{extra}\n")
+}
+
+#[test]
+fn network_mtu() {
+    for bad in ["67", "65536", "-1"] {
+        let e = err_at(&net(&format!("mtu = {bad}")), "network[0].mtu");
+        assert!(e.to_string().contains("68..=65535"), "{e}");
+    }
+    assert_eq!(ok(&net("")).networks[0].mtu, None);
+    assert_eq!(ok(&net("mtu = 1400")).networks[0].mtu, Some(1400));
+    // The fast path carries any MTU; the workers 1774 with 2048-byte frames.
+    assert_eq!(ok(&net("mtu = 9000")).networks[0].mtu, Some(9000));
+    let off = net("mtu = 1775").replace(
+        "[[network]]",
+        "[dataplane]\nfast_path = \"off\"\n[[network]]",
+    );
+    let e = err_at(&off, "network[0].mtu");
+    assert!(e.to_string().contains("at most 1774"), "{e}");
+    ok(&off.replace("1775", "1774"));
+    let four_k = off.replace(
+        "interface = \"eth0\"",
+        "interface = \"eth0\"\nframe_size = 4096",
+    );
+    ok(&four_k.replace("1775", "3822"));
+    err_at(&four_k.replace("1775", "3823"), "network[0].mtu");
+    for policy in [
+        "mode = \"source\"",
+        "mode = \"passthru\"",
+        "anti_spoof = \"mac+ip\"",
+    ] {
+        let e = err_at(&net(&format!("mtu = 9000\n{policy}")), "network[0].mtu");
+        assert!(e.to_string().contains("workers carry"), "{e}");
+    }
+    // TAP endpoints are always the workers'.
+    let tap = net("mtu = 9000") + &endpoint("t", "kind = \"tap\"");
+    let e = err_at(&tap, "endpoint[0].kind");
+    assert!(e.to_string().contains("TAP"), "{e}");
+    ok(&tap.replace("9000", "1774"));
+}
+
+#[test]
+fn network_mtu_against_the_parent() {
+    let c = ok(&net("mtu = 9000"));
+    c.check_mtus(None).unwrap();
+    c.check_mtus(Some(9000)).unwrap();
+    let e = c.check_mtus(Some(1500)).unwrap_err();
+    assert_eq!(e.key(), Some("network[0].mtu"));
+    assert!(
+        e.to_string()
+            .contains("above the MTU of the parent eth0 (1500)"),
+        "{e}"
+    );
+    // Unset: the parent's, if the workers carry it, else 1500.
+    let c = ok(&net(""));
+    c.check_mtus(Some(1500)).unwrap();
+    assert_eq!(c.network_mtu(&c.networks[0], 1500), 1500);
+    assert_eq!(c.network_mtu(&c.networks[0], 1400), 1400);
+    assert_eq!(c.network_mtu(&c.networks[0], 9000), 1500);
+    let jumbo = ok(&net("mtu = 9000"));
+    assert_eq!(jumbo.network_mtu(&jumbo.networks[0], 9000), 9000);
 }
 
 #[test]

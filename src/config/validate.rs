@@ -50,6 +50,31 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, rn) in raw.network.into_iter().enumerate() {
         let key = Key::entry("network", i, Some(&rn.name));
         let net = network(rn, &key)?;
+        let max = max_mtu_for(parent.frame_size);
+        // Where the workers carry every frame of the network, they must
+        // carry its MTU; the fast path carries any.
+        let workers_only = if dataplane.fast_path == FastPath::Off {
+            Some("with fast_path = \"off\" they carry every frame")
+        } else if matches!(net.mode, Mode::Passthru | Mode::Source) {
+            Some("they carry every frame of a passthru or source network")
+        } else if net.anti_spoof == AntiSpoof::MacIp {
+            Some("they check every frame the containers of an anti_spoof = \"mac+ip\" network send")
+        } else {
+            None
+        };
+        match (net.mtu, workers_only) {
+            (Some(mtu), Some(why)) if mtu > max => {
+                return Err(ConfigError::Invalid {
+                    key: key.field("mtu"),
+                    reason: format!(
+                        "{mtu} is more than the workers carry (at most {max} with parent.frame_size = {}), \
+                         and {why}",
+                        parent.frame_size
+                    ),
+                });
+            }
+            _ => {}
+        }
         if let Some(first) = networks.iter().position(|n| n.name == net.name) {
             return Err(ConfigError::DuplicateNetwork {
                 key: key.field("name"),
@@ -88,6 +113,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let endpoints = endpoints(raw.endpoint, &networks)?;
+    worker_mtus(&parent, &networks, &endpoints)?;
     capacity(&parent, &dataplane, &networks, &endpoints)?;
     Ok(Config {
         parent,
@@ -98,6 +124,37 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         networks,
         endpoints,
     })
+}
+
+/// TAP endpoints are served by the workers, which carry frames up to
+/// [`max_mtu_for`] `parent.frame_size`: none on a network whose `mtu` is more.
+fn worker_mtus(
+    parent: &ParentConfig,
+    networks: &[NetworkConfig],
+    endpoints: &[EndpointConfig],
+) -> Result<(), ConfigError> {
+    let max = max_mtu_for(parent.frame_size);
+    for (i, ep) in endpoints.iter().enumerate() {
+        let mtu = networks
+            .iter()
+            .find(|n| n.name == ep.network)
+            .and_then(|n| n.mtu);
+        match mtu {
+            Some(mtu) if mtu > max && ep.kind == EndpointKind::Tap => {
+                return Err(ConfigError::Invalid {
+                    key: Key::entry("endpoint", i, Some(&ep.name)).field("kind"),
+                    reason: format!(
+                        "a TAP endpoint goes through the workers, which carry at most MTU {max} \
+                         (parent.frame_size = {}), and network {:?} has mtu {mtu}; use a veth \
+                         endpoint (the fast path carries it) or a smaller mtu",
+                        parent.frame_size, ep.network
+                    ),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The limits of one daemon: at most [`MAX_ENDPOINTS`] container
@@ -389,6 +446,12 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
             AntiSpoof::EXPECTED,
         )?,
         ipam,
+        mtu: match raw.mtu {
+            None => None,
+            Some(m) => {
+                Some(ranged(&key.field("mtu"), Some(m), 0, 68..=65535, "68..=65535")? as u32)
+            }
+        },
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     ipv4_book(&net, key)?;

@@ -83,6 +83,7 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
             gateway6,
             ip_range6,
             host_shim6,
+            mtu,
         } => Request::NetworkAdd {
             network: NetworkSpec {
                 name,
@@ -96,6 +97,7 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
                 gateway6,
                 ip_range6,
                 host_shim6,
+                mtu,
                 ..NetworkSpec::default()
             },
         },

@@ -84,6 +84,8 @@ pub struct EndpointLinkSpec<'a> {
     /// container end. Only where nothing takes the container's frames raw
     /// (the tc fast path keeps skbs whole); AF_XDP needs finished checksums.
     pub tx_offload: bool,
+    /// The container interface's MTU (and the veth host end's).
+    pub mtu: u32,
     /// veth only: leave the container end in mvdp's netns under `ifname`,
     /// down, with its MAC and no address, for a runtime (Docker) to move
     /// into the container and configure; `netns_path`, `addr` and
@@ -345,10 +347,22 @@ pub fn set_link_mtu(ifname: &str, mtu: u32) -> Result<(), NetlinkError> {
     off_runtime(|| {
         let nl = Rtnl::own()?;
         let index = nl.require(ifname, "set the MTU")?;
-        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        nl.rt
-            .block_on(nl.handle.link().set(msg).execute())
-            .map_err(|e| nl.fail(format!("set MTU {mtu}"), ifname, e))
+        nl.set_mtu(index, ifname, mtu)
+    })
+}
+
+/// The MTU of `ifname` in the calling thread's netns, if it exists.
+pub fn link_mtu(ifname: &str) -> Result<Option<u32>, NetlinkError> {
+    let Some(msg) = off_runtime(|| Rtnl::own()?.get(ifname))? else {
+        return Ok(None);
+    };
+    Ok(mtu_of(&msg))
+}
+
+fn mtu_of(msg: &LinkMessage) -> Option<u32> {
+    msg.attributes.iter().find_map(|attr| match attr {
+        LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
     })
 }
 
@@ -674,6 +688,9 @@ fn create_veth(spec: &EndpointLinkSpec, ns: Option<&File>) -> Result<EndpointLin
 
     let host_ifindex = nl.require(host, "configure the veth host end")?;
     let peer_index = nl.require(&peer, "move the veth peer")?;
+    // The MTU survives the move too; the host end carries the same frames.
+    nl.set_mtu(host_ifindex, host, spec.mtu)?;
+    nl.set_mtu(peer_index, &peer, spec.mtu)?;
     // Features survive the move into another namespace, so this is done here.
     if !spec.tx_offload {
         set_tx_checksum(&peer, false).map_err(|source| NetlinkError::Link {
@@ -730,9 +747,10 @@ fn adopt_veth(
         let attr = |f: &dyn Fn(&LinkAttribute) -> bool| peer.attributes.iter().any(f);
         let paired = attr(&|a| matches!(a, LinkAttribute::Link(i) if *i == host_ifindex));
         let mac = attr(&|a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == spec.mac.0));
+        let mtu = mtu_of(&peer) == Some(spec.mtu);
         let addressed = spec.addr.is_unspecified()
             || cnl.has_address(index, spec.ifname, IpAddr::V4(spec.addr), spec.prefix_len)?;
-        if !(paired && mac && addressed) {
+        if !(paired && mac && mtu && addressed) {
             return Ok(false);
         }
         // A network that became dual stack since: the address is added now.
@@ -787,6 +805,7 @@ fn create_tap(spec: &EndpointLinkSpec, ns: &File) -> Result<EndpointLink, Netlin
         source,
     })?;
     let host_ifindex = nl.require(host, "move the TAP device")?;
+    nl.set_mtu(host_ifindex, host, spec.mtu)?;
     nl.move_to_netns(host_ifindex, host, ns, spec.netns_path)?;
     configure_in_container(spec, host)?;
     Ok(EndpointLink {
@@ -1051,6 +1070,13 @@ impl Rtnl {
             })
     }
 
+    fn set_mtu(&self, index: u32, ifname: &str, mtu: u32) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.rt
+            .block_on(self.handle.link().set(msg).execute())
+            .map_err(|e| self.fail(format!("set MTU {mtu}"), ifname, e))
+    }
+
     fn set_up(&self, index: u32, ifname: &str) -> Result<(), NetlinkError> {
         let msg = LinkUnspec::new_with_index(index).up().build();
         self.rt
@@ -1300,6 +1326,7 @@ mod tests {
             gateway6: None,
             queues: 1,
             tx_offload: false,
+            mtu: 1500,
             handoff: false,
         };
         assert!(validate(&spec).is_ok());

@@ -33,11 +33,13 @@ pub struct PuntDevice {
 impl PuntDevice {
     /// Creates the pair with one queue per worker, and binds one socket per
     /// worker UMEM (worker `w` reads queue `w`), returned in worker order.
+    /// `mtu`: the largest frame a worker takes (every network's MTU fits).
     pub fn create(
         umems: &[Umem],
         bind: Bind,
         mode: AttachMode,
         rings: RingSizes,
+        mtu: u32,
     ) -> Result<(PuntDevice, Vec<XskSocket>), DaemonError> {
         let (ifindex, _) = netlink::create_local_veth(PUNT_TX, PUNT_RX, umems.len() as u32)?;
         // From here on, Drop deletes the pair.
@@ -45,6 +47,10 @@ impl PuntDevice {
             ifindex,
             prog: None,
         };
+        // A veth drops what exceeds its peer's MTU: jumbo frames must pass.
+        for end in [PUNT_TX, PUNT_RX] {
+            netlink::set_link_mtu(end, mtu)?;
+        }
         // No offloads on the way in: checksums finished, super-frames cut,
         // tags (the punt tag included) written into the frame.
         ethtool::set_tx_checksum(PUNT_TX, false)

@@ -98,6 +98,7 @@ impl Service {
             })?;
         let base = Config::parse(&file_text)?;
         base.check_host()?;
+        check_mtus(&base)?;
         let state_path = state_path(&base.control.socket);
         let saved = match std::fs::read_to_string(&state_path) {
             Ok(text) => match serde_json::from_str::<StateFile>(&text) {
@@ -170,6 +171,7 @@ impl Service {
         adding: Option<&str>,
     ) -> Result<Config, ConfigError> {
         let mut config = Config::parse_with(text, networks, runtime)?;
+        check_mtus(&config)?;
         if let Some(i) = adding.and_then(|n| config.endpoints.iter().position(|e| e.name == n)) {
             config.check_endpoint_host(i)?;
         }
@@ -529,6 +531,14 @@ impl Service {
             );
         }
     }
+}
+
+/// [`Config::check_mtus`] against the parent's MTU now, if the parent is there.
+pub fn check_mtus(config: &Config) -> Result<(), ConfigError> {
+    let parent_mtu = crate::control::netlink::link_mtu(&config.parent.interface)
+        .ok()
+        .flatten();
+    config.check_mtus(parent_mtu)
 }
 
 #[cfg(test)]

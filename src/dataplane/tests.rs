@@ -262,6 +262,87 @@ fn a_tap_frame_longer_than_a_umem_frame_is_too_long_not_cut_short() {
     assert_eq!(drops(&w, DropReason::TooLong), 1);
 }
 
+/// One network of `mode` whose endpoints e0..e<n> have an MTU of `mtu`.
+fn fdb_mtu(mode: Mode, vlan: Option<u16>, n: u8, mtu: usize) -> Arc<Fdb> {
+    let mut net = NetworkEntry::new("lan", vlan, mode);
+    net.max_frame = mtu + crate::wire::ETH_HEADER_LEN;
+    net.allow_inner_tags = vlan.is_some();
+    let endpoints = (0..n)
+        .map(|i| Some(EndpointEntry::new(format!("e{i}"), mac(i), NetworkId(0))))
+        .collect();
+    Arc::new(Fdb::new(vec![net], endpoints).unwrap())
+}
+
+/// `f` grown with filler to `len` bytes.
+fn sized(mut f: Vec<u8>, len: usize) -> Vec<u8> {
+    f.resize(len, 0x5a);
+    f
+}
+
+#[test]
+fn a_frame_above_the_endpoints_mtu_is_too_long_for_it_never_cut_short() {
+    let mut w = worker(fdb_mtu(Mode::Bridge, None, 3, 1000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    // MTU 1000: a 1014-byte frame fits, 1015 does not; to a veth and a TAP.
+    let fits = sized(frame(mac(0), WIRE_HOST, 1), 1014);
+    let over = sized(frame(mac(0), WIRE_HOST, 2), 1015);
+    assert!(w.wire().deliver(&fits));
+    assert!(w.wire().deliver(&over));
+    assert!(w.wire().deliver(&sized(frame(mac(1), WIRE_HOST, 3), 1500)));
+    assert_eq!(sent(&mut w, &e0), vec![fits]);
+    assert!(e1.take_received().is_empty());
+    assert_eq!(drops(&w, DropReason::TooLong), 2);
+    assert_eq!(w.stats().endpoints[0].dropped.load(Relaxed), 1);
+    assert_eq!(w.stats().endpoints[1].dropped.load(Relaxed), 1);
+    // Container to container (bridge): the same limit.
+    e1.send(&sized(frame(mac(0), mac(1), 4), 1400));
+    settle(&mut w);
+    assert!(e0.transmit(usize::MAX).is_empty());
+    assert_eq!(drops(&w, DropReason::TooLong), 3);
+}
+
+#[test]
+fn on_a_vlan_network_the_mtu_counts_the_frame_without_the_networks_tag() {
+    let mut w = worker(fdb_mtu(Mode::Bridge, Some(50), 2, 1000));
+    let e0 = w.add_veth(E0, true);
+    settle(&mut w);
+    // 1018 bytes on the wire with the tag: 1014 in the container, fits.
+    let fits = sized(tagged(mac(0), WIRE_HOST, 50, 1), 1018);
+    assert!(w.wire().deliver(&fits));
+    assert!(w
+        .wire()
+        .deliver(&sized(tagged(mac(0), WIRE_HOST, 50, 2), 1019)));
+    // A frame with an inner 802.1Q tag of its own may be 4 bytes longer.
+    let mut inner = tagged(mac(0), WIRE_HOST, 7, 3);
+    inner.splice(12..12, [0x81, 0x00, 0, 50]);
+    let inner = sized(inner, 1022);
+    assert!(w.wire().deliver(&inner));
+    assert!(w.wire().deliver(&sized(inner.clone(), 1023)));
+    let got = sent(&mut w, &e0);
+    assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [1014, 1018]);
+    assert_eq!(drops(&w, DropReason::TooLong), 2);
+}
+
+#[test]
+fn a_flood_copy_above_an_endpoints_mtu_is_lost_as_too_long() {
+    let mut w = worker(fdb_mtu(Mode::Bridge, None, 2, 1000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    // A broadcast from e1 longer than the MTU: no copy for e0, and none back to e1.
+    e1.send(&sized(frame(BROADCAST, mac(1), 1), 1200));
+    settle(&mut w);
+    assert!(e0.transmit(usize::MAX).is_empty());
+    assert_eq!(w.stats().endpoints[0].dropped.load(Relaxed), 1);
+    // One that fits reaches e0 (and the wire).
+    let small = sized(frame(BROADCAST, mac(1), 2), 1014);
+    e1.send(&small);
+    settle(&mut w);
+    assert_eq!(e0.transmit(usize::MAX), vec![small]);
+}
+
 #[test]
 fn umem_exhaustion_is_counted_and_the_worker_recovers() {
     let sizes = MemSizes {

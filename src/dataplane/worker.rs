@@ -1230,6 +1230,25 @@ impl<P: Ports> Worker<P> {
         Ok(d)
     }
 
+    /// The longest untagged frame endpoint `to` takes (its network's MTU +
+    /// the Ethernet header); unbounded for an id the FDB does not know.
+    #[inline]
+    fn max_frame(&self, to: EndpointId) -> usize {
+        self.fdb
+            .endpoint(to)
+            .map_or(usize::MAX, |e| self.fdb.network(e.network).max_frame)
+    }
+
+    /// Whether frame `d` (longer than [`Self::max_frame`]) exceeds what
+    /// endpoint `to` takes: a frame with an 802.1Q tag of its own (a
+    /// container's inner tag) may be 4 bytes longer, as on any Ethernet.
+    #[cold]
+    fn too_long_for(&self, to: EndpointId, d: P::Desc) -> bool {
+        // SAFETY: `d` is a frame user space holds (staged next, on no ring).
+        let data = unsafe { self.umem.data(&d) };
+        too_long(data, 0, self.max_frame(to))
+    }
+
     /// Copies a group frame into fresh frames for the endpoints `flood` names;
     /// returns how many copies were staged. The frame itself is accounted by
     /// the caller.
@@ -1243,6 +1262,14 @@ impl<P: Ports> Worker<P> {
             lost: None,
         };
         for &to in &targets {
+            // Untagged as copy_frame does it.
+            let untag = flood.untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN;
+            let cut = if untag { VLAN_TAG_LEN } else { 0 };
+            if too_long(data, cut, self.max_frame(to)) {
+                self.stats.flood_copy_dropped(to);
+                copies.lost = Some(DropReason::TooLong);
+                continue;
+            }
             match self.copy_frame(data, flood.untag) {
                 Ok(d) if self.stage_copy(to, d) => copies.made += 1,
                 Ok(_) => copies.lost = Some(DropReason::EndpointGone),
@@ -1258,6 +1285,11 @@ impl<P: Ports> Worker<P> {
 
     #[inline]
     fn stage(&mut self, to: EndpointId, d: P::Desc) {
+        if d.len() > self.max_frame(to) && self.too_long_for(to, d) {
+            self.stats.dropped_for(DropReason::TooLong, to);
+            self.pool.push(d);
+            return;
+        }
         match self
             .ports
             .get_mut(usize::from(to.0))
@@ -1531,4 +1563,19 @@ fn punt_tag(frame: &[u8]) -> Option<PuntTag> {
     } else {
         PuntTag::Endpoint(EndpointId(tci & 0x0fff))
     })
+}
+
+/// Whether `frame`, less the `cut` bytes of its network's tag after the
+/// MACs (as an endpoint gets it), is longer than `max_frame`, allowing 4
+/// more bytes for a frame whose own EtherType is then 802.1Q (a container's
+/// inner tag), as Ethernet does.
+#[inline]
+fn too_long(frame: &[u8], cut: usize, max_frame: usize) -> bool {
+    let len = frame.len() - cut;
+    if len <= max_frame {
+        return false;
+    }
+    let at = MACS_LEN + cut;
+    let tagged = frame.get(at..at + 2) == Some(&ETHERTYPE_VLAN.to_be_bytes()[..]);
+    !(tagged && len <= max_frame.saturating_add(VLAN_TAG_LEN))
 }

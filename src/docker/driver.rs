@@ -400,6 +400,7 @@ impl<C: Control> Driver<C> {
             // Docker hands its endpoints over (handoff), which DHCP cannot serve.
             ipam: None,
             allow_inner_tags: None,
+            mtu: None,
         };
         let added = self.control.call(&Request::NetworkAdd { network: spec });
         let info = match added {

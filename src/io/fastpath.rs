@@ -48,7 +48,7 @@ struct FpPort {
     mode: u8,
     flags: u8,
     mac: [u8; 6],
-    pad: [u8; 2],
+    max_len: u16,
 }
 
 /// Mirror of `struct mvdp_fp_config` in `bpf/mvdp.h`.
@@ -58,7 +58,7 @@ struct FpConfig {
     parent_ifindex: u32,
     punt_ifindex: u32,
     flags: u32,
-    pad: u32,
+    punt_max_len: u32,
 }
 
 /// Mirror of `struct mvdp_fp_ep_stats` in `bpf/mvdp.h`.
@@ -112,10 +112,11 @@ enum Counter {
     DropVlanHop,
     DropPrivate,
     DropNoPort,
+    DropTooLong,
 }
 
 impl Counter {
-    const ALL: [Counter; 11] = [
+    const ALL: [Counter; 12] = [
         Counter::RxWire,
         Counter::RxEndpoint,
         Counter::Delivered,
@@ -127,6 +128,7 @@ impl Counter {
         Counter::DropVlanHop,
         Counter::DropPrivate,
         Counter::DropNoPort,
+        Counter::DropTooLong,
     ];
 
     /// The workers' drop reason this counter stands for, if it is a drop.
@@ -136,6 +138,7 @@ impl Counter {
             Counter::DropVlanHop => Some(DropReason::VlanHop),
             Counter::DropPrivate => Some(DropReason::PrivateIsolation),
             Counter::DropNoPort => Some(DropReason::EndpointGone),
+            Counter::DropTooLong => Some(DropReason::TooLong),
             _ => None,
         }
     }
@@ -170,6 +173,8 @@ pub struct FastEndpoint {
     pub port: Option<u32>,
     /// Everything it sends goes to the workers (a rate limit applies).
     pub punt_egress: bool,
+    /// The longest frame it takes, untagged (its network's MTU + 14; 0: any).
+    pub max_len: u16,
 }
 
 impl FastEndpoint {
@@ -189,7 +194,7 @@ impl FastEndpoint {
             mode: mode_code(self.mode),
             flags,
             mac: self.mac.0,
-            pad: [0; 2],
+            max_len: self.max_len,
         }
     }
 }
@@ -212,7 +217,7 @@ pub struct FastPathCounters {
     /// Frames from the wire that were not for a fast endpoint, left to the host.
     pub passed: u64,
     /// Drops by reason.
-    pub drops: [(DropReason, u64); 4],
+    pub drops: [(DropReason, u64); 5],
 }
 
 /// Why a fast-path operation failed. Every message names what was attempted.
@@ -301,12 +306,15 @@ impl FastPath {
     /// and the punt device (`punt_ifindex`), and attaches the wire program
     /// to the parent's tc ingress. With empty maps it passes every frame on;
     /// with `wire_groups` it also copies the wire's group frames to the
-    /// workers through the punt device.
+    /// workers through the punt device. Frames longer than `punt_max_len`
+    /// (Ethernet header included, tags not) are not handed to the workers:
+    /// dropped as `too_long`.
     pub fn attach(
         parent: &str,
         parent_ifindex: u32,
         punt_ifindex: u32,
         wire_groups: bool,
+        punt_max_len: u32,
     ) -> Result<FastPath, FastPathError> {
         let mut bpf = Ebpf::load(object()).map_err(|e| FastPathError::Load(Box::new(e)))?;
         let macs = take_map(&mut bpf, "fp_macs", HashMap::try_from)?;
@@ -322,7 +330,7 @@ impl FastPath {
                     parent_ifindex,
                     punt_ifindex,
                     flags: if wire_groups { CFG_WIRE_GROUPS } else { 0 },
-                    pad: 0,
+                    punt_max_len,
                 },
                 0,
             )
@@ -461,7 +469,7 @@ impl FastPath {
                 *sum = sum.wrapping_add(v);
             }
         }
-        let mut drops = [(DropReason::Malformed, 0); 4];
+        let mut drops = [(DropReason::Malformed, 0); 5];
         let mut k = 0;
         for (counter, &n) in Counter::ALL.iter().zip(&sums) {
             if let Some(reason) = counter.drop_reason() {
@@ -670,11 +678,12 @@ mod tests {
             mode: Mode::Private,
             port: Some(42),
             punt_egress: true,
+            max_len: 9014,
         };
         let v = ep.value();
         assert_eq!(
-            (v.ifindex, v.id, v.vlan, v.network, v.mode, v.flags),
-            (42, 7, 50, 1, 1, FLAG_FAST | FLAG_PUNT_EGRESS)
+            (v.ifindex, v.id, v.vlan, v.network, v.mode, v.flags, v.max_len),
+            (42, 7, 50, 1, 1, FLAG_FAST | FLAG_PUNT_EGRESS, 9014)
         );
         let ep = FastEndpoint {
             port: None,

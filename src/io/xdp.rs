@@ -30,6 +30,7 @@ const MAP_ENDPOINTS: &str = "endpoints";
 const MAP_XSKS: &str = "xsks";
 const MAP_COUNTERS: &str = "counters";
 const MAP_PASSTHRU: &str = "passthru";
+const MAP_XSK_LIMIT: &str = "xsk_limit";
 /// `MVDP_EP_HAIRPIN_OWNED` in bpf/mvdp.h: or'ed into an endpoint's value in
 /// [`XdpProgram::add_endpoint`] when reflected group frames from its MAC are
 /// mvdp's (private, passthru and source networks).
@@ -59,10 +60,11 @@ enum Counter {
     NoSocket,
     Short,
     PassFast,
+    TooLong,
 }
 
 impl Counter {
-    const ALL: [Counter; 7] = [
+    const ALL: [Counter; 8] = [
         Counter::Rx,
         Counter::Redirect,
         Counter::PassHost,
@@ -70,6 +72,7 @@ impl Counter {
         Counter::NoSocket,
         Counter::Short,
         Counter::PassFast,
+        Counter::TooLong,
     ];
 }
 
@@ -132,6 +135,8 @@ pub struct XdpCounters {
     pub short: u64,
     /// Unicast for fast-path endpoints, passed on to the tc fast path.
     pub pass_fast: u64,
+    /// Frames for a socket longer than a UMEM frame holds, dropped (`too_long`).
+    pub too_long: u64,
 }
 
 /// Why an XDP operation failed. Every message names the interface and the operation.
@@ -242,6 +247,7 @@ pub struct XdpProgram {
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
     passthru: Array<MapData, u32>,
+    xsk_limit: Array<MapData, u32>,
     /// Owns the program; dropped (unloaded) after the link is gone.
     bpf: Ebpf,
 }
@@ -287,6 +293,7 @@ impl XdpProgram {
         let xsks = take_map(&mut bpf, ifname, MAP_XSKS, XskMap::try_from)?;
         let counters = take_map(&mut bpf, ifname, MAP_COUNTERS, PerCpuArray::try_from)?;
         let passthru = take_map(&mut bpf, ifname, MAP_PASSTHRU, Array::try_from)?;
+        let xsk_limit = take_map(&mut bpf, ifname, MAP_XSK_LIMIT, Array::try_from)?;
 
         let program = xdp_program(&mut bpf, ifname, program_name)?;
         program.load().map_err(|error| XdpError::LoadProgram {
@@ -327,6 +334,7 @@ impl XdpProgram {
             xsks,
             counters,
             passthru,
+            xsk_limit,
             bpf,
         })
     }
@@ -379,6 +387,15 @@ impl XdpProgram {
             .map_err(|error| self.map_error(format!("set passthru {vlan:?}"), error))
     }
 
+    /// Drops (and counts) frames for a socket longer than `len` bytes, the
+    /// most a UMEM frame holds, instead of leaving them to the kernel,
+    /// which drops them at the socket uncounted by mvdp. 0: no limit.
+    pub fn set_xsk_limit(&mut self, len: u32) -> Result<(), XdpError> {
+        self.xsk_limit
+            .set(0, len, 0)
+            .map_err(|error| self.map_error(format!("set the socket limit {len}"), error))
+    }
+
     /// Stops redirecting frames for `mac` on `vlan`; fails if it was not added.
     pub fn remove_endpoint(&mut self, mac: MacAddr, vlan: u16) -> Result<(), XdpError> {
         let op = || format!("remove endpoint {mac} vlan {vlan}");
@@ -398,7 +415,7 @@ impl XdpProgram {
                 .map_err(|error| self.map_error(format!("read counter {counter:?}"), error))?;
             *sum = values.iter().fold(0u64, |acc, v| acc.wrapping_add(*v));
         }
-        let [rx, redirect, pass_host, pass_group, no_socket, short, pass_fast] = sums;
+        let [rx, redirect, pass_host, pass_group, no_socket, short, pass_fast, too_long] = sums;
         Ok(XdpCounters {
             rx,
             redirect,
@@ -407,6 +424,7 @@ impl XdpProgram {
             no_socket,
             short,
             pass_fast,
+            too_long,
         })
     }
 
@@ -718,6 +736,25 @@ fn errno(error: &ProgramError) -> Option<i32> {
     }
 }
 
+/// The parent's XDP program as the exporter sees it: the frames it dropped
+/// itself (`too_long`), received from the wire and dropped, beside the
+/// workers' counts. Every other frame it hands on is counted where it lands.
+impl crate::metrics::CounterSource for std::sync::Mutex<Option<XdpProgram>> {
+    fn totals(&self) -> crate::metrics::Totals {
+        let mut t = crate::metrics::Totals::default();
+        let Ok(guard) = self.lock() else { return t };
+        if let Some(c) = guard.as_ref().and_then(|p| p.counters().ok()) {
+            t.received[crate::metrics::Source::Wire as usize] = c.too_long;
+            t.drops[crate::switch::DropReason::TooLong as usize] = c.too_long;
+        }
+        t
+    }
+
+    fn endpoint(&self, _id: crate::switch::EndpointId) -> crate::metrics::EndpointTotals {
+        crate::metrics::EndpointTotals::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -735,6 +772,7 @@ mod tests {
             "MVDP_XDP_NO_SOCKET",
             "MVDP_XDP_SHORT",
             "MVDP_XDP_PASS_FAST",
+            "MVDP_XDP_TOO_LONG",
             "MVDP_XDP_NCOUNTERS",
         ];
         assert_eq!(names, expected);

@@ -81,6 +81,10 @@ pub struct NetworkEntry {
     pub allow_inner_tags: bool,
     /// `anti_spoof = "mac+ip"`: IPv4 and ARP senders are checked too.
     pub anti_spoof_ip: bool,
+    /// The longest frame its endpoints take, Ethernet header included and
+    /// any 802.1Q tag of its own not counted: the network's MTU + 14.
+    /// Longer frames are dropped as `too_long`, never cut short.
+    pub max_frame: usize,
 }
 
 impl NetworkEntry {
@@ -95,6 +99,7 @@ impl NetworkEntry {
             retired: false,
             allow_inner_tags: false,
             anti_spoof_ip: false,
+            max_frame: usize::MAX,
         }
     }
 }

@@ -155,6 +155,8 @@ pub struct Daemon {
     parent_ifindex: u32,
     /// The DHCP clients of the endpoints on `ipam = "dhcp"` networks.
     dhcp: crate::control::dhcp::Dhcp,
+    /// The parent's MTU at start: the default of every network's `mtu`.
+    parent_mtu: u32,
     torn_down: bool,
 }
 
@@ -294,6 +296,18 @@ impl Daemon {
         let queues = Self::queues_to_serve(&config)?;
         let parent_ifindex = netlink::link_index(&config.parent.interface)?
             .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
+        let parent_mtu = netlink::link_mtu(&config.parent.interface)?
+            .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
+        let carried = crate::config::max_mtu_for(config.parent.frame_size);
+        if parent_mtu > carried {
+            log::warn!(
+                "parent {} has MTU {parent_mtu}, more than the workers carry with parent.frame_size = {} \
+                 (MTU {carried}): networks without `mtu` get {}; see \"MTU and jumbo frames\" in the README",
+                config.parent.interface,
+                config.parent.frame_size,
+                crate::config::DEFAULT_MTU.min(parent_mtu)
+            );
+        }
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let mut d = Daemon {
             passthru_at_start: config.networks.iter().any(|n| n.mode == Mode::Passthru),
@@ -320,6 +334,7 @@ impl Daemon {
             parent_ifindex,
             dhcp: crate::control::dhcp::Dhcp::spawn()
                 .map_err(DaemonError::io("starting the DHCP thread"))?,
+            parent_mtu,
             torn_down: false,
         };
         // The endpoints that will post fill frames share the budget (the
@@ -511,10 +526,19 @@ impl Daemon {
             self.plumbing.bind.expect("workers first"),
             self.plumbing.mode,
             RingSizes { rx: RING, tx: RING },
+            crate::config::max_mtu_for(self.config.parent.frame_size),
         )?;
         // A passthru network keeps the packet socket, for its promiscuity.
         let wire_groups = !self.passthru_at_start;
-        let fast = FastPath::attach(&parent, parent_ifindex, punt.ifindex, wire_groups)?;
+        // A UMEM frame less its headroom, the punt tag and a C-tag.
+        let punt_max_len = self.config.parent.frame_size - crate::config::FRAME_HEADROOM - 8;
+        let fast = FastPath::attach(
+            &parent,
+            parent_ifindex,
+            punt.ifindex,
+            wire_groups,
+            punt_max_len,
+        )?;
         for (w, socket) in sockets.into_iter().enumerate() {
             self.workers[w].commands.send(Command::SetPunt(socket)).ok();
             self.workers[w].wake.wake();
@@ -568,6 +592,7 @@ impl Daemon {
         let mut exporter = Exporter::install(self.stats.clone(), self.fdb.clone())
             .map_err(|e| DaemonError::Metrics(e.to_string()))?;
         let xdp = self.xdp.clone();
+        exporter.add_source(xdp.clone());
         exporter.add_hook(Box::new(move || publish_xdp_counters(&xdp)));
         exporter.add_text(Box::new(self.dhcp.metrics()));
         let fast = self.fast.clone();
@@ -711,6 +736,7 @@ impl Daemon {
             use crate::metrics::CounterSource;
             let mut t = crate::metrics::totals(&self.stats);
             t.add(&self.fast.totals());
+            t.add(&self.xdp.totals());
             DropReason::ALL
                 .iter()
                 .map(|r| (r.as_str().to_string(), t.drops[*r as usize]))
@@ -1031,6 +1057,7 @@ fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
         ("no_socket", c.no_socket),
         ("short", c.short),
         ("pass_fast", c.pass_fast),
+        ("too_long", c.too_long),
     ] {
         metrics::counter!("mvdp_xdp_frames_total", "action" => action).absolute(n);
     }

@@ -83,6 +83,8 @@ fn network_identity_changed(old: &NetworkConfig, new: &NetworkConfig) -> bool {
         || old.subnet != new.subnet
         || old.gateway != new.gateway
         || old.ipam != new.ipam
+        // The containers' interfaces are made with it.
+        || old.mtu != new.mtu
 }
 
 /// The endpoint keys its interface is built from: changing one re-creates it.

@@ -366,6 +366,7 @@ impl Daemon {
             // The fast path keeps the container's skbs whole: its checksum
             // offload and TSO can stay on.
             tx_offload: fast,
+            mtu: self.config.network_mtu(&net, self.parent_mtu),
             handoff: ep.handoff,
         })?;
         let adopted = link.adopted;
@@ -613,6 +614,10 @@ impl Daemon {
             mode: net.mode,
             port,
             punt_egress: self.punts_egress(ep, network),
+            // An MTU near 65535 leaves the check to the kernel's own limit.
+            max_len: (self.config.network_mtu(net, self.parent_mtu) as usize
+                + crate::wire::ETH_HEADER_LEN)
+                .min(usize::from(u16::MAX)) as u16,
         })
     }
 
@@ -625,6 +630,7 @@ impl Daemon {
             return Ok(());
         }
         let mut xdp = XdpProgram::attach(&self.config.parent.interface, self.plumbing.mode)?;
+        xdp.set_xsk_limit(self.config.parent.frame_size - crate::config::FRAME_HEADROOM)?;
         for &(q, fd) in &self.plumbing.parent_fds {
             xdp.set_socket(q, fd)?;
         }
@@ -776,6 +782,8 @@ impl Daemon {
                 e.retired = n.retired;
                 e.allow_inner_tags = n.config.allow_inner_tags;
                 e.anti_spoof_ip = n.config.anti_spoof == crate::config::AntiSpoof::MacIp;
+                e.max_frame = self.config.network_mtu(&n.config, self.parent_mtu) as usize
+                    + crate::wire::ETH_HEADER_LEN;
                 e
             })
             .collect();

@@ -78,6 +78,8 @@ fn fdb(limited: bool) -> Arc<Fdb> {
             n.anti_spoof_ip = i == 0;
             n.allow_inner_tags = i == 1;
             n.flood_queue_len = 8;
+            // Small MTUs, so that fuzzed frames cross them (too_long).
+            n.max_frame = if i < 2 { 100 + 14 } else { usize::MAX };
             n
         })
         .collect();

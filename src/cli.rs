@@ -170,6 +170,9 @@ pub enum NetworkAction {
         /// The host's address on the network (a host shim).
         #[arg(long)]
         host_shim: Option<String>,
+        /// snoop (default: group frames to members only) or flood.
+        #[arg(long)]
+        multicast: Option<String>,
     },
     /// Remove a network added at run time (it must have no endpoints).
     Del {

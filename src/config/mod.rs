@@ -147,6 +147,16 @@ pub enum AntiSpoof {
     MacIp,
 }
 
+/// How a network delivers IP multicast (`network.multicast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Multicast {
+    /// Learn members from IGMP/MLD; a group beyond the link reaches only them.
+    #[default]
+    Snoop,
+    /// Every group frame reaches every endpoint (the kernel macvlan without filters).
+    Flood,
+}
+
 /// How an idle worker waits for frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Poll {
@@ -255,6 +265,8 @@ pub struct NetworkConfig {
     pub allow_inner_tags: bool,
     /// What its containers' egress is checked against.
     pub anti_spoof: AntiSpoof,
+    /// How it delivers IP multicast.
+    pub multicast: Multicast,
 }
 
 impl NetworkConfig {
@@ -416,6 +428,9 @@ pub struct NetworkSpec {
     /// `allow_inner_tags`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_inner_tags: Option<bool>,
+    /// `multicast`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<String>,
 }
 
 impl From<NetworkSpec> for raw::RawNetwork {
@@ -432,6 +447,7 @@ impl From<NetworkSpec> for raw::RawNetwork {
             bcast_queue_len: None,
             allow_inner_tags: s.allow_inner_tags,
             anti_spoof: s.anti_spoof,
+            multicast: s.multicast,
         }
     }
 }
@@ -656,6 +672,9 @@ keyword_enum!(Poll, "one of interrupt, busy", {
 });
 keyword_enum!(AntiSpoof, "one of mac, mac+ip", {
     "mac" => Mac, "mac+ip" => MacIp,
+});
+keyword_enum!(Multicast, "one of snoop, flood", {
+    "snoop" => Snoop, "flood" => Flood,
 });
 keyword_enum!(EndpointKind, "one of veth, tap", {
     "veth" => Veth, "tap" => Tap,

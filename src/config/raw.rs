@@ -78,6 +78,7 @@ pub(super) struct RawNetwork {
     pub bcast_queue_len: Option<i64>,
     pub allow_inner_tags: Option<bool>,
     pub anti_spoof: Option<String>,
+    pub multicast: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

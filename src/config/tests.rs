@@ -98,6 +98,7 @@ fn example_documents_every_key() {
         "bcast_queue_len",
         "allow_inner_tags",
         "anti_spoof",
+        "multicast",
         "network",
         "kind",
         "netns",
@@ -382,6 +383,18 @@ fn network_values() {
         "network[0].allow_inner_tags",
     );
     err_at(&net("anti_spoof = \"ip\""), "network[0].anti_spoof");
+    err_at(&net("multicast = \"igmp\""), "network[0].multicast");
+    assert_eq!(
+        Config::parse(&net("multicast = \"flood\""))
+            .unwrap()
+            .networks[0]
+            .multicast,
+        Multicast::Flood
+    );
+    assert_eq!(
+        Config::parse(&net("")).unwrap().networks[0].multicast,
+        Multicast::Snoop
+    );
     let c = Config::parse(&net("anti_spoof = \"mac+ip\"")).unwrap();
     assert_eq!(c.networks[0].anti_spoof, AntiSpoof::MacIp);
     assert_eq!(

@@ -355,6 +355,7 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
             raw.anti_spoof,
             AntiSpoof::EXPECTED,
         )?,
+        multicast: keyword(&key.field("multicast"), raw.multicast, Multicast::EXPECTED)?,
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     AddressBook::new(&net, key)?;

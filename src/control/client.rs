@@ -77,6 +77,7 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
             vlan,
             ip_range,
             host_shim,
+            multicast,
         } => Request::NetworkAdd {
             network: NetworkSpec {
                 name,
@@ -86,6 +87,7 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
                 vlan,
                 ip_range,
                 host_shim,
+                multicast,
                 ..NetworkSpec::default()
             },
         },

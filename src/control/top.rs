@@ -257,6 +257,7 @@ mod tests {
             tx_packets: txp,
             tx_bytes: txp * 100,
             drops,
+            groups: Vec::new(),
         }
     }
 

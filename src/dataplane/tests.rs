@@ -470,3 +470,78 @@ fn a_tap_burst_leaves_the_wire_its_buffers() {
     // The low-water gauge saw the worker with no frame to spare.
     assert_eq!(w.stats().umem_free_min.load(Relaxed), 0);
 }
+
+/// An IPv4 frame from `src` to 239.1.2.3: an IGMPv2 message of type
+/// `igmp`, or UDP.
+fn to_group(src: MacAddr, igmp: Option<u8>) -> Vec<u8> {
+    let mut f = frame(GROUP, src, 0);
+    f[14] = 0x45;
+    f[14 + 9] = if igmp.is_some() { 2 } else { 17 };
+    f[30..34].copy_from_slice(&[239, 1, 2, 3]);
+    if let Some(kind) = igmp {
+        f[34] = kind;
+        f[38..42].copy_from_slice(&[239, 1, 2, 3]);
+    }
+    f
+}
+
+/// 239.1.2.3's MAC.
+const GROUP: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
+
+#[test]
+fn snooped_reports_become_events_and_group_frames_reach_members_only() {
+    use crate::switch::{GroupTable, Memberships, SnoopEvent};
+    let mut net = NetworkEntry::new("lan", None, Mode::Bridge);
+    net.snoop = true;
+    let eps = (0..3)
+        .map(|i| Some(EndpointEntry::new(format!("e{i}"), mac(i), NetworkId(0))))
+        .collect();
+    let fdb = Arc::new(Fdb::new(vec![net], eps).unwrap());
+    let mut w = worker(fdb.clone());
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_veth(E1, true);
+    let e2 = w.add_tap(E2, 64);
+    settle(&mut w);
+    // e0 joins: the report is an event, and goes to the wire only.
+    assert!(e0.deliver(&to_group(mac(0), Some(0x16))));
+    let out = to_wire(&mut w);
+    assert_eq!(out, vec![to_group(mac(0), Some(0x16))]);
+    assert_eq!(w.snooped(), vec![SnoopEvent::Join(E0, GROUP)]);
+    assert!(e1.transmit(9).is_empty());
+    assert!(e2.take_received().is_empty());
+    // The snooping thread's table, published.
+    let mut table = Memberships::new(None);
+    table.apply(&fdb, SnoopEvent::Join(E0, GROUP), std::time::Instant::now());
+    w.set_groups(Arc::new(table.snapshot()));
+    settle(&mut w);
+    let data = to_group(WIRE_HOST, None);
+    let verdict = classify_ingress(&fdb, &data);
+    assert!(w.flood(GroupFrame {
+        verdict,
+        buf: data.clone()
+    }));
+    settle(&mut w);
+    assert_eq!(e0.transmit(9), vec![data.clone()]);
+    assert!(e1.transmit(9).is_empty());
+    assert!(e2.take_received().is_empty());
+    // e1 sends to the group: e0 gets a copy, the wire the frame.
+    let from_e1 = to_group(mac(1), None);
+    assert!(e1.deliver(&from_e1));
+    assert_eq!(to_wire(&mut w), vec![from_e1.clone()]);
+    assert_eq!(e0.transmit(9), vec![from_e1]);
+    // No member: nobody, counted.
+    w.set_groups(Arc::new(GroupTable::default()));
+    settle(&mut w);
+    assert!(w.flood(GroupFrame { verdict, buf: data }));
+    settle(&mut w);
+    assert!(e0.transmit(9).is_empty());
+    assert_eq!(
+        w.totals().drops[DropReason::NoGroupMember as usize],
+        1,
+        "a group frame delivered nowhere is a drop"
+    );
+    // The leave.
+    assert!(e0.deliver(&to_group(mac(0), Some(0x17))));
+    to_wire(&mut w);
+    assert_eq!(w.snooped(), vec![SnoopEvent::Leave(E0, GROUP)]);
+}

@@ -77,6 +77,9 @@ pub struct NetworkEntry {
     pub allow_inner_tags: bool,
     /// `anti_spoof = "mac+ip"`: IPv4 and ARP senders are checked too.
     pub anti_spoof_ip: bool,
+    /// `multicast = "snoop"`: IP multicast beyond the link goes to the
+    /// group's members only (false: to every endpoint).
+    pub snoop: bool,
 }
 
 impl NetworkEntry {
@@ -91,6 +94,7 @@ impl NetworkEntry {
             retired: false,
             allow_inner_tags: false,
             anti_spoof_ip: false,
+            snoop: false,
         }
     }
 }

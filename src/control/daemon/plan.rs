@@ -132,6 +132,7 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
                 }
                 if new.allow_inner_tags != net.allow_inner_tags
                     || new.anti_spoof != net.anti_spoof
+                    || new.multicast != net.multicast
                     || new.ip_range != net.ip_range
                     || new.aux_addresses != net.aux_addresses
                     || new.host_shim != net.host_shim

@@ -700,6 +700,7 @@ impl Daemon {
                 e.retired = n.retired;
                 e.allow_inner_tags = n.config.allow_inner_tags;
                 e.anti_spoof_ip = n.config.anti_spoof == crate::config::AntiSpoof::MacIp;
+                e.snoop = n.config.multicast == crate::config::Multicast::Snoop;
                 e
             })
             .collect();

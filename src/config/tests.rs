@@ -879,6 +879,20 @@ fn runtime_networks_count_on_after_the_files() {
         mode: None,
         ..extra
     };
-    let c = Config::parse_with(MINIMAL, &[good], &[]).expect("a runtime network");
+    let c =
+        Config::parse_with(MINIMAL, std::slice::from_ref(&good), &[]).expect("a runtime network");
     assert_eq!(c.networks[1].vlan, Some(9));
+    assert_eq!(c.networks[1].multicast, Multicast::Snoop);
+    let flood = crate::config::NetworkSpec {
+        multicast: Some("flood".into()),
+        ..good.clone()
+    };
+    let c = Config::parse_with(MINIMAL, &[flood], &[]).unwrap();
+    assert_eq!(c.networks[1].multicast, Multicast::Flood);
+    let bad = crate::config::NetworkSpec {
+        multicast: Some("igmp".into()),
+        ..good
+    };
+    let e = Config::parse_with(MINIMAL, &[bad], &[]).unwrap_err();
+    assert_eq!(e.key(), Some("network[1].multicast"), "{e}");
 }

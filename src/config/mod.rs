@@ -588,7 +588,11 @@ impl Config {
             if let Some(shim) = net.host_shim {
                 let _ = write!(s, ", host shim {shim}");
             }
-            let _ = writeln!(s, ", flood queue {}", net.bcast_queue_len);
+            let _ = writeln!(
+                s,
+                ", multicast {}, flood queue {}",
+                net.multicast, net.bcast_queue_len
+            );
             let eps: Vec<&EndpointConfig> = self
                 .endpoints
                 .iter()

@@ -25,7 +25,7 @@ pub enum Step {
     /// Change an endpoint's policy in place: allowed sources, rate limit.
     UpdateEndpoint(String),
     /// Change a network's policy in place (`allow_inner_tags`,
-    /// `anti_spoof`) and the keys
+    /// `anti_spoof`, `multicast`) and the keys
     /// only addressing reads (`ip_range`, `aux_addresses`, `host_shim`).
     UpdateNetwork(String),
 }

@@ -21,6 +21,8 @@ use crate::switch::{Fdb, GroupTable, Memberships, SnoopEvent};
 pub(super) const SNOOP_QUEUE_LEN: usize = 4096;
 /// How often memberships are aged and pruned without events.
 const TICK: Duration = Duration::from_secs(1);
+/// Longest wait for an event, so that a stop is seen soon.
+const WAIT: Duration = Duration::from_millis(200);
 
 /// What the snooping thread works with.
 pub(super) struct SnoopPath {
@@ -43,7 +45,7 @@ pub(super) fn snooper(p: SnoopPath) {
     let mut fdb = p.fdb.read().expect("fdb lock").clone();
     let mut last_tick = Instant::now();
     while !p.stop.load(Ordering::Relaxed) {
-        let first = match p.events.recv_timeout(TICK) {
+        let first = match p.events.recv_timeout(WAIT) {
             Ok(e) => Some(e),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,

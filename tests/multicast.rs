@@ -146,7 +146,22 @@ fn udp_to_group(src: [u8; 6], group: IpAddr, marker: &[u8]) -> Vec<u8> {
     eth_frame(group_mac(group), src, ethertype, &ip)
 }
 
-/// The Internet checksum of an IPv4 header.
+/// An IGMPv2 general query from `src` (max response time 1 s), as a
+/// querier on the LAN sends it to 224.0.0.1.
+fn igmp_query(src: [u8; 6]) -> Vec<u8> {
+    let mut igmp = vec![0x11, 10, 0, 0, 0, 0, 0, 0];
+    let sum = checksum(&igmp);
+    igmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 1, 2, 0, 0];
+    ip.extend_from_slice(&WIRE_IP.octets());
+    ip.extend_from_slice(&ALL_HOSTS.octets());
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&igmp);
+    eth_frame(group_mac(ALL_HOSTS.into()), src, 0x0800, &ip)
+}
+
+/// The Internet checksum of `bytes` (an IPv4 header, an IGMP message).
 fn checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = bytes
         .chunks(2)
@@ -358,6 +373,26 @@ fn mc_igmp_v3_and_v2_members_only_until_they_leave() {
         let got = cap.finish_matching(LINGER, |f| f.windows(marker.len()).any(|w| w == marker));
         assert_eq!(got.len(), 1, "c2's frame to g1 at {name}");
     }
+    // A querier on the wire: the query reaches every container and is
+    // noted, and each member answers with a report, which mvdp snoops.
+    let joins = |d: &Daemon| d.metric_sum("mvdp_multicast_reports_total", &[("kind", "join")]);
+    let before = joins(&d).unwrap_or(0.0);
+    send_raw(
+        &rig.wire,
+        WIRE_IF,
+        &igmp_query(link_mac(&rig.wire, WIRE_IF)),
+    );
+    let answered = wait_until(TABLE_DEADLINE, || {
+        d.metric_sum("mvdp_multicast_reports_total", &[("kind", "query")]) >= Some(1.0)
+            && joins(&d).unwrap_or(0.0) >= before + 3.0
+    });
+    assert!(
+        answered,
+        "no query noted, or not every member answered it: {:?} joins before, {:?} now\n{}",
+        before,
+        joins(&d),
+        d.log()
+    );
 
     m1.leave();
     m2.leave();

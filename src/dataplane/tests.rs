@@ -544,4 +544,8 @@ fn snooped_reports_become_events_and_group_frames_reach_members_only() {
     assert!(e0.deliver(&to_group(mac(0), Some(0x17))));
     to_wire(&mut w);
     assert_eq!(w.snooped(), vec![SnoopEvent::Leave(E0, GROUP)]);
+    // A report that does not pass (a spoofed source) says nothing.
+    assert!(e1.deliver(&to_group(mac(0), Some(0x16))));
+    assert!(to_wire(&mut w).is_empty());
+    assert_eq!(w.snooped(), vec![]);
 }

@@ -951,7 +951,11 @@ impl<P: Ports> Worker<P> {
             self.pool.push(d);
             return;
         }
-        if data.first().is_some_and(|b| b & 1 != 0) {
+        let verdict = classify_egress(&self.fdb, id, data);
+        // What a container says about its groups counts only if its frame
+        // passes (not spoofed, not a VLAN hop).
+        let passes = !matches!(verdict, Verdict::Drop(_));
+        if passes && data.first().is_some_and(|b| b & 1 != 0) {
             if let Some(changes) = snoop_egress(&self.fdb, id, data) {
                 for m in changes {
                     let e = if m.join {
@@ -963,7 +967,7 @@ impl<P: Ports> Worker<P> {
                 }
             }
         }
-        match classify_egress(&self.fdb, id, data) {
+        match verdict {
             Verdict::Endpoint(to) => self.stage(to, d),
             Verdict::EndpointUntag(to) => {
                 let d = self.untag(d);

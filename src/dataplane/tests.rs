@@ -485,18 +485,23 @@ fn to_group(src: MacAddr, igmp: Option<u8>) -> Vec<u8> {
     f
 }
 
+/// One snooping bridge network with endpoints e0..e<n>.
+fn snooping_fdb(n: u8) -> Arc<Fdb> {
+    let mut net = NetworkEntry::new("lan", None, Mode::Bridge);
+    net.snoop = true;
+    let eps = (0..n)
+        .map(|i| Some(EndpointEntry::new(format!("e{i}"), mac(i), NetworkId(0))))
+        .collect();
+    Arc::new(Fdb::new(vec![net], eps).unwrap())
+}
+
 /// 239.1.2.3's MAC.
 const GROUP: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
 
 #[test]
 fn snooped_reports_become_events_and_group_frames_reach_members_only() {
     use crate::switch::{GroupTable, Memberships, SnoopEvent};
-    let mut net = NetworkEntry::new("lan", None, Mode::Bridge);
-    net.snoop = true;
-    let eps = (0..3)
-        .map(|i| Some(EndpointEntry::new(format!("e{i}"), mac(i), NetworkId(0))))
-        .collect();
-    let fdb = Arc::new(Fdb::new(vec![net], eps).unwrap());
+    let fdb = snooping_fdb(3);
     let mut w = worker(fdb.clone());
     let e0 = w.add_veth(E0, true);
     let e1 = w.add_veth(E1, true);
@@ -548,4 +553,38 @@ fn snooped_reports_become_events_and_group_frames_reach_members_only() {
     assert!(e1.deliver(&to_group(mac(0), Some(0x16))));
     assert!(to_wire(&mut w).is_empty());
     assert_eq!(w.snooped(), vec![]);
+}
+
+#[test]
+fn group_frames_the_fast_path_copies_reach_members_and_queries_are_noted() {
+    use crate::switch::{Memberships, SnoopEvent};
+    let fdb = snooping_fdb(2);
+    let mut w = worker(fdb.clone());
+    let e0 = w.add_veth(E0, false);
+    let e1 = w.add_veth(E1, false);
+    let punt = w.set_punt();
+    let mut table = Memberships::new(None);
+    table.apply(&fdb, SnoopEvent::Join(E1, GROUP), std::time::Instant::now());
+    w.set_groups(Arc::new(table.snapshot()));
+    settle(&mut w);
+    // The fast path's copy of a wire group frame: 802.1ad with the wire mark.
+    let punted = |f: &[u8]| {
+        let mut f = f.to_vec();
+        f.splice(12..12, [0x88, 0xa8, 0x10, 0x00]);
+        f
+    };
+    let data = to_group(WIRE_HOST, None);
+    assert!(punt.deliver(&punted(&data)));
+    assert_eq!(sent(&mut w, &e1), vec![data]);
+    assert!(e0.transmit(9).is_empty());
+    // A general query to 224.0.0.1: everyone, and noted for the network.
+    let mut query = to_group(WIRE_HOST, Some(0x11));
+    query[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
+    query[30..34].copy_from_slice(&[224, 0, 0, 1]);
+    query[38..42].copy_from_slice(&[0; 4]);
+    assert!(punt.deliver(&punted(&query)));
+    settle(&mut w);
+    assert_eq!(e0.transmit(9), vec![query.clone()]);
+    assert_eq!(e1.transmit(9), vec![query]);
+    assert_eq!(w.snooped(), vec![SnoopEvent::Query(NetworkId(0))]);
 }

@@ -118,7 +118,8 @@ pub const BATCH_BUCKETS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, usize::MAX];
 /// One worker's counters. Only that worker writes them.
 #[derive(Debug)]
 pub struct WorkerStats {
-    /// Label of the worker: its RX queue, or "group" for the group listener.
+    /// Label of the worker: its RX queue, "group" for the group listener,
+    /// "querier" for the snooping thread's queries.
     pub queue: String,
     /// Per-endpoint counters, indexed by `EndpointId`.
     pub endpoints: Box<[EndpointCounters]>,
@@ -495,7 +496,7 @@ impl Exporter {
             }
             metrics::counter!("mvdp_worker_sleeps_total", "queue" => queue.clone())
                 .absolute(w.sleeps.load(Relaxed));
-            if w.queue != "group" {
+            if w.queue != "group" && w.queue != "querier" {
                 metrics::gauge!("mvdp_worker_up", "queue" => queue.clone())
                     .set(f64::from(u8::from(w.alive.load(Relaxed))));
             }

@@ -483,13 +483,16 @@ fn mc_mld_v2_and_v1_members_only_until_they_leave() {
 }
 
 #[test]
-fn mc_flood_mode_sends_every_group_to_every_container() {
+fn mc_flood_mode_sends_every_group_to_every_container_until_it_snoops() {
     if !needs() {
         return;
     }
     let rig = rig(None);
     let mut d = start(&rig, Some("flood"));
-    let _m1 = Member::join(rig.container(1), G1.into());
+    let (c1, c2) = (rig.container(1), rig.container(2));
+    enable_ipv6(c2);
+    let _m1 = Member::join(c1, G1.into());
+    let _m2 = Member::join(c2, G1_V6.into());
     let probes = [("g1", IpAddr::from(G1)), ("g3", G3.into())];
     assert_table(
         "flood",
@@ -498,7 +501,30 @@ fn mc_flood_mode_sends_every_group_to_every_container() {
         &d,
     );
     // Nothing is learned on a flood network.
-    wait_groups(&rig, &d, &[("c1", &[])]);
+    wait_groups(&rig, &d, &[("c1", &[]), ("c2", &[])]);
+    // Switched to snoop (SIGHUP): mvdp queries the containers, which
+    // report the groups they joined while nobody listened.
+    let snoop = std::fs::read_to_string(d.config_path())
+        .expect("read the config")
+        .replace("multicast = \"flood\"", "multicast = \"snoop\"");
+    std::fs::write(d.config_path(), snoop).expect("write the config");
+    d.signal(libc::SIGHUP);
+    wait_groups(
+        &rig,
+        &d,
+        &[("c1", &[G1.into()]), ("c2", &[G1_V6.into()]), ("c3", &[])],
+    );
+    let probes = [
+        ("g1", IpAddr::from(G1)),
+        ("g1v6", G1_V6.into()),
+        ("g3", G3.into()),
+    ];
+    assert_table(
+        "snoop after flood",
+        &probe(&rig, &probes),
+        &expect(&[("g1", &["c1"]), ("g1v6", &["c2"]), ("g3", &[])]),
+        &d,
+    );
     assert_accounting(&settled(&d));
     assert!(d.stop().success(), "{}", d.log());
 }

@@ -295,9 +295,118 @@ fn record(bytes: &[u8], v6: bool) -> Option<(Option<Membership>, &[u8])> {
     Some((change(&bytes[RECORD_HEADER..], v6, join)?, rest))
 }
 
+/// The source MAC of the queries mvdp sends its containers (locally
+/// administered; nobody answers to it: reports go to groups).
+pub const QUERIER_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x6d, 0x76, 0x64]);
+/// The link-local source of mvdp's MLD queries (Linux takes MLD queries
+/// from link-local sources only).
+const QUERIER_V6: [u8; 16] = [
+    0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0x6d, 0x76, 0x64,
+];
+/// Max response time of mvdp's queries: 1 s (IGMP in tenths, MLD in ms).
+const QUERY_RESPONSE_IGMP: u8 = 10;
+const QUERY_RESPONSE_MLD: u16 = 1000;
+/// Robustness variable and query interval (s) the queries announce.
+const QUERY_QRV: u8 = 2;
+const QUERY_QQIC: u8 = 125;
+
+/// The Internet checksum of `bytes`, starting from `sum`.
+fn checksum(bytes: &[u8], mut sum: u32) -> u16 {
+    for c in bytes.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IGMPv3 general query to 224.0.0.1 from 0.0.0.0, as a snooping
+/// switch sends one (RFC 4541 2.1.1: a switch may query with a zero
+/// source). Every host answers with a report of its groups.
+pub fn igmp_general_query() -> Vec<u8> {
+    let mut igmp = vec![IGMP_QUERY, QUERY_RESPONSE_IGMP, 0, 0, 0, 0, 0, 0];
+    igmp.extend_from_slice(&[QUERY_QRV, QUERY_QQIC, 0, 0]);
+    let sum = checksum(&igmp, 0);
+    igmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    // IPv4 with the router alert option, TTL 1, to 224.0.0.1.
+    let total = (24 + igmp.len()) as u16;
+    let mut ip = vec![0x46, 0xc0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0x40, 0, 1, PROTO_IGMP, 0, 0, 0, 0, 0, 0]);
+    ip.extend_from_slice(&[224, 0, 0, 1, 0x94, 4, 0, 0]);
+    let sum = checksum(&ip, 0);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    frame(
+        ipv4_group_mac(Ipv4Addr::new(224, 0, 0, 1)),
+        ETHERTYPE_IPV4,
+        &ip,
+        &igmp,
+    )
+}
+
+/// An MLDv2 general query to ff02::1 from mvdp's link-local address.
+pub fn mld_general_query() -> Vec<u8> {
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets();
+    let mut mld = vec![MLD_QUERY, 0, 0, 0];
+    mld.extend_from_slice(&QUERY_RESPONSE_MLD.to_be_bytes());
+    mld.extend_from_slice(&[0; 2 + 16]);
+    mld.extend_from_slice(&[QUERY_QRV, QUERY_QQIC, 0, 0]);
+    // The ICMPv6 checksum covers a pseudo-header: addresses, length, next header.
+    let mut pseudo = QUERIER_V6.to_vec();
+    pseudo.extend_from_slice(&all_nodes);
+    pseudo.extend_from_slice(&(mld.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, NH_ICMPV6]);
+    pseudo.extend_from_slice(&mld);
+    let sum = checksum(&pseudo, 0);
+    mld[2..4].copy_from_slice(&sum.to_be_bytes());
+    // IPv6, hop limit 1, a hop-by-hop header with the router alert (MLD).
+    let payload = (8 + mld.len()) as u16;
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&payload.to_be_bytes());
+    ip.extend_from_slice(&[NH_HOP_BY_HOP, 1]);
+    ip.extend_from_slice(&QUERIER_V6);
+    ip.extend_from_slice(&all_nodes);
+    ip.extend_from_slice(&[NH_ICMPV6, 0, 5, 2, 0, 0, 1, 0]);
+    frame(ipv6_group_mac(all_nodes.into()), ETHERTYPE_IPV6, &ip, &mld)
+}
+
+/// An Ethernet frame from [`QUERIER_MAC`]: headers, then the message.
+fn frame(dst: MacAddr, ethertype: u16, headers: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + headers.len() + message.len());
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&QUERIER_MAC.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(headers);
+    f.extend_from_slice(message);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mvdps_queries_parse_as_queries_with_valid_checksums() {
+        let igmp = igmp_general_query();
+        assert_eq!(parse(&igmp), Some(Message::Query));
+        assert_eq!(checksum(&igmp[14..38], 0), 0, "IPv4 header checksum");
+        assert_eq!(checksum(&igmp[38..], 0), 0, "IGMP checksum");
+        let mld = mld_general_query();
+        assert_eq!(parse(&mld), Some(Message::Query));
+        let icmp = &mld[62..];
+        let mut pseudo = mld[22..54].to_vec();
+        pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 58]);
+        pseudo.extend_from_slice(icmp);
+        assert_eq!(checksum(&pseudo, 0), 0, "ICMPv6 checksum");
+        assert_eq!(icmp.len(), 28, "an MLDv2 query with no sources");
+        // Link-local destinations: every container gets them.
+        for q in [&igmp, &mld] {
+            let hdr = FrameHeader::parse(q).unwrap();
+            assert_eq!(group_scope(q, &hdr), GroupScope::All);
+        }
+    }
 
     fn parse(frame: &[u8]) -> Option<Message<'_>> {
         membership(frame, &FrameHeader::parse(frame).unwrap())

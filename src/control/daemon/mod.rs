@@ -145,6 +145,10 @@ pub struct Daemon {
     snoops: Sender<SnoopEvent>,
     /// The snooping thread's end, until it starts.
     snoops_rx: Option<Receiver<SnoopEvent>>,
+    /// Networks whose containers the snooping thread is to query.
+    query_requests: Sender<NetworkId>,
+    /// Its end, until it starts.
+    query_requests_rx: Option<Receiver<NetworkId>>,
     /// MACs mvdp added to the parent's unicast filter (removed at teardown).
     unicast_addresses: Vec<crate::wire::MacAddr>,
     /// How the parent accepts the endpoints' MACs ([`MacFilter`] as u8; 0 = not yet).
@@ -298,6 +302,7 @@ impl Daemon {
             .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let (snoops, snoops_rx) = bounded(snoop::SNOOP_QUEUE_LEN);
+        let (query_requests, query_requests_rx) = crossbeam_channel::unbounded();
         let mut d = Daemon {
             passthru_at_start: config.networks.iter().any(|n| n.mode == Mode::Passthru),
             config,
@@ -320,6 +325,8 @@ impl Daemon {
             groups_generation: Arc::new(AtomicU64::new(0)),
             snoops,
             snoops_rx: Some(snoops_rx),
+            query_requests,
+            query_requests_rx: Some(query_requests_rx),
             unicast_addresses: Vec::new(),
             mac_filter: Arc::new(AtomicU8::new(0)),
             plumbing: Plumbing::default(),
@@ -489,6 +496,9 @@ impl Daemon {
 
     /// The snooping thread, the one writer of the multicast group table.
     fn start_snooper(&mut self) -> Result<()> {
+        // After the workers' (dead_workers and status pair them by index).
+        let querier_stats = Arc::new(WorkerStats::new("querier".into()));
+        self.stats.push(querier_stats.clone());
         let path = snoop::SnoopPath {
             events: self.snoops_rx.take().expect("started once"),
             fdb: self.fdb.clone(),
@@ -500,6 +510,9 @@ impl Daemon {
                 .collect(),
             groups: self.groups.clone(),
             groups_generation: self.groups_generation.clone(),
+            express: self.plumbing.express.clone(),
+            stats: querier_stats,
+            query_requests: self.query_requests_rx.take().expect("started once"),
             stop: self.stop.clone(),
         };
         let thread = std::thread::Builder::new()

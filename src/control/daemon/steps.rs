@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::config::{EndpointConfig, NetworkConfig};
+use crate::config::{EndpointConfig, Multicast, NetworkConfig};
 use crate::control::netlink::{EndpointLinkSpec, LinkKind};
 use crate::dataplane::EndpointIo;
 use crate::switch::{EndpointEntry, NetworkEntry};
@@ -147,6 +147,10 @@ impl Daemon {
             return Ok(());
         };
         let slot = &mut self.networks[usize::from(id.0)].config;
+        if slot.multicast != Multicast::Snoop && new.multicast == Multicast::Snoop {
+            // Its containers joined groups while nobody listened.
+            self.query_requests.send(id).ok();
+        }
         let queue_len = slot.bcast_queue_len;
         *slot = new.clone();
         slot.bcast_queue_len = queue_len;
@@ -349,6 +353,10 @@ impl Daemon {
             handoff: ep.handoff,
         })?;
         let adopted = link.adopted;
+        if adopted {
+            // Its container may hold groups mvdp has not heard it join.
+            self.query_requests.send(network).ok();
+        }
         if self.endpoints.len() <= i {
             self.endpoints.resize_with(i + 1, || None);
         }

@@ -275,7 +275,13 @@ fn start(rig: &Rig, multicast: Option<&str>) -> Daemon {
         let kind = if c.name == "c3" { "tap" } else { "veth" };
         toml.push_str(&rig.endpoint_toml(c, kind));
     }
-    let mut d = Daemon::start(rig, &toml);
+    start_with(rig, &toml)
+}
+
+/// Starts mvdp on `rig` with the config `toml`; ready when every
+/// container has its interface.
+fn start_with(rig: &Rig, toml: &str) -> Daemon {
+    let mut d = Daemon::start(rig, toml);
     d.wait_ready(Duration::from_secs(20));
     for c in &rig.containers {
         assert!(
@@ -631,6 +637,49 @@ fn mc_deliveries_match_the_kernel_macvlan() {
     assert_eq!(
         mvdp, kernel,
         "mvdp's group deliveries differ from the kernel macvlan's"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn mc_a_restart_keeps_the_members() {
+    if !needs() {
+        return;
+    }
+    let rig = rig(None);
+    let c1 = rig.container(1);
+    // c1's unsolicited reports all leave within milliseconds of its join
+    // (default: up to 1 s apart), so that none reaches the next start: what
+    // that one learns, it learns from its query.
+    c1.ns.set_sysctl(
+        "net/ipv4/conf/default/igmpv3_unsolicited_report_interval",
+        "10",
+    );
+    let mut d = start(&rig, None);
+    let _m1 = Member::join(c1, G1.into());
+    wait_groups(&rig, &d, &[("c1", &[G1.into()])]);
+    let toml = std::fs::read_to_string(d.config_path()).expect("read the config");
+    // Killed: the endpoints stay, and the next start takes them over with
+    // an empty table; it queries their containers, which report again.
+    d.signal(libc::SIGKILL);
+    assert!(
+        d.wait_exit(Duration::from_secs(5)).is_some(),
+        "mvdp survived SIGKILL"
+    );
+    let mut d = start_with(&rig, &toml);
+    wait_groups(&rig, &d, &[("c1", &[G1.into()]), ("c2", &[]), ("c3", &[])]);
+    assert!(
+        wait_until(TABLE_DEADLINE, || d
+            .log()
+            .contains("network lan: queried its containers")),
+        "the new start did not query the containers it took over\n{}",
+        d.log()
+    );
+    assert_table(
+        "after a restart",
+        &probe(&rig, &[("g1", IpAddr::from(G1))]),
+        &expect(&[("g1", &["c1"])]),
+        &d,
     );
     assert!(d.stop().success(), "{}", d.log());
 }

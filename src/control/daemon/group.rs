@@ -59,17 +59,6 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
     let mut woken = vec![false; p.wakes.len()];
     let workers = p.wakes.len();
     while !p.stop.load(Ordering::Relaxed) {
-        let now = p.generation.load(Ordering::Acquire);
-        if now != seen {
-            seen = now;
-            snapshot = p.fdb.read().expect("fdb lock").clone();
-            out = p.out.lock().expect("flood queues lock").clone();
-        }
-        let now = p.groups_generation.load(Ordering::Acquire);
-        if now != groups_seen {
-            groups_seen = now;
-            groups = p.groups.read().expect("groups lock").clone();
-        }
         // The first frame is waited for (up to the socket's timeout); the
         // rest of the batch is what is queued already.
         let mut wait = true;
@@ -93,6 +82,20 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
                 }
             };
             wait = false;
+            // Checked per frame: the first frame of a batch was waited for,
+            // and a snapshot from before the wait would miss a join made
+            // meanwhile (two atomic loads; the locks only on a change).
+            let now = p.generation.load(Ordering::Acquire);
+            if now != seen {
+                seen = now;
+                snapshot = p.fdb.read().expect("fdb lock").clone();
+                out = p.out.lock().expect("flood queues lock").clone();
+            }
+            let now = p.groups_generation.load(Ordering::Acquire);
+            if now != groups_seen {
+                groups_seen = now;
+                groups = p.groups.read().expect("groups lock").clone();
+            }
             p.stats.received(Source::WireGroup, 1);
             if let Some(net) = snoop_query(&snapshot, frame) {
                 send_snoop(&p.snoops, &p.stats, SnoopEvent::Query(net));

@@ -147,6 +147,9 @@ pub struct Daemon {
     snoops_rx: Option<Receiver<SnoopEvent>>,
     /// Networks whose containers the snooping thread is to query.
     query_requests: Sender<NetworkId>,
+    /// Networks to query once the next FDB is published (their new
+    /// endpoints must be in it, or their reports would be discarded).
+    pending_queries: Vec<NetworkId>,
     /// Its end, until it starts.
     query_requests_rx: Option<Receiver<NetworkId>>,
     /// MACs mvdp added to the parent's unicast filter (removed at teardown).
@@ -327,6 +330,7 @@ impl Daemon {
             snoops_rx: Some(snoops_rx),
             query_requests,
             query_requests_rx: Some(query_requests_rx),
+            pending_queries: Vec::new(),
             unicast_addresses: Vec::new(),
             mac_filter: Arc::new(AtomicU8::new(0)),
             plumbing: Plumbing::default(),

@@ -90,12 +90,13 @@ pub(super) fn snooper(p: SnoopPath) {
             if now.duration_since(asked) < QUERY_DELAY {
                 return true;
             }
-            let snoops = fdb
-                .networks()
-                .get(usize::from(net.0))
-                .is_some_and(|n| !n.retired && n.snoop && n.mode != Mode::Passthru);
-            if snoops {
+            let entry = fdb.networks().get(usize::from(net.0));
+            if let Some(n) = entry.filter(|n| !n.retired && n.snoop && n.mode != Mode::Passthru) {
                 send_queries(&p, net);
+                log::info!(
+                    "network {}: queried its containers for their groups",
+                    n.name
+                );
             }
             false
         });
@@ -107,13 +108,16 @@ pub(super) fn snooper(p: SnoopPath) {
             changed |= table.expire(now);
         }
         if changed {
+            // The workers' first, so that whoever sees the shared slot
+            // (the control socket's `endpoint list`) sees a table the
+            // workers have queued already.
             let snapshot = Arc::new(table.snapshot());
-            *p.groups.write().expect("groups lock") = snapshot.clone();
-            p.groups_generation.fetch_add(1, Ordering::Release);
             for (commands, wake) in &p.workers {
                 commands.send(Command::Groups(snapshot.clone())).ok();
                 wake.wake();
             }
+            *p.groups.write().expect("groups lock") = snapshot;
+            p.groups_generation.fetch_add(1, Ordering::Release);
         }
     }
 }

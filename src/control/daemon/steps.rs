@@ -149,7 +149,7 @@ impl Daemon {
         let slot = &mut self.networks[usize::from(id.0)].config;
         if slot.multicast != Multicast::Snoop && new.multicast == Multicast::Snoop {
             // Its containers joined groups while nobody listened.
-            self.query_requests.send(id).ok();
+            self.pending_queries.push(id);
         }
         let queue_len = slot.bcast_queue_len;
         *slot = new.clone();
@@ -355,7 +355,7 @@ impl Daemon {
         let adopted = link.adopted;
         if adopted {
             // Its container may hold groups mvdp has not heard it join.
-            self.query_requests.send(network).ok();
+            self.pending_queries.push(network);
         }
         if self.endpoints.len() <= i {
             self.endpoints.resize_with(i + 1, || None);
@@ -730,13 +730,17 @@ impl Daemon {
         Fdb::new(networks, slots)
     }
 
-    /// Hands `fdb` to the workers and the group listener.
-    pub(super) fn publish(&self, fdb: Arc<Fdb>) {
+    /// Hands `fdb` to the workers and the group listener, then asks the
+    /// snooping thread for the queries the FDB's new endpoints wait for.
+    pub(super) fn publish(&mut self, fdb: Arc<Fdb>) {
         *self.fdb.write().expect("fdb lock") = fdb.clone();
         self.fdb_generation.fetch_add(1, Ordering::Release);
         for w in &self.workers {
             w.commands.send(Command::Fdb(fdb.clone())).ok();
             w.wake.wake();
+        }
+        for net in self.pending_queries.drain(..) {
+            self.query_requests.send(net).ok();
         }
     }
 

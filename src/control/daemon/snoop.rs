@@ -11,10 +11,13 @@
 //! It also queries, when the control thread asks for a network whose
 //! containers may be members mvdp has not heard join: endpoints taken over
 //! from an earlier mvdp (a restart), or a network that starts snooping.
-//! It sends an IGMPv3 and an MLDv2 general query into that network's
-//! containers (never onto the wire) once the request is [`QUERY_DELAY`]
-//! old (the endpoints' ports are up by then), so that they report now,
-//! rather than at the LAN querier's next round, or never where there is none.
+//! The control thread asks once it has published the FDB that holds the
+//! new endpoints (a report from an endpoint the FDB does not hold yet is
+//! discarded). This thread sends an IGMPv3 and an MLDv2 general query into
+//! that network's containers (never onto the wire) once the request is
+//! [`QUERY_DELAY`] old, one query for a burst of requests (endpoints taken
+//! over one by one), so that they report now, rather than at the LAN
+//! querier's next round, or never where there is none.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -36,7 +39,8 @@ pub(super) const SNOOP_QUEUE_LEN: usize = 4096;
 const TICK: Duration = Duration::from_secs(1);
 /// Longest wait for an event, so that a stop is seen soon.
 const WAIT: Duration = Duration::from_millis(200);
-/// How long after the control thread's request a network is queried.
+/// How long after the control thread's first request a network is
+/// queried (the requests of a burst meanwhile make no other query).
 const QUERY_DELAY: Duration = Duration::from_millis(300);
 
 /// What the snooping thread works with.

@@ -100,7 +100,7 @@ clippy:
 # frame through the workers (the first run has the kernel fast path on, the
 # default; tests/modes.rs, tests/fastpath.rs, tests/integrity.rs and
 # tests/teardown.rs choose their tiers themselves).
-TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults cni podman scale ipv6 mtu
+TIER_SUITES := dataplane vlan isolation host_shim parent_filter dashboard control restart faults cni podman scale ipv6 mtu multicast
 
 cargo-test:
 	@echo "==> test: $(CARGO) test ($(TEST_THREADS) threads; privileged tests skip loudly without root/AF_XDP)"

@@ -371,10 +371,14 @@ int mvdp_tc_port(struct __sk_buff *skb)
 		return mvdp_punt(skb, cnt, cfg, me);
 	}
 
+	/*
+	 * Group frames, in every mode: the workers copy them to the siblings
+	 * (bridge) and snoop IGMP/MLD membership reports out of them.
+	 */
+	if (eth->h_dest[0] & 0x01)
+		return mvdp_punt(skb, cnt, cfg, me);
+
 	if (me->mode == MVDP_MODE_BRIDGE) {
-		/* Copies for the siblings: the workers' flood path. */
-		if (eth->h_dest[0] & 0x01)
-			return mvdp_punt(skb, cnt, cfg, me);
 		key.vlan = me->vlan;
 		__builtin_memcpy(key.mac, eth->h_dest, ETH_ALEN);
 		to = bpf_map_lookup_elem(&fp_macs, &key);

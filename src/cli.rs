@@ -190,6 +190,9 @@ pub enum NetworkAction {
         /// The containers' MTU (default: the parent's; never above it).
         #[arg(long)]
         mtu: Option<i64>,
+        /// snoop (default: group frames to members only) or flood.
+        #[arg(long)]
+        multicast: Option<String>,
     },
     /// Remove a network added at run time (it must have no endpoints).
     Del {

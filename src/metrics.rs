@@ -118,7 +118,8 @@ pub const BATCH_BUCKETS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, usize::MAX];
 /// One worker's counters. Only that worker writes them.
 #[derive(Debug)]
 pub struct WorkerStats {
-    /// Label of the worker: its RX queue, or "group" for the group listener.
+    /// Label of the worker: its RX queue, "group" for the group listener,
+    /// "querier" for the snooping thread's queries.
     pub queue: String,
     /// Per-endpoint counters, indexed by `EndpointId`.
     pub endpoints: Box<[EndpointCounters]>,
@@ -157,7 +158,14 @@ pub struct WorkerStats {
     pub umem_free_min: AtomicU64,
     /// Whether the worker's thread runs (false once it has ended, by a panic or a stop).
     pub alive: std::sync::atomic::AtomicBool,
+    /// Membership messages seen on snooping networks, by [`SNOOP_KINDS`].
+    pub snoops: [AtomicU64; 3],
+    /// Snoop events lost because the snooping thread's channel was full.
+    pub snoop_dropped: AtomicU64,
 }
+
+/// Label values of [`WorkerStats::snoops`], in index order.
+pub const SNOOP_KINDS: [&str; 3] = ["join", "leave", "query"];
 
 impl WorkerStats {
     /// Zeroed counters for the worker labelled `queue`.
@@ -182,7 +190,21 @@ impl WorkerStats {
             xsk_endpoints: XskCounters::default(),
             umem_free_min: AtomicU64::new(u64::MAX),
             alive: std::sync::atomic::AtomicBool::new(false),
+            snoops: Default::default(),
+            snoop_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a membership message seen.
+    #[inline]
+    pub fn snooped(&self, event: crate::switch::SnoopEvent) {
+        use crate::switch::SnoopEvent;
+        let i = match event {
+            SnoopEvent::Join(..) => 0,
+            SnoopEvent::Leave(..) => 1,
+            SnoopEvent::Query(_) => 2,
+        };
+        bump(&self.snoops[i], 1);
     }
 
     /// Counts a frame that entered.
@@ -463,6 +485,16 @@ impl Exporter {
         }
         metrics::counter!("mvdp_flood_copy_drops_total").absolute(t.flood_copy_drops);
         metrics::counter!("mvdp_wire_tx_packets_total").absolute(t.wire_tx_packets);
+        for (i, kind) in SNOOP_KINDS.iter().enumerate() {
+            let n = self.workers.iter().map(|w| w.snoops[i].load(Relaxed)).sum();
+            metrics::counter!("mvdp_multicast_reports_total", "kind" => *kind).absolute(n);
+        }
+        let lost = self
+            .workers
+            .iter()
+            .map(|w| w.snoop_dropped.load(Relaxed))
+            .sum();
+        metrics::counter!("mvdp_multicast_events_dropped_total").absolute(lost);
         for w in &self.workers {
             let queue = w.queue.clone();
             for (i, b) in BATCH_BUCKETS.iter().enumerate() {
@@ -476,7 +508,7 @@ impl Exporter {
             }
             metrics::counter!("mvdp_worker_sleeps_total", "queue" => queue.clone())
                 .absolute(w.sleeps.load(Relaxed));
-            if w.queue != "group" {
+            if w.queue != "group" && w.queue != "querier" {
                 metrics::gauge!("mvdp_worker_up", "queue" => queue.clone())
                     .set(f64::from(u8::from(w.alive.load(Relaxed))));
             }
@@ -540,6 +572,8 @@ fn describe() {
         ("mvdp_drops_total", "Frames dropped, by reason; received = delivered + the sum of these."),
         ("mvdp_flood_copy_drops_total", "Copies of group frames that could not be made or sent (copies, not frames)."),
         ("mvdp_wire_tx_packets_total", "Frames sent out of the parent interface."),
+        ("mvdp_multicast_reports_total", "IGMP/MLD messages snooped on networks with multicast = \"snoop\", by kind: join (a report: joined or still joined), leave, query (from the wire). Per group record for IGMPv3/MLDv2."),
+        ("mvdp_multicast_events_dropped_total", "Snooped membership changes lost because the snooping thread's queue was full (the next report repairs them)."),
         ("mvdp_endpoint_rx_packets_total", "Frames received from an endpoint's container."),
         ("mvdp_endpoint_tx_packets_total", "Frames delivered to an endpoint's container."),
         ("mvdp_endpoint_dropped_frames_total", "Frames of an endpoint that were dropped (both tiers): ones its container sent (spoofed source, VLAN hop, over its rate limit, ...) and ones addressed to it that could not be delivered (its ring full, no free buffer, ...). Each is also in mvdp_drops_total, or in mvdp_flood_copy_drops_total for a copy of a group frame."),
@@ -580,6 +614,10 @@ fn describe() {
             "When the daemon started, in seconds since the Unix epoch.",
         ),
         ("mvdp_fdb_entries", "Endpoints in the forwarding table."),
+        (
+            "mvdp_multicast_groups",
+            "Groups (by group MAC) with at least one member on a snooping network.",
+        ),
         (
             "mvdp_umem_free_frames",
             "UMEM frames on a worker's free list, as of its last idle moment.",

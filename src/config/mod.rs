@@ -163,6 +163,16 @@ pub enum AntiSpoof {
     MacIp,
 }
 
+/// How a network delivers IP multicast (`network.multicast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Multicast {
+    /// Learn members from IGMP/MLD; a group beyond the link reaches only them.
+    #[default]
+    Snoop,
+    /// Every group frame reaches every endpoint (the kernel macvlan without filters).
+    Flood,
+}
+
 /// How an idle worker waits for frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Poll {
@@ -273,6 +283,8 @@ pub struct NetworkConfig {
     pub allow_inner_tags: bool,
     /// What its containers' egress is checked against.
     pub anti_spoof: AntiSpoof,
+    /// How it delivers IP multicast.
+    pub multicast: Multicast,
     /// The MTU of its containers' interfaces (68..=65535), or `None`: the
     /// parent's, read at start. Never above the parent's (checked at start).
     pub mtu: Option<u32>,
@@ -499,6 +511,9 @@ pub struct NetworkSpec {
     /// `mtu`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<i64>,
+    /// `multicast`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<String>,
 }
 
 impl From<NetworkSpec> for raw::RawNetwork {
@@ -521,6 +536,7 @@ impl From<NetworkSpec> for raw::RawNetwork {
             anti_spoof: s.anti_spoof,
             ipam: s.ipam,
             mtu: s.mtu,
+            multicast: s.multicast,
         }
     }
 }
@@ -724,7 +740,11 @@ impl Config {
             if let Some(mtu) = net.mtu {
                 let _ = write!(s, ", mtu {mtu}");
             }
-            let _ = writeln!(s, ", flood queue {}", net.bcast_queue_len);
+            let _ = writeln!(
+                s,
+                ", multicast {}, flood queue {}",
+                net.multicast, net.bcast_queue_len
+            );
             let eps: Vec<&EndpointConfig> = self
                 .endpoints
                 .iter()
@@ -812,6 +832,10 @@ keyword_enum!(AntiSpoof, "one of mac, mac+ip", {
 });
 keyword_enum!(Ipam, "one of static, dhcp", {
     "static" => Static, "dhcp" => Dhcp,
+});
+
+keyword_enum!(Multicast, "one of snoop, flood", {
+    "snoop" => Snoop, "flood" => Flood,
 });
 keyword_enum!(EndpointKind, "one of veth, tap", {
     "veth" => Veth, "tap" => Tap,

@@ -84,6 +84,7 @@ pub(super) struct RawNetwork {
     pub anti_spoof: Option<String>,
     pub ipam: Option<String>,
     pub mtu: Option<i64>,
+    pub multicast: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

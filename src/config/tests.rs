@@ -99,6 +99,7 @@ fn example_documents_every_key() {
         "allow_inner_tags",
         "anti_spoof",
         "mtu",
+        "multicast",
         "network",
         "kind",
         "netns",
@@ -443,6 +444,18 @@ fn network_values() {
         "network[0].allow_inner_tags",
     );
     err_at(&net("anti_spoof = \"ip\""), "network[0].anti_spoof");
+    err_at(&net("multicast = \"igmp\""), "network[0].multicast");
+    assert_eq!(
+        Config::parse(&net("multicast = \"flood\""))
+            .unwrap()
+            .networks[0]
+            .multicast,
+        Multicast::Flood
+    );
+    assert_eq!(
+        Config::parse(&net("")).unwrap().networks[0].multicast,
+        Multicast::Snoop
+    );
     let c = Config::parse(&net("anti_spoof = \"mac+ip\"")).unwrap();
     assert_eq!(c.networks[0].anti_spoof, AntiSpoof::MacIp);
     assert_eq!(
@@ -927,8 +940,22 @@ fn runtime_networks_count_on_after_the_files() {
         mode: None,
         ..extra
     };
-    let c = Config::parse_with(MINIMAL, &[good], &[]).expect("a runtime network");
+    let c =
+        Config::parse_with(MINIMAL, std::slice::from_ref(&good), &[]).expect("a runtime network");
     assert_eq!(c.networks[1].vlan, Some(9));
+    assert_eq!(c.networks[1].multicast, Multicast::Snoop);
+    let flood = crate::config::NetworkSpec {
+        multicast: Some("flood".into()),
+        ..good.clone()
+    };
+    let c = Config::parse_with(MINIMAL, &[flood], &[]).unwrap();
+    assert_eq!(c.networks[1].multicast, Multicast::Flood);
+    let bad = crate::config::NetworkSpec {
+        multicast: Some("igmp".into()),
+        ..good
+    };
+    let e = Config::parse_with(MINIMAL, &[bad], &[]).unwrap_err();
+    assert_eq!(e.key(), Some("network[1].multicast"), "{e}");
 }
 
 fn ip6(s: &str) -> std::net::Ipv6Addr {

@@ -452,6 +452,7 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
                 Some(ranged(&key.field("mtu"), Some(m), 0, 68..=65535, "68..=65535")? as u32)
             }
         },
+        multicast: keyword(&key.field("multicast"), raw.multicast, Multicast::EXPECTED)?,
     };
     // Checks gateway, aux addresses and shim: inside the subnet, no clashes.
     ipv4_book(&net, key)?;

@@ -170,6 +170,9 @@ pub struct EndpointInfo {
     /// (both tiers). Absent from older daemons' answers: read as 0.
     #[serde(default)]
     pub drops: u64,
+    /// The multicast groups (by group MAC) it joined, as snooped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// On an `ipam = "dhcp"` network: its DHCP client's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpInfo>,

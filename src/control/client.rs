@@ -84,6 +84,7 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
             ip_range6,
             host_shim6,
             mtu,
+            multicast,
         } => Request::NetworkAdd {
             network: NetworkSpec {
                 name,
@@ -98,6 +99,7 @@ pub fn network(action: NetworkAction, socket: &Path, json: bool) -> Result<Strin
                 ip_range6,
                 host_shim6,
                 mtu,
+                multicast,
                 ..NetworkSpec::default()
             },
         },

@@ -259,6 +259,7 @@ mod tests {
             tx_bytes: txp * 100,
             drops,
             dhcp: None,
+            groups: Vec::new(),
         }
     }
 

@@ -26,7 +26,7 @@ use super::worker::{Command, EndpointIo, EventFd, GroupFrame, Holder, Worker, Wo
 use crate::config::Poll;
 use crate::io::xsk::XskStats;
 use crate::metrics::{totals, Source, Totals, WorkerStats};
-use crate::switch::{EndpointId, Fdb};
+use crate::switch::{EndpointId, Fdb, GroupTable, SnoopEvent};
 
 /// In-memory I/O.
 #[derive(Debug)]
@@ -453,6 +453,8 @@ pub struct MemWorker {
     recycle: Receiver<Vec<u8>>,
     ring: usize,
     stats: Arc<WorkerStats>,
+    /// What the worker snooped, as the snooping thread would get it.
+    snoops: Receiver<SnoopEvent>,
 }
 
 impl MemWorker {
@@ -473,6 +475,7 @@ impl MemWorker {
         let (floods, flood_rx) = bounded(sizes.flood_queue.max(1));
         let (recycle_tx, recycle) = bounded(64);
         let (events, _) = crossbeam_channel::unbounded();
+        let (snoops, snoops_rx) = bounded(sizes.flood_queue.max(1));
         let stats = Arc::new(WorkerStats::new("mem".into()));
         let cfg = WorkerConfig::<Mem> {
             queue: 0,
@@ -497,6 +500,7 @@ impl MemWorker {
             limits,
             stats: stats.clone(),
             events,
+            snoops,
         };
         let wake = Arc::new(EventFd::new().expect("an eventfd"));
         let mut worker = Worker::new(cfg, wake);
@@ -514,6 +518,7 @@ impl MemWorker {
             recycle,
             ring: sizes.ring,
             stats,
+            snoops: snoops_rx,
         }
     }
 
@@ -562,6 +567,16 @@ impl MemWorker {
         self.send(Command::SetPunt(socket));
         self.punt = Some(ctl.clone());
         ctl
+    }
+
+    /// A new multicast group table from the next step on.
+    pub fn set_groups(&mut self, groups: Arc<GroupTable>) {
+        self.send(Command::Groups(groups));
+    }
+
+    /// The snoop events the worker sent since the last call.
+    pub fn snooped(&self) -> Vec<SnoopEvent> {
+        self.snoops.try_iter().collect()
     }
 
     /// A new FDB from the next step on.

@@ -10,6 +10,6 @@ mod worker;
 
 pub use port::{Frames, Kernel, Ports};
 pub use worker::{
-    Command, EndpointIo, Event, EventFd, GroupFrame, Worker, WorkerConfig, WorkerHandle,
-    MAX_PORT_FILL, MIN_PORT_FILL,
+    send_snoop, Command, EndpointIo, Event, EventFd, GroupFrame, Worker, WorkerConfig,
+    WorkerHandle, MAX_PORT_FILL, MIN_PORT_FILL,
 };

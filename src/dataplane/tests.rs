@@ -551,3 +551,121 @@ fn a_tap_burst_leaves_the_wire_its_buffers() {
     // The low-water gauge saw the worker with no frame to spare.
     assert_eq!(w.stats().umem_free_min.load(Relaxed), 0);
 }
+
+/// An IPv4 frame from `src` to 239.1.2.3: an IGMPv2 message of type
+/// `igmp`, or UDP.
+fn to_group(src: MacAddr, igmp: Option<u8>) -> Vec<u8> {
+    let mut f = frame(GROUP, src, 0);
+    f[14] = 0x45;
+    f[14 + 9] = if igmp.is_some() { 2 } else { 17 };
+    f[30..34].copy_from_slice(&[239, 1, 2, 3]);
+    if let Some(kind) = igmp {
+        f[34] = kind;
+        f[38..42].copy_from_slice(&[239, 1, 2, 3]);
+    }
+    f
+}
+
+/// One snooping bridge network with endpoints e0..e<n>.
+fn snooping_fdb(n: u8) -> Arc<Fdb> {
+    let mut net = NetworkEntry::new("lan", None, Mode::Bridge);
+    net.snoop = true;
+    let eps = (0..n)
+        .map(|i| Some(EndpointEntry::new(format!("e{i}"), mac(i), NetworkId(0))))
+        .collect();
+    Arc::new(Fdb::new(vec![net], eps).unwrap())
+}
+
+/// 239.1.2.3's MAC.
+const GROUP: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
+
+#[test]
+fn snooped_reports_become_events_and_group_frames_reach_members_only() {
+    use crate::switch::{GroupTable, Memberships, SnoopEvent};
+    let fdb = snooping_fdb(3);
+    let mut w = worker(fdb.clone());
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_veth(E1, true);
+    let e2 = w.add_tap(E2, 64);
+    settle(&mut w);
+    // e0 joins: the report is an event, and goes to the wire only.
+    assert!(e0.deliver(&to_group(mac(0), Some(0x16))));
+    let out = to_wire(&mut w);
+    assert_eq!(out, vec![to_group(mac(0), Some(0x16))]);
+    assert_eq!(w.snooped(), vec![SnoopEvent::Join(E0, GROUP)]);
+    assert!(e1.transmit(9).is_empty());
+    assert!(e2.take_received().is_empty());
+    // The snooping thread's table, published.
+    let mut table = Memberships::new(None);
+    table.apply(&fdb, SnoopEvent::Join(E0, GROUP), std::time::Instant::now());
+    w.set_groups(Arc::new(table.snapshot()));
+    settle(&mut w);
+    let data = to_group(WIRE_HOST, None);
+    let verdict = classify_ingress(&fdb, &data);
+    assert!(w.flood(GroupFrame {
+        verdict,
+        buf: data.clone()
+    }));
+    settle(&mut w);
+    assert_eq!(e0.transmit(9), vec![data.clone()]);
+    assert!(e1.transmit(9).is_empty());
+    assert!(e2.take_received().is_empty());
+    // e1 sends to the group: e0 gets a copy, the wire the frame.
+    let from_e1 = to_group(mac(1), None);
+    assert!(e1.deliver(&from_e1));
+    assert_eq!(to_wire(&mut w), vec![from_e1.clone()]);
+    assert_eq!(e0.transmit(9), vec![from_e1]);
+    // No member: nobody, counted.
+    w.set_groups(Arc::new(GroupTable::default()));
+    settle(&mut w);
+    assert!(w.flood(GroupFrame { verdict, buf: data }));
+    settle(&mut w);
+    assert!(e0.transmit(9).is_empty());
+    assert_eq!(
+        w.totals().drops[DropReason::NoGroupMember as usize],
+        1,
+        "a group frame delivered nowhere is a drop"
+    );
+    // The leave.
+    assert!(e0.deliver(&to_group(mac(0), Some(0x17))));
+    to_wire(&mut w);
+    assert_eq!(w.snooped(), vec![SnoopEvent::Leave(E0, GROUP)]);
+    // A report that does not pass (a spoofed source) says nothing.
+    assert!(e1.deliver(&to_group(mac(0), Some(0x16))));
+    assert!(to_wire(&mut w).is_empty());
+    assert_eq!(w.snooped(), vec![]);
+}
+
+#[test]
+fn group_frames_the_fast_path_copies_reach_members_and_queries_are_noted() {
+    use crate::switch::{Memberships, SnoopEvent};
+    let fdb = snooping_fdb(2);
+    let mut w = worker(fdb.clone());
+    let e0 = w.add_veth(E0, false);
+    let e1 = w.add_veth(E1, false);
+    let punt = w.set_punt();
+    let mut table = Memberships::new(None);
+    table.apply(&fdb, SnoopEvent::Join(E1, GROUP), std::time::Instant::now());
+    w.set_groups(Arc::new(table.snapshot()));
+    settle(&mut w);
+    // The fast path's copy of a wire group frame: 802.1ad with the wire mark.
+    let punted = |f: &[u8]| {
+        let mut f = f.to_vec();
+        f.splice(12..12, [0x88, 0xa8, 0x10, 0x00]);
+        f
+    };
+    let data = to_group(WIRE_HOST, None);
+    assert!(punt.deliver(&punted(&data)));
+    assert_eq!(sent(&mut w, &e1), vec![data]);
+    assert!(e0.transmit(9).is_empty());
+    // A general query to 224.0.0.1: everyone, and noted for the network.
+    let mut query = to_group(WIRE_HOST, Some(0x11));
+    query[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
+    query[30..34].copy_from_slice(&[224, 0, 0, 1]);
+    query[38..42].copy_from_slice(&[0; 4]);
+    assert!(punt.deliver(&punted(&query)));
+    settle(&mut w);
+    assert_eq!(e0.transmit(9), vec![query.clone()]);
+    assert_eq!(e1.transmit(9), vec![query]);
+    assert_eq!(w.snooped(), vec![SnoopEvent::Query(NetworkId(0))]);
+}

@@ -25,8 +25,8 @@ use crate::config::Poll;
 use crate::io::xsk::XskStats;
 use crate::metrics::{bump, Source, WorkerStats};
 use crate::switch::{
-    classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, DropReason,
-    EndpointId, Fdb, Flood, Verdict,
+    classify_egress, classify_ingress, flood_targets, ingress_drop_endpoint, snoop_egress,
+    snoop_query, DropReason, EndpointId, Fdb, Flood, GroupTable, SnoopEvent, Verdict,
 };
 use crate::wire::{ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN};
 
@@ -65,6 +65,8 @@ pub struct GroupFrame {
 pub enum Command<P: Ports = Kernel> {
     /// A new FDB snapshot to classify with.
     Fdb(Arc<Fdb>),
+    /// A new multicast group table to flood snooped groups by.
+    Groups(Arc<GroupTable>),
     /// Start serving an endpoint.
     AddPort(EndpointId, EndpointIo<P>),
     /// Stop serving an endpoint; frames still staged for it are dropped.
@@ -117,6 +119,9 @@ pub struct WorkerConfig<P: Ports = Kernel> {
     pub stats: Arc<WorkerStats>,
     /// Reports to the control thread.
     pub events: crossbeam_channel::Sender<Event>,
+    /// Membership reports, leaves and queries seen, for the snooping
+    /// thread (bounded: a full channel counts the event dropped).
+    pub snoops: crossbeam_channel::Sender<SnoopEvent>,
 }
 
 /// Reports from a worker to the control thread.
@@ -246,6 +251,9 @@ pub struct Worker<P: Ports = Kernel> {
     parent_rx_full: bool,
     stats: Arc<WorkerStats>,
     events: crossbeam_channel::Sender<Event>,
+    /// The group table published last.
+    groups: Arc<GroupTable>,
+    snoops: crossbeam_channel::Sender<SnoopEvent>,
     wake: Arc<EventFd>,
     pollfds: Vec<libc::pollfd>,
 }
@@ -325,6 +333,8 @@ impl<P: Ports> Worker<P> {
             parent_rx_full: false,
             stats: cfg.stats,
             events: cfg.events,
+            groups: Arc::default(),
+            snoops: cfg.snoops,
             wake,
             pollfds: Vec::new(),
         }
@@ -441,6 +451,7 @@ impl<P: Ports> Worker<P> {
                     self.fdb = fdb;
                     self.apply_limits();
                 }
+                Ok(Command::Groups(groups)) => self.groups = groups,
                 Ok(Command::AddPort(id, io)) => {
                     // A slot still taken is let go of properly first.
                     self.remove_port(id);
@@ -710,7 +721,7 @@ impl<P: Ports> Worker<P> {
                     // A group frame a private/passthru/source endpoint sent,
                     // reflected by the wire: back to its sender.
                     let copies = self.flood_copies(&flood, data);
-                    self.count_flood(copies);
+                    self.count_flood(&flood, copies);
                     self.pool.push(d);
                 }
                 Verdict::Wire { .. } => {
@@ -873,11 +884,14 @@ impl<P: Ports> Worker<P> {
         self.stats.received(Source::WireGroup, 1);
         // SAFETY: the frame is ours (just consumed).
         let data = unsafe { umem.data(&d) };
+        if let Some(net) = snoop_query(&self.fdb, data) {
+            send_snoop(&self.snoops, &self.stats, SnoopEvent::Query(net));
+        }
         match classify_ingress(&self.fdb, data) {
             Verdict::Flood(flood) => {
                 let mut receivers = 0;
                 let mut only = None;
-                flood_targets(&self.fdb, &flood, |id| {
+                flood_targets(&self.fdb, &self.groups, &flood, |id| {
                     receivers += 1;
                     only = Some(id);
                 });
@@ -939,7 +953,23 @@ impl<P: Ports> Worker<P> {
             self.pool.push(d);
             return;
         }
-        match classify_egress(&self.fdb, id, data) {
+        let verdict = classify_egress(&self.fdb, id, data);
+        // What a container says about its groups counts only if its frame
+        // passes (not spoofed, not a VLAN hop).
+        let passes = !matches!(verdict, Verdict::Drop(_));
+        if passes && data.first().is_some_and(|b| b & 1 != 0) {
+            if let Some(changes) = snoop_egress(&self.fdb, id, data) {
+                for m in changes {
+                    let e = if m.join {
+                        SnoopEvent::Join(id, m.group)
+                    } else {
+                        SnoopEvent::Leave(id, m.group)
+                    };
+                    send_snoop(&self.snoops, &self.stats, e);
+                }
+            }
+        }
+        match verdict {
             Verdict::Endpoint(to) => self.stage(to, d),
             Verdict::EndpointUntag(to) => {
                 let d = self.untag(d);
@@ -953,7 +983,7 @@ impl<P: Ports> Worker<P> {
                     let tag = self.fdb.network(flood.network).vlan;
                     self.send_to_wire(id, d, tag);
                 } else {
-                    self.count_flood(copies);
+                    self.count_flood(&flood, copies);
                     self.pool.push(d);
                 }
             }
@@ -1113,7 +1143,7 @@ impl<P: Ports> Worker<P> {
                 // SAFETY: the frame is ours (queued since it was consumed).
                 let data = unsafe { umem.data(&d) };
                 let copies = self.flood_copies(&flood, data);
-                self.count_flood(copies);
+                self.count_flood(&flood, copies);
                 self.pool.push(d);
             }
         }
@@ -1142,7 +1172,7 @@ impl<P: Ports> Worker<P> {
                 match verdict {
                     Verdict::Flood(flood) => {
                         let copies = self.flood_copies(&flood, &buf);
-                        self.count_flood(copies);
+                        self.count_flood(&flood, copies);
                     }
                     // A passthru network's endpoint takes group frames whole.
                     Verdict::Endpoint(to) => self.copy_to(to, &buf, false),
@@ -1161,13 +1191,17 @@ impl<P: Ports> Worker<P> {
     /// Accounts a group frame by its copies: delivered if it reached anyone.
     /// A frame none of whose copies could be made or staged is dropped for
     /// the reason its copies were (no free frame, too long, a gone port);
-    /// with no one to copy it to, as `no_endpoint`.
-    fn count_flood(&mut self, copies: Copies) {
+    /// with no one to copy it to, as `no_endpoint` (`no_group_member` for
+    /// a snooped group).
+    fn count_flood(&mut self, flood: &Flood, copies: Copies) {
         if copies.made > 0 {
             bump(&self.stats.delivered, 1);
         } else {
-            self.stats
-                .dropped(copies.lost.unwrap_or(DropReason::NoEndpoint));
+            let nobody = match flood.group {
+                Some(_) => DropReason::NoGroupMember,
+                None => DropReason::NoEndpoint,
+            };
+            self.stats.dropped(copies.lost.unwrap_or(nobody));
         }
     }
 
@@ -1256,7 +1290,8 @@ impl<P: Ports> Worker<P> {
         let fdb = self.fdb.clone();
         let mut targets = std::mem::take(&mut self.flood_scratch);
         targets.clear();
-        flood_targets(&fdb, flood, |id| targets.push(id));
+        let groups = self.groups.clone();
+        flood_targets(&fdb, &groups, flood, |id| targets.push(id));
         let mut copies = Copies {
             made: 0,
             lost: None,
@@ -1470,6 +1505,20 @@ pub const MIN_PORT_FILL: usize = 8;
 
 /// Destination and source MAC: what stays in front when a tag goes or comes.
 const MACS_LEN: usize = 12;
+
+/// Hands a snoop event to the snooping thread without blocking; counted,
+/// and counted lost when its channel is full.
+#[inline]
+pub fn send_snoop(
+    snoops: &crossbeam_channel::Sender<SnoopEvent>,
+    stats: &WorkerStats,
+    event: SnoopEvent,
+) {
+    stats.snooped(event);
+    if snoops.try_send(event).is_err() {
+        bump(&stats.snoop_dropped, 1);
+    }
+}
 
 /// Option bits on a staged descriptor marking a flood copy (cleared before TX).
 const COPY_MARK: u32 = 0x8000_0000;

@@ -45,6 +45,7 @@ const OPTIONS: &[&str] = &[
     "host_shim",
     "kind",
     "anti_spoof",
+    "multicast",
 ];
 
 /// The way to the daemon (a trait so the driver can be tested without one).
@@ -186,6 +187,7 @@ fn refused(what: &str, e: &ClientError) -> String {
         "vlan" => "-o vlan",
         "host_shim" => "-o host_shim",
         "anti_spoof" => "-o anti_spoof",
+        "multicast" => "-o multicast",
         "kind" => "-o kind",
         _ => "",
     };
@@ -401,6 +403,7 @@ impl<C: Control> Driver<C> {
             ipam: None,
             allow_inner_tags: None,
             mtu: None,
+            multicast: generic.get("multicast").cloned(),
         };
         let added = self.control.call(&Request::NetworkAdd { network: spec });
         let info = match added {

@@ -9,8 +9,10 @@
 //! to a group) from an allowed source, not every frame from that source.
 
 use super::fdb::{EndpointEntry, EndpointId, Fdb, Mode, NetworkId};
+use super::groups::GroupTable;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::wire::mcast::{self, Changes, GroupScope, Message};
 use crate::wire::{FrameError, FrameHeader, MacAddr, ETHERTYPE_QINQ};
 
 /// Why a frame was dropped. Every drop is counted under one of these.
@@ -52,11 +54,17 @@ pub enum DropReason {
     /// address is not the endpoint's own, or an IPv6 packet or neighbour
     /// advertisement that claims an address not its own (or link-local).
     IpSpoof,
+    /// On a snooping network: a group frame for a group no endpoint joined.
+    NoGroupMember,
+    /// On a snooping network: a membership report or leave from the wire.
+    /// Reports go to routers only (RFC 4541 2.1.1): a container hearing
+    /// another host's IGMPv2/MLDv1 report would hold its own back.
+    MembershipReport,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Malformed,
         DropReason::NoEndpoint,
         DropReason::SpoofedSource,
@@ -72,6 +80,8 @@ impl DropReason {
         DropReason::TooLong,
         DropReason::Internal,
         DropReason::IpSpoof,
+        DropReason::NoGroupMember,
+        DropReason::MembershipReport,
     ];
 
     /// The metric label value.
@@ -92,6 +102,8 @@ impl DropReason {
             DropReason::TooLong => "too_long",
             DropReason::Internal => "internal",
             DropReason::IpSpoof => "ip_spoof",
+            DropReason::NoGroupMember => "no_group_member",
+            DropReason::MembershipReport => "membership_report",
         }
     }
 }
@@ -128,6 +140,9 @@ pub struct Flood {
     /// The frame itself also leaves through the parent (tagged with the
     /// network's VID, if it has one).
     pub wire: bool,
+    /// A snooped group (by its MAC): only the endpoints that joined it get
+    /// copies. `None`: every endpoint the rule names.
+    pub group: Option<MacAddr>,
 }
 
 /// What to do with one frame.
@@ -205,12 +220,58 @@ pub fn classify_ingress(fdb: &Fdb, frame: &[u8]) -> Verdict {
             Mode::Private | Mode::Passthru | Mode::Source => FloodRule::OnlyTo(from),
         },
     };
+    let group = if net.snoop {
+        if matches!(mcast::membership(frame, &hdr), Some(Message::Changes(_))) {
+            return Verdict::Drop(DropReason::MembershipReport);
+        }
+        snooped_group(frame, &hdr)
+    } else {
+        None
+    };
     Verdict::Flood(Flood {
         network: net_id,
         rule,
         untag: tagged,
         wire: false,
+        group,
     })
+}
+
+/// The group a frame on a snooping network is kept to, if any.
+#[inline]
+fn snooped_group(frame: &[u8], hdr: &FrameHeader) -> Option<MacAddr> {
+    match mcast::group_scope(frame, hdr) {
+        GroupScope::Group(g) => Some(g),
+        GroupScope::All => None,
+    }
+}
+
+/// The group changes in a frame endpoint `from` sent, when its network
+/// snoops and the frame is an IGMP or MLD report or leave.
+pub fn snoop_egress<'a>(fdb: &Fdb, from: EndpointId, frame: &'a [u8]) -> Option<Changes<'a>> {
+    let hdr = FrameHeader::parse(frame).ok()?;
+    if !hdr.dst.is_multicast() {
+        return None;
+    }
+    let net = fdb.network(fdb.endpoint(from)?.network);
+    if !net.snoop || net.mode == Mode::Passthru {
+        return None;
+    }
+    match mcast::membership(frame, &hdr)? {
+        Message::Changes(c) => Some(c),
+        Message::Query => None,
+    }
+}
+
+/// The snooping network a membership query from the wire was seen on.
+pub fn snoop_query(fdb: &Fdb, frame: &[u8]) -> Option<NetworkId> {
+    let hdr = FrameHeader::parse(frame).ok()?;
+    if !hdr.dst.is_multicast() {
+        return None;
+    }
+    let id = fdb.network_on(hdr.vlan)?;
+    let is_query = matches!(mcast::membership(frame, &hdr), Some(Message::Query));
+    (fdb.network(id).snoop && is_query).then_some(id)
 }
 
 /// The endpoint a frame from the wire was addressed to when
@@ -362,11 +423,21 @@ pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
         return to_wire;
     }
     if hdr.dst.is_multicast() {
+        let group = if net.snoop {
+            // Reports and leaves go to the routers (the wire) only (RFC 4541 2.1.1).
+            if matches!(mcast::membership(frame, &hdr), Some(Message::Changes(_))) {
+                return to_wire;
+            }
+            snooped_group(frame, &hdr)
+        } else {
+            None
+        };
         return Verdict::Flood(Flood {
             network: me.network,
             rule: FloodRule::AllBut(from),
             untag: false,
             wire: true,
+            group,
         });
     }
     match fdb.lookup(net.vlan, hdr.dst) {
@@ -377,19 +448,29 @@ pub fn classify_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) -> Verdict {
     }
 }
 
-/// Calls `f` for every endpoint that gets a copy of `flood`.
+/// Calls `f` for every endpoint that gets a copy of `flood`: for a
+/// snooped group, only those `groups` lists as its members (and the FDB
+/// still holds on the network). A frame hairpinned back to its sender
+/// (`OnlyTo`) reaches it member or not, as with the kernel's macvlan.
 #[inline]
-pub fn flood_targets(fdb: &Fdb, flood: &Flood, mut f: impl FnMut(EndpointId)) {
+pub fn flood_targets(fdb: &Fdb, groups: &GroupTable, flood: &Flood, mut f: impl FnMut(EndpointId)) {
     let net = fdb.network(flood.network);
+    let candidates = match (flood.group, flood.rule) {
+        (_, FloodRule::OnlyTo(id)) => return f(id),
+        (Some(g), _) => groups.members(flood.network, g),
+        (None, _) => &net.members,
+    };
+    let on_net = |m: EndpointId| {
+        flood.group.is_none() || fdb.endpoint(m).is_some_and(|e| e.network == flood.network)
+    };
     match flood.rule {
-        FloodRule::OnlyTo(id) => f(id),
-        FloodRule::AllBut(except) => net
-            .members
+        FloodRule::OnlyTo(_) => {}
+        FloodRule::AllBut(except) => candidates
             .iter()
-            .filter(|&&m| m != except)
+            .filter(|&&m| m != except && on_net(m))
             .for_each(|&m| f(m)),
         FloodRule::External(src) => {
-            for &m in &net.members {
+            for &m in candidates.iter().filter(|&&m| on_net(m)) {
                 let allowed = net.mode != Mode::Source
                     || fdb
                         .endpoint(m)
@@ -594,7 +675,7 @@ mod tests {
             panic!("not a flood: {v:?}")
         };
         let mut out = Vec::new();
-        flood_targets(fdb, &f, |id| out.push(id));
+        flood_targets(fdb, &GroupTable::default(), &f, |id| out.push(id));
         out
     }
 
@@ -839,6 +920,114 @@ mod tests {
             classify_egress(&fdb, E11, &frame(mac(50), mac(11))),
             Verdict::Wire { tag: None }
         );
+    }
+
+    /// An IPv4 frame from `src` to IP group `group` (at its group MAC),
+    /// IGMP (`igmp`: the message type) or UDP.
+    fn to_group(src: MacAddr, group: [u8; 4], igmp: Option<u8>) -> Vec<u8> {
+        let dst = mcast::ipv4_group_mac(group.into());
+        let mut f = frame(dst, src);
+        f[14] = 0x45;
+        f[14 + 9] = if igmp.is_some() { 2 } else { 17 };
+        f[14 + 16..14 + 20].copy_from_slice(&group);
+        if let Some(kind) = igmp {
+            f[34] = kind;
+            f[38..42].copy_from_slice(&group);
+        }
+        f
+    }
+
+    /// `fdb(Bridge)` with network "n" snooping.
+    fn snooping() -> Fdb {
+        let mut nets = fdb(Mode::Bridge).networks().to_vec();
+        nets[0].snoop = true;
+        Fdb::new(nets, fdb(Mode::Bridge).slots().to_vec()).unwrap()
+    }
+
+    /// Membership of e12 in 239.1.2.3 on network "n".
+    fn e12_joined(fdb: &Fdb) -> GroupTable {
+        let mut m = crate::switch::Memberships::new(None);
+        let g = mcast::ipv4_group_mac([239, 1, 2, 3].into());
+        m.apply(
+            fdb,
+            crate::switch::SnoopEvent::Join(E12, g),
+            std::time::Instant::now(),
+        );
+        m.snapshot()
+    }
+
+    fn group_targets(fdb: &Fdb, groups: &GroupTable, v: Verdict) -> Vec<EndpointId> {
+        let Verdict::Flood(f) = v else {
+            panic!("not a flood: {v:?}")
+        };
+        let mut out = Vec::new();
+        flood_targets(fdb, groups, &f, |id| out.push(id));
+        out
+    }
+
+    #[test]
+    fn snooped_groups_reach_members_only() {
+        let fdb = snooping();
+        let joined = e12_joined(&fdb);
+        let none = GroupTable::default();
+        // From the wire: the member, or nobody.
+        let v = classify_ingress(&fdb, &to_group(WIRE_HOST, [239, 1, 2, 3], None));
+        assert_eq!(group_targets(&fdb, &joined, v), vec![E12]);
+        assert_eq!(group_targets(&fdb, &none, v), Vec::<EndpointId>::new());
+        // Another group that shares nothing with it: nobody.
+        let v = classify_ingress(&fdb, &to_group(WIRE_HOST, [239, 1, 2, 4], None));
+        assert_eq!(group_targets(&fdb, &joined, v), Vec::<EndpointId>::new());
+        // Link-local groups and broadcast: everyone, member or not.
+        let v = classify_ingress(&fdb, &to_group(WIRE_HOST, [224, 0, 0, 251], None));
+        assert_eq!(group_targets(&fdb, &none, v), vec![E11, E12]);
+        let v = classify_ingress(&fdb, &frame(MacAddr::BROADCAST, WIRE_HOST));
+        assert_eq!(group_targets(&fdb, &none, v), vec![E11, E12]);
+        // A sibling's group frame: to the members but the sender, and the wire.
+        let v = classify_egress(&fdb, E11, &to_group(mac(11), [239, 1, 2, 3], None));
+        assert!(matches!(v, Verdict::Flood(Flood { wire: true, .. })));
+        assert_eq!(group_targets(&fdb, &joined, v), vec![E12]);
+        let v = classify_egress(&fdb, E12, &to_group(mac(12), [239, 1, 2, 3], None));
+        assert_eq!(group_targets(&fdb, &joined, v), Vec::<EndpointId>::new());
+        // A flood network ignores the table.
+        let flood = self::fdb(Mode::Bridge);
+        let v = classify_ingress(&flood, &to_group(WIRE_HOST, [239, 1, 2, 3], None));
+        assert_eq!(group_targets(&flood, &none, v), vec![E11, E12]);
+    }
+
+    #[test]
+    fn membership_reports_are_snooped_and_go_to_the_wire_only() {
+        let fdb = snooping();
+        let report = to_group(mac(11), [239, 1, 2, 3], Some(0x16));
+        let changes: Vec<_> = snoop_egress(&fdb, E11, &report).unwrap().collect();
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].join);
+        // Not copied to the siblings (RFC 4541 2.1.1), only to the routers.
+        assert_eq!(
+            classify_egress(&fdb, E11, &report),
+            Verdict::Wire { tag: None }
+        );
+        // Another host's report from the wire reaches no container.
+        let theirs = to_group(WIRE_HOST, [239, 1, 2, 3], Some(0x16));
+        assert_eq!(
+            classify_ingress(&fdb, &theirs),
+            Verdict::Drop(DropReason::MembershipReport)
+        );
+        // Queries from the wire reach every container and are noted.
+        let query = to_group(WIRE_HOST, [224, 0, 0, 1], Some(0x11));
+        assert_eq!(snoop_query(&fdb, &query), Some(NetworkId(0)));
+        let v = classify_ingress(&fdb, &query);
+        assert_eq!(
+            group_targets(&fdb, &GroupTable::default(), v),
+            vec![E11, E12]
+        );
+        // Nothing is snooped on a flood network; its reports flood as before.
+        let flood = self::fdb(Mode::Bridge);
+        assert!(snoop_egress(&flood, E11, &report).is_none());
+        assert_eq!(snoop_query(&flood, &query), None);
+        assert!(matches!(
+            classify_egress(&flood, E11, &report),
+            Verdict::Flood(_)
+        ));
     }
 
     #[test]

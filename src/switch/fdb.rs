@@ -85,6 +85,9 @@ pub struct NetworkEntry {
     /// any 802.1Q tag of its own not counted: the network's MTU + 14.
     /// Longer frames are dropped as `too_long`, never cut short.
     pub max_frame: usize,
+    /// `multicast = "snoop"`: IP multicast beyond the link goes to the
+    /// group's members only (false: to every endpoint).
+    pub snoop: bool,
 }
 
 impl NetworkEntry {
@@ -100,6 +103,7 @@ impl NetworkEntry {
             allow_inner_tags: false,
             anti_spoof_ip: false,
             max_frame: usize::MAX,
+            snoop: false,
         }
     }
 }

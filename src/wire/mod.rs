@@ -1,7 +1,9 @@
-//! Typed views over frame bytes: MAC addresses, Ethernet and 802.1Q headers.
+//! Typed views over frame bytes: MAC addresses, Ethernet and 802.1Q
+//! headers, IP multicast groups and membership messages.
 
 mod frame;
 mod mac;
+pub mod mcast;
 
 pub use frame::{
     FrameError, FrameHeader, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HEADER_LEN, VLAN_TAG_LEN,

@@ -10,16 +10,24 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::LISTENER_BATCH;
+use crate::dataplane::send_snoop;
 use crate::dataplane::GroupFrame;
 use crate::io::packet::{FrameFault, GroupListener};
 use crate::metrics::{Source, WorkerStats};
-use crate::switch::{classify_ingress, flood_targets, DropReason, Fdb, Verdict};
+use crate::switch::{
+    classify_ingress, flood_targets, snoop_query, DropReason, Fdb, GroupTable, SnoopEvent, Verdict,
+};
 
 /// What the group listener thread works with.
 pub(super) struct GroupPath {
     pub listener: GroupListener,
     pub fdb: Arc<RwLock<Arc<Fdb>>>,
     pub generation: Arc<AtomicU64>,
+    /// The multicast group table, and its generation.
+    pub groups: Arc<RwLock<Arc<GroupTable>>>,
+    pub groups_generation: Arc<AtomicU64>,
+    /// Queries from the wire, for the snooping thread.
+    pub snoops: Sender<SnoopEvent>,
     /// One bounded queue per network, by `NetworkId`; network k is worker
     /// (k mod workers)'s. The control thread adds a network's queue before
     /// it publishes an FDB with the network; the listener takes a fresh
@@ -45,16 +53,12 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
     let mut buf = vec![0u8; cap];
     let mut seen = p.generation.load(Ordering::Acquire);
     let mut snapshot = p.fdb.read().expect("fdb lock").clone();
+    let mut groups_seen = p.groups_generation.load(Ordering::Acquire);
+    let mut groups = p.groups.read().expect("groups lock").clone();
     let mut out = p.out.lock().expect("flood queues lock").clone();
     let mut woken = vec![false; p.wakes.len()];
     let workers = p.wakes.len();
     while !p.stop.load(Ordering::Relaxed) {
-        let now = p.generation.load(Ordering::Acquire);
-        if now != seen {
-            seen = now;
-            snapshot = p.fdb.read().expect("fdb lock").clone();
-            out = p.out.lock().expect("flood queues lock").clone();
-        }
         // The first frame is waited for (up to the socket's timeout); the
         // rest of the batch is what is queued already.
         let mut wait = true;
@@ -78,14 +82,35 @@ pub(super) fn group_listener(p: GroupPath, cap: usize) {
                 }
             };
             wait = false;
+            // Checked per frame: the first frame of a batch was waited for,
+            // and a snapshot from before the wait would miss a join made
+            // meanwhile (two atomic loads; the locks only on a change).
+            let now = p.generation.load(Ordering::Acquire);
+            if now != seen {
+                seen = now;
+                snapshot = p.fdb.read().expect("fdb lock").clone();
+                out = p.out.lock().expect("flood queues lock").clone();
+            }
+            let now = p.groups_generation.load(Ordering::Acquire);
+            if now != groups_seen {
+                groups_seen = now;
+                groups = p.groups.read().expect("groups lock").clone();
+            }
             p.stats.received(Source::WireGroup, 1);
+            if let Some(net) = snoop_query(&snapshot, frame) {
+                send_snoop(&p.snoops, &p.stats, SnoopEvent::Query(net));
+            }
             let verdict = classify_ingress(&snapshot, frame);
             let (queue, worker) = match verdict {
                 Verdict::Flood(flood) => {
                     let mut receivers = 0;
-                    flood_targets(&snapshot, &flood, |_| receivers += 1);
+                    flood_targets(&snapshot, &groups, &flood, |_| receivers += 1);
                     let net = usize::from(flood.network.0);
                     let worker = net % workers;
+                    if receivers == 0 && flood.group.is_some() {
+                        p.stats.dropped(DropReason::NoGroupMember);
+                        continue;
+                    }
                     if receivers == 1 {
                         (&p.express[worker], worker)
                     } else {

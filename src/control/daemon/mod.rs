@@ -57,11 +57,12 @@ use crate::io::tap::TapPort;
 use crate::io::xdp::{AttachMode, XdpPort, XdpProgram};
 use crate::io::xsk::{create_umem, Bind, RingSizes, XskSocket};
 use crate::metrics::{Exporter, WorkerStats};
-use crate::switch::{DropReason, EndpointId, Fdb, NetworkId};
+use crate::switch::{DropReason, EndpointId, Fdb, GroupTable, NetworkId, SnoopEvent};
 
 mod error;
 mod group;
 pub mod plan;
+mod snoop;
 mod steps;
 
 pub use error::DaemonError;
@@ -140,6 +141,21 @@ pub struct Daemon {
     events_tx: Sender<Event>,
     /// Bumped on every FDB publication, so the group listener refreshes its snapshot.
     fdb_generation: Arc<AtomicU64>,
+    /// The multicast group table the snooping thread published last.
+    groups: Arc<RwLock<Arc<GroupTable>>>,
+    /// Bumped on every group table publication.
+    groups_generation: Arc<AtomicU64>,
+    /// Where workers and the group listener send what they snoop.
+    snoops: Sender<SnoopEvent>,
+    /// The snooping thread's end, until it starts.
+    snoops_rx: Option<Receiver<SnoopEvent>>,
+    /// Networks whose containers the snooping thread is to query.
+    query_requests: Sender<NetworkId>,
+    /// Networks to query once the next FDB is published (their new
+    /// endpoints must be in it, or their reports would be discarded).
+    pending_queries: Vec<NetworkId>,
+    /// Its end, until it starts.
+    query_requests_rx: Option<Receiver<NetworkId>>,
     /// MACs mvdp added to the parent's unicast filter (removed at teardown).
     unicast_addresses: Vec<crate::wire::MacAddr>,
     /// How the parent accepts the endpoints' MACs ([`MacFilter`] as u8; 0 = not yet).
@@ -309,6 +325,8 @@ impl Daemon {
             );
         }
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let (snoops, snoops_rx) = bounded(snoop::SNOOP_QUEUE_LEN);
+        let (query_requests, query_requests_rx) = crossbeam_channel::unbounded();
         let mut d = Daemon {
             passthru_at_start: config.networks.iter().any(|n| n.mode == Mode::Passthru),
             config,
@@ -327,6 +345,13 @@ impl Daemon {
             events: events_rx,
             events_tx,
             fdb_generation: Arc::new(AtomicU64::new(0)),
+            groups: Arc::default(),
+            groups_generation: Arc::new(AtomicU64::new(0)),
+            snoops,
+            snoops_rx: Some(snoops_rx),
+            query_requests,
+            query_requests_rx: Some(query_requests_rx),
+            pending_queries: Vec::new(),
             unicast_addresses: Vec::new(),
             mac_filter: Arc::new(AtomicU8::new(0)),
             plumbing: Plumbing::default(),
@@ -349,6 +374,7 @@ impl Daemon {
             })
             .count();
         d.spawn_workers(&queues, posting)?;
+        d.start_snooper()?;
         d.load_fast_path();
         if !d.needs_xdp(&desired.endpoints) {
             log::info!(
@@ -480,6 +506,7 @@ impl Daemon {
                 limits: limits.clone(),
                 stats: stats.clone(),
                 events: self.events_tx.clone(),
+                snoops: self.snoops.clone(),
             };
             let worker = Worker::spawn(cfg, tx).map_err(DaemonError::io("starting a worker"))?;
             self.workers.push(worker);
@@ -492,6 +519,35 @@ impl Daemon {
         };
         self.plumbing.bind = Some(bind);
         self.plumbing.recycle = Some(recycle_rx);
+        Ok(())
+    }
+
+    /// The snooping thread, the one writer of the multicast group table.
+    fn start_snooper(&mut self) -> Result<()> {
+        // After the workers' (dead_workers and status pair them by index).
+        let querier_stats = Arc::new(WorkerStats::new("querier".into()));
+        self.stats.push(querier_stats.clone());
+        let path = snoop::SnoopPath {
+            events: self.snoops_rx.take().expect("started once"),
+            fdb: self.fdb.clone(),
+            generation: self.fdb_generation.clone(),
+            workers: self
+                .workers
+                .iter()
+                .map(|w| (w.commands.clone(), w.wake.clone()))
+                .collect(),
+            groups: self.groups.clone(),
+            groups_generation: self.groups_generation.clone(),
+            express: self.plumbing.express.clone(),
+            stats: querier_stats,
+            query_requests: self.query_requests_rx.take().expect("started once"),
+            stop: self.stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("mvdp-snoop".into())
+            .spawn(move || snoop::snooper(path))
+            .map_err(DaemonError::io("starting the snooping thread"))?;
+        self.threads.push(thread);
         Ok(())
     }
 
@@ -568,6 +624,9 @@ impl Daemon {
             listener,
             fdb: self.fdb.clone(),
             generation: self.fdb_generation.clone(),
+            groups: self.groups.clone(),
+            groups_generation: self.groups_generation.clone(),
+            snoops: self.snoops.clone(),
             out: self.flood_queues.clone(),
             express: self.plumbing.express.clone(),
             wakes: self.workers.iter().map(|w| w.wake.clone()).collect(),
@@ -598,6 +657,8 @@ impl Daemon {
         let fast = self.fast.clone();
         exporter.add_source(fast.clone());
         exporter.add_hook(Box::new(move || publish_fast_path_state(&fast)));
+        let (groups, fdb) = (self.groups.clone(), self.fdb.clone());
+        exporter.add_hook(Box::new(move || publish_group_counts(&groups, &fdb)));
         let filter = self.mac_filter.clone();
         exporter.add_hook(Box::new(move || {
             let mode = filter.load(Ordering::Relaxed);
@@ -664,6 +725,7 @@ impl Daemon {
     pub fn endpoint_infos(&self) -> Vec<crate::control::api::EndpointInfo> {
         use crate::metrics::CounterSource;
         let mut out = Vec::new();
+        let groups = self.groups.read().expect("groups lock").clone();
         for state in self.endpoints.iter().flatten() {
             let ep = &state.config;
             let mut sums = crate::metrics::endpoint_totals(&self.stats, state.id);
@@ -714,6 +776,11 @@ impl Daemon {
                 tx_packets: sums.tx_packets,
                 tx_bytes: sums.tx_bytes,
                 drops: sums.dropped,
+                groups: groups
+                    .groups_of(state.id)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
             });
         }
         out
@@ -1046,6 +1113,19 @@ impl Drop for Daemon {
 
 /// Publishes the parent XDP program's per-CPU counters, summed (zeros while
 /// no program is attached: no frame went through one).
+/// `mvdp_multicast_groups{network}`: groups with a member, per snooping network.
+fn publish_group_counts(groups: &RwLock<Arc<GroupTable>>, fdb: &RwLock<Arc<Fdb>>) {
+    let counts = groups.read().expect("groups lock").groups_per_network();
+    let fdb = fdb.read().expect("fdb lock").clone();
+    for (i, net) in fdb.networks().iter().enumerate() {
+        if net.retired || !net.snoop {
+            continue;
+        }
+        let n = counts.get(&NetworkId(i as u16)).copied().unwrap_or(0);
+        metrics::gauge!("mvdp_multicast_groups", "network" => net.name.clone()).set(n as f64);
+    }
+}
+
 fn publish_xdp_counters(xdp: &Mutex<Option<XdpProgram>>) {
     let Ok(guard) = xdp.lock() else { return };
     let prog = guard.as_ref();

@@ -25,7 +25,7 @@ pub enum Step {
     /// Change an endpoint's policy in place: allowed sources, rate limit.
     UpdateEndpoint(String),
     /// Change a network's policy in place (`allow_inner_tags`,
-    /// `anti_spoof`) and the keys
+    /// `anti_spoof`, `multicast`) and the keys
     /// only addressing reads (`ip_range`, `aux_addresses`, `host_shim`).
     UpdateNetwork(String),
 }
@@ -135,6 +135,7 @@ pub fn plan(running: &Running, desired: &Config) -> Plan {
                 }
                 if new.allow_inner_tags != net.allow_inner_tags
                     || new.anti_spoof != net.anti_spoof
+                    || new.multicast != net.multicast
                     || new.ip_range != net.ip_range
                     || new.aux_addresses != net.aux_addresses
                     || new.host_shim != net.host_shim

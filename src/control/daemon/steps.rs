@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::*;
-use crate::config::{EndpointConfig, Ipam, NetworkConfig};
+use crate::config::{EndpointConfig, Ipam, Multicast, NetworkConfig};
 use crate::control::netlink::{EndpointLinkSpec, LinkKind};
 use crate::dataplane::EndpointIo;
 use crate::switch::{EndpointEntry, NetworkEntry};
@@ -148,6 +148,10 @@ impl Daemon {
             return Ok(());
         };
         let slot = &mut self.networks[usize::from(id.0)].config;
+        if slot.multicast != Multicast::Snoop && new.multicast == Multicast::Snoop {
+            // Its containers joined groups while nobody listened.
+            self.pending_queries.push(id);
+        }
         let queue_len = slot.bcast_queue_len;
         *slot = new.clone();
         slot.bcast_queue_len = queue_len;
@@ -370,6 +374,10 @@ impl Daemon {
             handoff: ep.handoff,
         })?;
         let adopted = link.adopted;
+        if adopted {
+            // Its container may hold groups mvdp has not heard it join.
+            self.pending_queries.push(network);
+        }
         if self.endpoints.len() <= i {
             self.endpoints.resize_with(i + 1, || None);
         }
@@ -784,6 +792,7 @@ impl Daemon {
                 e.anti_spoof_ip = n.config.anti_spoof == crate::config::AntiSpoof::MacIp;
                 e.max_frame = self.config.network_mtu(&n.config, self.parent_mtu) as usize
                     + crate::wire::ETH_HEADER_LEN;
+                e.snoop = n.config.multicast == crate::config::Multicast::Snoop;
                 e
             })
             .collect();
@@ -807,13 +816,17 @@ impl Daemon {
         Fdb::new(networks, slots)
     }
 
-    /// Hands `fdb` to the workers and the group listener.
-    pub(super) fn publish(&self, fdb: Arc<Fdb>) {
+    /// Hands `fdb` to the workers and the group listener, then asks the
+    /// snooping thread for the queries the FDB's new endpoints wait for.
+    pub(super) fn publish(&mut self, fdb: Arc<Fdb>) {
         *self.fdb.write().expect("fdb lock") = fdb.clone();
         self.fdb_generation.fetch_add(1, Ordering::Release);
         for w in &self.workers {
             w.commands.send(Command::Fdb(fdb.clone())).ok();
             w.wake.wake();
+        }
+        for net in self.pending_queries.drain(..) {
+            self.query_requests.send(net).ok();
         }
     }
 

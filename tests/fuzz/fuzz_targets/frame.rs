@@ -1,6 +1,7 @@
 //! Frame parse + classify, ingress and egress, tagged and untagged, over an
 //! FDB with every mode: never a panic, and every verdict one the data plane
-//! may act on (checked below).
+//! may act on (checked below). The snooping parser (IGMP/MLD membership
+//! messages, the group a frame is kept to) runs on every input too.
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -8,8 +9,9 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use mvdp::switch::{
-    classify_egress, classify_ingress, flood_targets, DropReason, EndpointEntry, EndpointId, Fdb,
-    Mode, NetworkEntry, NetworkId, Verdict,
+    classify_egress, classify_ingress, flood_targets, snoop_egress, snoop_query, DropReason,
+    EndpointEntry, EndpointId, Fdb, GroupTable, Memberships, Mode, NetworkEntry, NetworkId,
+    SnoopEvent, Verdict,
 };
 use mvdp::wire::{FrameHeader, MacAddr, ETHERTYPE_QINQ};
 
@@ -28,6 +30,7 @@ static FDB: LazyLock<Fdb> = LazyLock::new(|| {
     // The untagged network checks IPv4 and ARP senders too.
     let mut lan = net("lan", None, Mode::Bridge);
     lan.anti_spoof_ip = true;
+    lan.snoop = true;
     let mut retired = net("old", Some(90), Mode::Bridge);
     retired.retired = true;
     let networks = vec![
@@ -61,6 +64,14 @@ static FDB: LazyLock<Fdb> = LazyLock::new(|| {
     Fdb::new(networks, endpoints).expect("a valid FDB")
 });
 
+/// e1 joined 239.1.2.3 on lan (snooping); e0 did not.
+static GROUPS: LazyLock<GroupTable> = LazyLock::new(|| {
+    let mut m = Memberships::new(None);
+    let group = MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
+    m.apply(&FDB, SnoopEvent::Join(EndpointId(1), group), std::time::Instant::now());
+    m.snapshot()
+});
+
 /// The flood's targets: endpoints of its network, each once.
 fn check_targets(fdb: &Fdb, flood: &mvdp::switch::Flood) -> Vec<EndpointId> {
     assert!(
@@ -68,7 +79,16 @@ fn check_targets(fdb: &Fdb, flood: &mvdp::switch::Flood) -> Vec<EndpointId> {
         "a flood on a retired network"
     );
     let mut targets = Vec::new();
-    flood_targets(fdb, flood, |id| targets.push(id));
+    flood_targets(fdb, &GROUPS, flood, |id| targets.push(id));
+    if let Some(group) = flood.group {
+        assert!(fdb.network(flood.network).snoop, "a group kept to members on a flood network");
+        for id in &targets {
+            assert!(
+                GROUPS.members(flood.network, group).contains(id),
+                "a snooped group's frame to a non-member"
+            );
+        }
+    }
     for id in &targets {
         let e = fdb
             .endpoint(*id)
@@ -164,8 +184,14 @@ fn check_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     let fdb = &*FDB;
     check_ingress(fdb, data);
+    snoop_query(fdb, data);
     // The first byte picks the sender (a free id and an unknown one included).
     if let Some((&who, frame)) = data.split_first() {
-        check_egress(fdb, EndpointId(u16::from(who % 10)), frame);
+        let from = EndpointId(u16::from(who % 10));
+        check_egress(fdb, from, frame);
+        if let Some(changes) = snoop_egress(fdb, from, frame) {
+            // A record is at least 8 bytes: never more changes than that allows.
+            assert!(changes.count() <= frame.len() / 8, "more group changes than records fit");
+        }
     }
 });

@@ -77,6 +77,9 @@ fn fdb(limited: bool) -> Arc<Fdb> {
             let mut n = NetworkEntry::new(format!("n{i}"), VLANS[i], modes[i]);
             n.anti_spoof_ip = i == 0;
             n.allow_inner_tags = i == 1;
+            // The bridge network snoops: its members-only floods and the
+            // snooping parser run too (no group has a member here).
+            n.snoop = i == 0;
             n.flood_queue_len = 8;
             // Small MTUs, so that fuzzed frames cross them (too_long).
             n.max_frame = if i < 2 { 100 + 14 } else { usize::MAX };

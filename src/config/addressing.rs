@@ -105,11 +105,11 @@ pub(super) fn ipv6_book(
         format!("the subnet-router anycast address of {subnet}"),
     );
     book.reserve_own(key, "gateway6", v6.gateway, "the IPv6 gateway")?;
-    for &aux in &v6.aux_addresses {
+    for (&aux, &i) in v6.aux_addresses.iter().zip(&v6.aux_positions) {
         book.reserve(
-            key.field("aux_addresses"),
+            key.field("aux_addresses").index(i),
             aux,
-            format!("aux_addresses {aux} of network {:?}", net.name),
+            format!("aux_addresses[{i}] of network {:?}", net.name),
         )?;
     }
     if let Some(shim) = v6.host_shim {

@@ -29,11 +29,16 @@ pub const DEFAULT_FRAME_SIZE: u32 = 2048;
 pub const FRAME_HEADROOM: u32 = 256;
 /// A network's MTU when the parent's is more than a UMEM frame carries.
 pub const DEFAULT_MTU: u32 = 1500;
-/// An Ethernet header with one 802.1Q tag: what a frame adds to the MTU.
-pub const L2_OVERHEAD: u32 = 18;
+/// What a frame adds to the MTU on its way through the workers: an
+/// Ethernet header, one 802.1Q tag, and the 4-byte tag the fast path's
+/// punt device puts on the frames it hands them.
+pub const L2_OVERHEAD: u32 = 18 + PUNT_TAG_LEN;
+/// The tag the fast path puts on a frame it hands the workers through the
+/// punt device (which must carry it on top of the workers' largest MTU).
+pub const PUNT_TAG_LEN: u32 = 4;
 
 /// The largest network `mtu` a UMEM frame of `frame_size` bytes carries
-/// (with an Ethernet header and a VLAN tag): 1774 for 2048, 3822 for 4096.
+/// (with an Ethernet header, a VLAN tag and the punt tag): 1770 for 2048, 3818 for 4096.
 /// The workers carry no larger frame: the kernel refuses UMEM frames above
 /// the page size (even in huge pages), and mvdp does not use AF_XDP
 /// multi-buffer (`XDP_USE_SG`).
@@ -315,6 +320,9 @@ pub struct Ipv6Addressing {
     pub ip_range: Option<Ipv6Net>,
     /// IPv6 addresses never given to an endpoint.
     pub aux_addresses: Vec<Ipv6Addr>,
+    /// Where each of `aux_addresses` stands in the network's one
+    /// `aux_addresses` list (IPv4 and IPv6 together), for error keys.
+    pub aux_positions: Vec<usize>,
     /// The host shim's IPv6 address (networks with `host_shim` only).
     pub host_shim: Option<Ipv6Addr>,
 }

@@ -364,21 +364,21 @@ fn network_mtu() {
     }
     assert_eq!(ok(&net("")).networks[0].mtu, None);
     assert_eq!(ok(&net("mtu = 1400")).networks[0].mtu, Some(1400));
-    // The fast path carries any MTU; the workers 1774 with 2048-byte frames.
+    // The fast path carries any MTU; the workers 1770 with 2048-byte frames.
     assert_eq!(ok(&net("mtu = 9000")).networks[0].mtu, Some(9000));
-    let off = net("mtu = 1775").replace(
+    let off = net("mtu = 1771").replace(
         "[[network]]",
         "[dataplane]\nfast_path = \"off\"\n[[network]]",
     );
     let e = err_at(&off, "network[0].mtu");
-    assert!(e.to_string().contains("at most 1774"), "{e}");
-    ok(&off.replace("1775", "1774"));
+    assert!(e.to_string().contains("at most 1770"), "{e}");
+    ok(&off.replace("1771", "1770"));
     let four_k = off.replace(
         "interface = \"eth0\"",
         "interface = \"eth0\"\nframe_size = 4096",
     );
-    ok(&four_k.replace("1775", "3822"));
-    err_at(&four_k.replace("1775", "3823"), "network[0].mtu");
+    ok(&four_k.replace("1771", "3818"));
+    err_at(&four_k.replace("1771", "3819"), "network[0].mtu");
     for policy in [
         "mode = \"source\"",
         "mode = \"passthru\"",
@@ -391,7 +391,7 @@ fn network_mtu() {
     let tap = net("mtu = 9000") + &endpoint("t", "kind = \"tap\"");
     let e = err_at(&tap, "endpoint[0].kind");
     assert!(e.to_string().contains("TAP"), "{e}");
-    ok(&tap.replace("9000", "1774"));
+    ok(&tap.replace("9000", "1770"));
 }
 
 #[test]
@@ -1011,6 +1011,14 @@ fn dual_stack_errors_name_their_key() {
             "network[0].aux_addresses[0]",
         ),
         (v6("gateway6 = \"fd00:78::1\""), "network[0].gateway6"),
+        (
+            v6("aux_addresses = [\"192.168.1.2\", \"fd00:77::5\", \"fd00:77::5\"]"),
+            "network[0].aux_addresses[2]",
+        ),
+        (
+            v6("aux_addresses = [\"fd00:78::5\"]"),
+            "network[0].aux_addresses[0]",
+        ),
         (v6("gateway6 = \"fe80::1\""), "network[0].gateway6"),
         (v6("gateway6 = \"not-an-address\""), "network[0].gateway6"),
         (v6("ip_range6 = \"fd00:78::/120\""), "network[0].ip_range6"),
@@ -1100,4 +1108,18 @@ fn runtime_networks_take_ipam() {
     };
     let c = Config::parse_with(MINIMAL, &[net], &[]).unwrap();
     assert_eq!(c.network("dk").unwrap().ipam, Ipam::Dhcp);
+}
+
+#[test]
+fn dhcp_networks_keep_static_ipv6() {
+    let text = net("ipam = \"dhcp\"\nsubnet6 = \"fd00:77::/64\"")
+        + &endpoint("a", "ip6 = \"fd00:77::9\"")
+        + &endpoint("b", "");
+    let c = ok(&text);
+    assert_eq!(c.endpoints[0].ip6, Some(ip6("fd00:77::9")));
+    assert_eq!(c.endpoints[1].ip6, Some(ip6("fd00:77::2")));
+    err_at(
+        &(net("ipam = \"dhcp\"") + &endpoint("a", "ip6 = \"fd00:77::9\"")),
+        "endpoint[0].ip6",
+    );
 }

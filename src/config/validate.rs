@@ -390,10 +390,14 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
     let aux_key = key.field("aux_addresses");
     let mut aux_addresses = Vec::new();
     let mut aux_addresses6 = Vec::new();
+    let mut aux_positions6 = Vec::new();
     for (i, s) in raw.aux_addresses.iter().enumerate() {
         match parse(&aux_key.index(i), s, "an IPv4 or IPv6 address")? {
             IpAddr::V4(ip) => aux_addresses.push(ip),
-            IpAddr::V6(ip) if raw.subnet6.is_some() => aux_addresses6.push(ip),
+            IpAddr::V6(ip) if raw.subnet6.is_some() => {
+                aux_addresses6.push(ip);
+                aux_positions6.push(i);
+            }
             IpAddr::V6(_) => {
                 return Err(ConfigError::Invalid {
                     key: aux_key.index(i),
@@ -412,7 +416,12 @@ fn network(raw: RawNetwork, key: &Key) -> Result<NetworkConfig, ConfigError> {
         ip_range6: raw.ip_range6,
         host_shim6: raw.host_shim6,
     };
-    let ipv6 = ipv6_addressing(v6_keys, key, aux_addresses6, host_shim.is_some())?;
+    let ipv6 = ipv6_addressing(
+        v6_keys,
+        key,
+        (aux_addresses6, aux_positions6),
+        host_shim.is_some(),
+    )?;
     let bcast_queue_len = ranged(
         &key.field("bcast_queue_len"),
         raw.bcast_queue_len,
@@ -474,7 +483,7 @@ struct Ipv6Keys {
 fn ipv6_addressing(
     raw: Ipv6Keys,
     key: &Key,
-    aux_addresses: Vec<Ipv6Addr>,
+    (aux_addresses, aux_positions): (Vec<Ipv6Addr>, Vec<usize>),
     has_shim: bool,
 ) -> Result<Option<Ipv6Addressing>, ConfigError> {
     let Some(text) = &raw.subnet6 else {
@@ -546,6 +555,7 @@ fn ipv6_addressing(
         gateway,
         ip_range,
         aux_addresses,
+        aux_positions,
         host_shim,
     }))
 }
@@ -627,10 +637,7 @@ fn endpoints(
         .collect::<Result<Vec<_>, _>>()?;
     // DHCP networks: no address before the lease (0.0.0.0 here).
     for p in pending.iter_mut() {
-        if networks[p.net].ipam == Ipam::Dhcp {
-            continue;
-        }
-        if let Some(ip) = p.ip {
+        if let Some(ip) = p.ip.filter(|_| networks[p.net].ipam == Ipam::Static) {
             books[p.net].reserve(p.key.field("ip"), ip, format!("endpoint {}", p.key))?;
             p.config.ip = ip;
         }

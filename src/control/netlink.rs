@@ -756,6 +756,7 @@ fn adopt_veth(
         // A network that became dual stack since: the address is added now.
         if let Some((addr6, len)) = spec.addr6 {
             if !cnl.has_address(index, spec.ifname, IpAddr::V6(addr6), len)? {
+                turn_ipv6_on(spec.ifname, &label)?;
                 cnl.add_address(index, spec.ifname, IpAddr::V6(addr6), len)?;
             }
         }
@@ -843,12 +844,7 @@ fn configure_in_container(spec: &EndpointLinkSpec, current: &str) -> Result<(), 
         if let Some((addr6, len)) = spec.addr6 {
             // A namespace may turn IPv6 off for new interfaces (the
             // `default` sysctl); a dual-stack endpoint needs it on.
-            enable_ipv6(ifname).map_err(|source| NetlinkError::Link {
-                op: "turn IPv6 on".into(),
-                ifname: ifname.to_string(),
-                netns: label.clone(),
-                source,
-            })?;
+            turn_ipv6_on(ifname, &label)?;
             nl.add_address(index, ifname, IpAddr::V6(addr6), len)?;
         }
         nl.set_up(index, ifname)?;
@@ -872,12 +868,16 @@ fn add_default_routes(nl: &Rtnl, spec: &EndpointLinkSpec, index: u32) -> Result<
 }
 
 /// Writes 0 to `disable_ipv6` of `ifname` in the calling thread's netns
-/// (`/proc/sys/net` follows the calling thread's namespace).
-fn enable_ipv6(ifname: &str) -> io::Result<()> {
-    std::fs::write(
-        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
-        b"0",
-    )
+/// (`/proc/sys/net` follows the calling thread's namespace; `netns` names
+/// it in the error).
+fn turn_ipv6_on(ifname: &str, netns: &str) -> Result<(), NetlinkError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    std::fs::write(path, b"0").map_err(|source| NetlinkError::Link {
+        op: "turn IPv6 on".into(),
+        ifname: ifname.to_string(),
+        netns: netns.to_string(),
+        source,
+    })
 }
 
 /// Writes 1 to `disable_ipv6` of `ifname` in the calling thread's netns, so the

@@ -346,6 +346,7 @@ impl Service {
         if !dhcp {
             spec.ip = Some(made.ip.to_string());
         }
+        spec.ip6 = made.ip6.map(|ip| ip.to_string());
         spec.mac = Some(made.mac.to_string());
         *runtime.last_mut().expect("pushed") = spec.clone();
         daemon

@@ -450,6 +450,8 @@ impl Client {
             .subnet_mask
             .map(u32::from)
             .filter(|m| m.leading_ones() + m.trailing_zeros() == 32)
+            // A /0, /31 or /32 leaves no room for a gateway on the link.
+            .filter(|m| (1..=30).contains(&m.leading_ones()))
             .map_or(self.subnet.prefix_len(), |m| m.leading_ones() as u8);
         Some(Lease {
             address: msg.yiaddr,
@@ -684,5 +686,23 @@ mod tests {
         assert_eq!(l.t1, Duration::from_secs(60));
         assert_eq!(l.t2, Duration::from_secs(105));
         assert_eq!(l.prefix_len, 24, "the network's prefix without option 1");
+    }
+
+    #[test]
+    fn a_mask_without_room_for_a_gateway_is_not_taken() {
+        for mask in [[255, 255, 255, 255], [255, 255, 255, 254], [0, 0, 0, 0]] {
+            let t0 = Instant::now();
+            let mut c = client(t0);
+            let discover = sent(&c.poll(t0))[0].2.clone();
+            let offer = reply(&discover, MessageType::Offer, ADDR);
+            let request = sent(&c.receive(&offer, SERVER_MAC, t0))[0].2.clone();
+            let mut ack = reply(&request, MessageType::Ack, ADDR);
+            ack.options.subnet_mask = Some(Ipv4Addr::from(mask));
+            let acts = c.receive(&ack, SERVER_MAC, t0);
+            let Action::Configure(l) = acts[0] else {
+                panic!("{acts:?}")
+            };
+            assert_eq!(l.prefix_len, 24, "mask {mask:?}: the network's prefix");
+        }
     }
 }

@@ -303,12 +303,10 @@ const ARP_SHA: usize = 8;
 const ARP_SPA: usize = 14;
 const ARP_LEN: usize = 28;
 
-/// The IPv6 ethertype; offsets in an IPv6 header and in a neighbour advertisement.
+/// The IPv6 ethertype; the source's offset in an IPv6 header; the ICMPv6
+/// type of a neighbour advertisement.
 const ETHERTYPE_IPV6: u16 = 0x86dd;
-const IPV6_NEXT_HEADER: usize = 6;
 const IPV6_SRC: usize = 8;
-const IPV6_HEADER_LEN: usize = 40;
-const NEXT_HEADER_ICMPV6: u8 = 58;
 const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
 /// The target address of a neighbour advertisement, from the ICMPv6 header.
 const NA_TARGET: usize = 8;
@@ -330,11 +328,19 @@ fn check_sender_ipv6(payload: &[u8], own: Ipv6Addr) -> Result<(), DropReason> {
     if !allowed(src) {
         return Err(DropReason::IpSpoof);
     }
-    let icmp = &payload[IPV6_HEADER_LEN.min(payload.len())..];
-    if payload[IPV6_NEXT_HEADER] == NEXT_HEADER_ICMPV6
-        && icmp.first() == Some(&ICMPV6_NEIGHBOR_ADVERTISEMENT)
+    // Behind any extension headers: an advertisement there counts the same.
+    let Some(upper) = crate::wire::ipv6::upper_layer(payload) else {
+        // A later fragment (its first was checked) or headers cut short.
+        return Ok(());
+    };
+    if upper.protocol == crate::wire::ipv6::NH_ICMPV6
+        && upper.bytes.first() == Some(&ICMPV6_NEIGHBOR_ADVERTISEMENT)
     {
-        let target = ipv6_at(icmp, NA_TARGET).ok_or(DropReason::Malformed)?;
+        // RFC 6980: neighbour discovery is never fragmented.
+        if upper.fragmented {
+            return Err(DropReason::IpSpoof);
+        }
+        let target = ipv6_at(upper.bytes, NA_TARGET).ok_or(DropReason::Malformed)?;
         if !allowed(target) || target.is_unspecified() {
             return Err(DropReason::IpSpoof);
         }
@@ -487,6 +493,10 @@ pub fn flood_targets(fdb: &Fdb, groups: &GroupTable, flood: &Flood, mut f: impl 
 mod tests {
     use super::*;
     use crate::switch::fdb::{EndpointEntry, FdbError, NetworkEntry};
+    use crate::wire::ipv6::{
+        IPV6_HLEN as IPV6_HEADER_LEN, IPV6_NEXT as IPV6_NEXT_HEADER,
+        NH_ICMPV6 as NEXT_HEADER_ICMPV6,
+    };
 
     fn mac(last: u8) -> MacAddr {
         MacAddr([0x02, 0x42, 10, 77, 0, last])
@@ -658,6 +668,16 @@ mod tests {
             classify_egress(&fdb, e1, &short),
             Verdict::Drop(DropReason::Malformed)
         );
+        // The same advertisement behind a hop-by-hop header, or fragmented.
+        let mut hidden = ipv6_from(mac(1), "fe80::1", Some("fd00::2"));
+        let icmp = 14 + IPV6_HEADER_LEN;
+        hidden[14 + IPV6_NEXT_HEADER] = 0;
+        hidden.splice(icmp..icmp, [NEXT_HEADER_ICMPV6, 0, 1, 4, 0, 0, 0, 0]);
+        assert_eq!(classify_egress(&fdb, e1, &hidden), spoof);
+        let mut fragment = ipv6_from(mac(1), "fe80::1", Some("fe80::1"));
+        fragment[14 + IPV6_NEXT_HEADER] = 44;
+        fragment.splice(icmp..icmp, [NEXT_HEADER_ICMPV6, 0, 0, 1, 0, 0, 0, 9]);
+        assert_eq!(classify_egress(&fdb, e1, &fragment), spoof);
         let plain = fdb_with_ip_check(false);
         assert_eq!(
             classify_egress(&plain, e1, &ipv6_from(mac(1), "fd00::2", None)),

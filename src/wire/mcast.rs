@@ -25,17 +25,9 @@ const IPV4_MIN_HLEN: usize = 20;
 /// IPv4 protocol number of IGMP.
 const PROTO_IGMP: u8 = 2;
 
-/// IPv6 header: next header, destination; header length.
-const IPV6_NEXT: usize = 6;
+/// IPv6 header: the destination's offset.
 const IPV6_DST: usize = 24;
-const IPV6_HLEN: usize = 40;
-/// IPv6 next-header values: the extension headers walked past, and ICMPv6.
-const NH_HOP_BY_HOP: u8 = 0;
-const NH_ROUTING: u8 = 43;
-const NH_DEST_OPTS: u8 = 60;
-const NH_ICMPV6: u8 = 58;
-/// Most extension headers walked before giving up on a packet.
-const MAX_EXT_HEADERS: usize = 8;
+use super::ipv6::{Upper, NH_HOP_BY_HOP, NH_ICMPV6};
 
 /// IGMP message types (RFC 2236, RFC 3376).
 const IGMP_QUERY: u8 = 0x11;
@@ -228,21 +220,16 @@ fn change(addr: &[u8], v6: bool, join: bool) -> Option<Option<Membership>> {
 }
 
 fn mld(ip: &[u8]) -> Option<Message<'_>> {
-    let mut next = *ip.get(IPV6_NEXT)?;
-    let mut at = IPV6_HLEN;
-    for _ in 0..MAX_EXT_HEADERS {
-        match next {
-            NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS => {
-                // Next header, then the length in 8-octet units past the first 8.
-                next = *ip.get(at)?;
-                at = at.checked_add((usize::from(*ip.get(at + 1)?) + 1) * 8)?;
-            }
-            NH_ICMPV6 => return mld_message(ip.get(at..)?),
-            // A fragment, ESP, AH or anything else: not read.
-            _ => return None,
-        }
+    // A fragmented MLD message is not read (RFC 6980: NDP and MLD are
+    // never fragmented); ESP, AH or anything else neither.
+    match super::ipv6::upper_layer(ip)? {
+        Upper {
+            protocol: NH_ICMPV6,
+            bytes,
+            fragmented: false,
+        } => mld_message(bytes),
+        _ => None,
     }
-    None
 }
 
 fn mld_message(msg: &[u8]) -> Option<Message<'_>> {

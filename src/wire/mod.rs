@@ -2,6 +2,7 @@
 //! headers, IP multicast groups and membership messages.
 
 mod frame;
+pub mod ipv6;
 mod mac;
 pub mod mcast;
 

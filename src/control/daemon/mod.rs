@@ -565,9 +565,20 @@ impl Daemon {
                 "fast path on: known unicast of veth endpoints moves in the kernel (tc on {} and the endpoints); the workers carry the rest",
                 self.config.parent.interface
             ),
-            Err(e) => log::warn!(
-                "fast path unavailable, so every frame goes through the workers: {e}"
-            ),
+            Err(e) => {
+                log::warn!("fast path unavailable, so every frame goes through the workers: {e}");
+                let carried = crate::config::max_mtu_for(self.config.parent.frame_size);
+                for net in &self.config.networks {
+                    let mtu = self.config.network_mtu(net, self.parent_mtu);
+                    if mtu > carried {
+                        log::error!(
+                            "network {}: mtu {mtu} is more than the workers carry ({carried}); \
+                             longer frames of its containers will be dropped",
+                            net.name
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -582,7 +593,8 @@ impl Daemon {
             self.plumbing.bind.expect("workers first"),
             self.plumbing.mode,
             RingSizes { rx: RING, tx: RING },
-            crate::config::max_mtu_for(self.config.parent.frame_size),
+            // Its frames carry the punt tag on top of the networks' MTU.
+            crate::config::max_mtu_for(self.config.parent.frame_size) + crate::config::PUNT_TAG_LEN,
         )?;
         // A passthru network keeps the packet socket, for its promiscuity.
         let wire_groups = !self.passthru_at_start;

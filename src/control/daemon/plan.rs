@@ -83,6 +83,8 @@ fn network_identity_changed(old: &NetworkConfig, new: &NetworkConfig) -> bool {
         || old.subnet != new.subnet
         || old.gateway != new.gateway
         || old.ipam != new.ipam
+        // Every endpoint's IPv6 address and route come from it.
+        || old.ipv6 != new.ipv6
         // The containers' interfaces are made with it.
         || old.mtu != new.mtu
 }
@@ -90,6 +92,7 @@ fn network_identity_changed(old: &NetworkConfig, new: &NetworkConfig) -> bool {
 /// The endpoint keys its interface is built from: changing one re-creates it.
 fn endpoint_identity_changed(old: &EndpointConfig, new: &EndpointConfig) -> bool {
     old.ip != new.ip
+        || old.ip6 != new.ip6
         || old.mac != new.mac
         || old.network != new.network
         || old.netns != new.netns
@@ -277,6 +280,31 @@ netns = "cb"
         let p = plan(&empty, &config(BASE));
         assert_eq!(p.steps, steps(&["+net lan", "+ep a", "+ep b"]));
         assert!(p.restart_only.is_empty());
+    }
+
+    #[test]
+    fn ipv6_changes_re_create_what_they_address() {
+        let old = config(BASE);
+        let dual = config(&BASE.replace(
+            "subnet = \"192.168.1.0/24\"\n",
+            "subnet = \"192.168.1.0/24\"\nsubnet6 = \"fd00:1::/64\"\n",
+        ));
+        let p = plan_between(&old, &dual);
+        assert_eq!(
+            p.steps,
+            steps(&["-ep a", "-ep b", "-net lan", "+net lan", "+ep a", "+ep b"])
+        );
+        let moved = config(
+            &BASE
+                .replace(
+                    "subnet = \"192.168.1.0/24\"\n",
+                    "subnet = \"192.168.1.0/24\"\nsubnet6 = \"fd00:1::/64\"\n",
+                )
+                .replace("netns = \"ca\"\n", "netns = \"ca\"\nip6 = \"fd00:1::9\"\n"),
+        );
+        // a's static address frees ::2, which b (allocated) moves to.
+        let p = plan_between(&dual, &moved);
+        assert_eq!(p.steps, steps(&["-ep a", "-ep b", "+ep a", "+ep b"]));
     }
 
     #[test]

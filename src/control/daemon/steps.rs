@@ -370,7 +370,13 @@ impl Daemon {
             // The fast path keeps the container's skbs whole: its checksum
             // offload and TSO can stay on.
             tx_offload: fast,
-            mtu: self.config.network_mtu(&net, self.parent_mtu),
+            // The shim is always the workers' (its frames are the host's,
+            // not the fast path's): no larger than they carry. The host's
+            // stack then sends it nothing longer (its route has that MTU).
+            mtu: match self.config.network_mtu(&net, self.parent_mtu) {
+                mtu if shim => mtu.min(crate::config::max_mtu_for(self.config.parent.frame_size)),
+                mtu => mtu,
+            },
             handoff: ep.handoff,
         })?;
         let adopted = link.adopted;
@@ -708,22 +714,32 @@ impl Daemon {
         let Some(ep) = self.endpoint(id) else {
             return Ok(());
         };
-        let ep = &ep.config;
-        let pairs: Vec<(&EndpointConfig, &EndpointConfig)> = self
+        let pairs: Vec<(&Endpoint, &Endpoint)> = self
             .endpoints
             .iter()
             .flatten()
-            .map(|e| &e.config)
-            .filter(|e| e.name != ep.name && e.network == ep.network && is_shim(e) != is_shim(ep))
-            .map(|e| if is_shim(ep) { (ep, e) } else { (e, ep) })
-            // A DHCP endpoint's route follows its lease (`lease_route`).
-            .filter(|(_, to)| !to.ip.is_unspecified())
+            .filter(|e| {
+                e.config.name != ep.config.name
+                    && e.network == ep.network
+                    && is_shim(&e.config) != is_shim(&ep.config)
+            })
+            .map(|e| {
+                if is_shim(&ep.config) {
+                    (ep, e)
+                } else {
+                    (e, ep)
+                }
+            })
             .collect();
         for (shim, to) in pairs {
+            let (shim, to_ip) = (&shim.config, to.dhcp.flatten().unwrap_or(to.config.ip));
+            // A DHCP endpoint without a lease has no route yet; it comes
+            // with the lease (`lease_route`).
+            let v4 = (!to_ip.is_unspecified()).then_some((IpAddr::V4(to_ip), 32));
             // IPv6 only where both sides have it: the shim of a network that
             // became dual stack while an endpoint was kept has none for it.
-            let v6 = shim.ip6.and(to.ip6).map(|ip| (IpAddr::V6(ip), 128));
-            for (dest, len) in [(IpAddr::V4(to.ip), 32)].into_iter().chain(v6) {
+            let v6 = shim.ip6.and(to.config.ip6).map(|ip| (IpAddr::V6(ip), 128));
+            for (dest, len) in v4.into_iter().chain(v6) {
                 if add {
                     netlink::add_link_route(&shim.ifname, dest, len)?;
                 } else {

@@ -113,6 +113,8 @@ pub struct Dhcp {
     commands: Sender<Command>,
     wake: Arc<EventFd>,
     events: Receiver<DhcpEvent>,
+    /// Events of other endpoints read while a stopped one's were dropped.
+    held: Mutex<Vec<DhcpEvent>>,
     status: Arc<Mutex<BTreeMap<String, LeaseStatus>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -142,6 +144,7 @@ impl Dhcp {
             commands,
             wake,
             events,
+            held: Mutex::new(Vec::new()),
             status,
             thread: Some(handle),
         })
@@ -182,6 +185,13 @@ impl Dhcp {
         if wait.recv_timeout(STOP_WAIT).is_err() {
             log::warn!("endpoint {name}: the DHCP thread did not confirm the release in time");
         }
+        // What the stopped client reported before it stopped is queued
+        // already: dropped, so that an endpoint re-made under the same name
+        // never takes its predecessor's address.
+        let mut held = self.held.lock().expect("dhcp events lock");
+        held.extend(self.events.try_iter());
+        held.retain(|e| e.name != name);
+        drop(held);
         self.status.lock().expect("dhcp status lock").remove(&name);
     }
 
@@ -196,7 +206,9 @@ impl Dhcp {
 
     /// The lease changes reported since the last call.
     pub fn events(&self) -> Vec<DhcpEvent> {
-        self.events.try_iter().collect()
+        let mut events = std::mem::take(&mut *self.held.lock().expect("dhcp events lock"));
+        events.extend(self.events.try_iter());
+        events
     }
 
     /// A source of the DHCP families for `/metrics`, in Prometheus text.
@@ -602,5 +614,37 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert_eq!(render_metrics(&BTreeMap::new(), now), "");
+    }
+
+    #[test]
+    fn a_stopped_clients_queued_events_are_dropped() {
+        let (commands, rx) = crossbeam_channel::unbounded();
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let dhcp = Dhcp {
+            commands,
+            wake: Arc::new(EventFd::new().unwrap()),
+            events,
+            held: Mutex::new(Vec::new()),
+            status: Arc::new(Mutex::new(BTreeMap::new())),
+            thread: None,
+        };
+        let ev = |name: &str, last| DhcpEvent {
+            name: name.into(),
+            address: Some(Ipv4Addr::new(10, 0, 0, last)),
+        };
+        events_tx.send(ev("web", 5)).unwrap();
+        events_tx.send(ev("db", 6)).unwrap();
+        // The thread's part: it confirms the stop.
+        let answer = std::thread::spawn(move || {
+            if let Ok(Command::Stop { done, .. }) = rx.recv() {
+                done.send(()).ok();
+            }
+        });
+        dhcp.stop("web", false);
+        answer.join().unwrap();
+        // A new client of the same name reports afterwards.
+        events_tx.send(ev("web", 7)).unwrap();
+        assert_eq!(dhcp.events(), [ev("db", 6), ev("web", 7)]);
+        assert!(dhcp.events().is_empty());
     }
 }

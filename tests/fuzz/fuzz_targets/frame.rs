@@ -68,7 +68,11 @@ static FDB: LazyLock<Fdb> = LazyLock::new(|| {
 static GROUPS: LazyLock<GroupTable> = LazyLock::new(|| {
     let mut m = Memberships::new(None);
     let group = MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
-    m.apply(&FDB, SnoopEvent::Join(EndpointId(1), group), std::time::Instant::now());
+    m.apply(
+        &FDB,
+        SnoopEvent::Join(EndpointId(1), group),
+        std::time::Instant::now(),
+    );
     m.snapshot()
 });
 
@@ -81,7 +85,10 @@ fn check_targets(fdb: &Fdb, flood: &mvdp::switch::Flood) -> Vec<EndpointId> {
     let mut targets = Vec::new();
     flood_targets(fdb, &GROUPS, flood, |id| targets.push(id));
     if let Some(group) = flood.group {
-        assert!(fdb.network(flood.network).snoop, "a group kept to members on a flood network");
+        assert!(
+            fdb.network(flood.network).snoop,
+            "a group kept to members on a flood network"
+        );
         for id in &targets {
             assert!(
                 GROUPS.members(flood.network, group).contains(id),
@@ -191,7 +198,10 @@ fuzz_target!(|data: &[u8]| {
         check_egress(fdb, from, frame);
         if let Some(changes) = snoop_egress(fdb, from, frame) {
             // A record is at least 8 bytes: never more changes than that allows.
-            assert!(changes.count() <= frame.len() / 8, "more group changes than records fit");
+            assert!(
+                changes.count() <= frame.len() / 8,
+                "more group changes than records fit"
+            );
         }
     }
 });

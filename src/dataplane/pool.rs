@@ -109,9 +109,11 @@ impl<D: Desc> FramePool<D> {
         let n = unsafe { ring.consume(&mut self.free[start..]) };
         assert!(n <= want, "a completion ring returned more than asked");
         self.free.truncate(start + n);
-        for i in start..start + n {
-            let idx = self.free[i].addr() / self.frame_size;
-            self.owner[idx] = USER;
+        for d in &mut self.free[start..start + n] {
+            self.owner[d.addr() / self.frame_size] = USER;
+            // Free frames carry no option: a completed chunk of a chain
+            // comes back still marked XDP_PKT_CONTD.
+            d.clear_options();
         }
         inflight.tx -= n;
         n

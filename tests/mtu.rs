@@ -3,9 +3,10 @@
 //! the tier `MVDP_TEST_FAST_PATH` picks (`make test` runs both).
 //!
 //! What each tier carries on this kernel: the fast path (tc, skbs whole)
-//! any MTU up to the parent's; the workers (AF_XDP copy mode) frames up to
-//! a UMEM frame less its headroom, MTU 3818 with `parent.frame_size = 4096`
-//! (the kernel refuses larger UMEM frames, see the README).
+//! any MTU up to the parent's; the workers (AF_XDP copy mode) MTU 9216, a
+//! frame longer than a UMEM frame as a chain of them (AF_XDP multi-buffer,
+//! bound because the parent's MTU calls for it; the kernel refuses UMEM
+//! frames larger than a page, see the README).
 
 mod common;
 
@@ -17,20 +18,8 @@ use common::*;
 const MIB: usize = 1 << 20;
 /// The wire's and the parent's MTU.
 const JUMBO: u32 = 9000;
-/// The largest MTU the workers carry with 4096-byte UMEM frames.
-const WORKER_MTU: u32 = 4096 - 256 - 22;
 /// The `[parent]` keys of every daemon here.
 const PARENT_KEYS: &str = "frame_size = 4096\numem_frames = 2048";
-
-/// The MTU a network of `kind` endpoints gets in these tests: 9000 where
-/// the fast path carries its unicast, else the most the workers carry.
-fn jumbo_mtu(kind: &str) -> u32 {
-    if kind == "veth" && tier() == "on" {
-        JUMBO
-    } else {
-        WORKER_MTU
-    }
-}
 
 /// A rig with `containers` containers whose wire and parent carry MTU 9000.
 fn jumbo_rig(containers: usize) -> Rig {
@@ -103,16 +92,22 @@ fn host_end(rig: &Rig, name: &str) -> String {
 
 /// Pings that fill the MTU with DF set and 4 MiB TCP transfers, wire <->
 /// container and container <-> container, for endpoints of `kind` on a
-/// network with `mtu = jumbo_mtu(kind)`.
+/// network with `mtu = 9000`: through the fast path or the workers'
+/// multi-buffer chains (a TAP's always).
 fn jumbo_end_to_end(kind: &str) {
     if !require_privileges() {
         return;
     }
-    let mtu = jumbo_mtu(kind);
+    let mtu = JUMBO;
     let rig = jumbo_rig(2);
     let mut d = Daemon::start(&rig, &config(&rig, Some(mtu), &[kind, kind]));
     d.wait_ready(Duration::from_secs(20));
     let (c1, c2) = (rig.container(1), rig.container(2));
+    assert!(
+        d.log().contains("AF_XDP multi-buffer"),
+        "a 9000 parent binds the workers for chains\n{}",
+        d.log()
+    );
 
     // The container end gets the network's MTU, and so does a veth's host end.
     for c in [c1, c2] {
@@ -152,62 +147,92 @@ fn mt_jumbo_frames_end_to_end_veth() {
     jumbo_end_to_end("veth");
 }
 
-/// On a jumbo network only the fast path carries 9000 bytes: a group frame
-/// longer than the workers take (they flood it) is counted as `too_long`,
-/// from the wire and from a container, and reaches no container.
+/// Jumbo group frames, which the workers flood whatever the tier: a
+/// 9014-byte broadcast from the wire reaches both containers (a veth and a
+/// TAP), and one from a container reaches the other and the wire, whole.
 #[test]
-fn mt_a_jumbo_group_frame_is_too_long_for_the_workers() {
+fn mt_jumbo_group_frames_reach_every_container() {
     if !require_privileges() {
         return;
     }
-    if tier() == "off" {
-        eprintln!("fast path off: no network carries more than the workers do; nothing to test");
-        return;
-    }
     let rig = jumbo_rig(2);
-    let mut d = Daemon::start(&rig, &config(&rig, Some(JUMBO), &["veth", "veth"]));
+    let mut d = Daemon::start(&rig, &config(&rig, Some(JUMBO), &["veth", "tap"]));
     d.wait_ready(Duration::from_secs(20));
     let (c1, c2) = (rig.container(1), rig.container(2));
     // Small broadcasts pass (ARP works), so the path is there.
     assert!(ping_df(&rig.wire, c1.ip, 1000), "wire -> c1\n{}", d.log());
-    let before = d.drops("too_long");
-    let captures: Vec<Capture> = [c1, c2]
+    assert!(ping_df(&rig.wire, c2.ip, 1000), "wire -> c2\n{}", d.log());
+    let big = |src: [u8; 6], mark: u8| {
+        let mut f = eth_frame(BROADCAST, src, ETHERTYPE_TEST, &[mark]);
+        f.resize(JUMBO as usize + 14, mark);
+        f
+    };
+    let ours = |mark: u8| {
+        move |f: &[u8]| f.len() >= 15 && f[12..14] == ETHERTYPE_TEST.to_be_bytes() && f[14] == mark
+    };
+    let from_wire = big([0x52, 0x54, 0, 0, 0, 0x99], 0xc0);
+    let from_c1 = big(c1.mac(), 0xc1);
+    let caps: Vec<Capture> = [c1, c2]
         .iter()
         .map(|c| Capture::start(&c.ns, c.ifname()))
         .collect();
-    let big = |src: [u8; 6], mark: u8| {
-        let mut f = eth_frame(BROADCAST, src, ETHERTYPE_TEST, &[mark]);
-        f.resize(5000, mark);
-        f
+    let wire_cap = Capture::start(&rig.wire, WIRE_IF);
+    let tx_bytes = |c: &Container| {
+        let labels = [("endpoint", c.name.as_str())];
+        d.metric_sum("mvdp_endpoint_tx_bytes_total", &labels)
+            .unwrap_or(0.0)
     };
-    send_raw(&rig.wire, WIRE_IF, &big([0x52, 0x54, 0, 0, 0, 0x99], 0xc0));
-    send_raw(&c1.ns, c1.ifname(), &big(c1.mac(), 0xc1));
+    let before = (tx_bytes(c1), tx_bytes(c2));
+    send_raw(&rig.wire, WIRE_IF, &from_wire);
+    send_raw(&c1.ns, c1.ifname(), &from_c1);
+    // c1 gets one jumbo frame, c2 two.
+    let jumbo = f64::from(JUMBO + 14);
     assert!(
-        wait_until(Duration::from_secs(5), || d.drops("too_long")
-            >= before + 2.0),
-        "too_long: {before} before, {} now\n{}",
-        d.drops("too_long"),
+        wait_until(Duration::from_secs(5), || tx_bytes(c1) >= before.0 + jumbo
+            && tx_bytes(c2) >= before.1 + 2.0 * jumbo),
+        "tx bytes c1 {} -> {}, c2 {} -> {}\n{}",
+        before.0,
+        tx_bytes(c1),
+        before.1,
+        tx_bytes(c2),
         d.log()
     );
-    for (c, cap) in [c1, c2].into_iter().zip(captures) {
-        let got = cap.finish_matching(Duration::from_millis(300), |f| {
-            f.len() >= 14 && f[12..14] == ETHERTYPE_TEST.to_be_bytes() && f[0] == 0xff
-        });
-        // c1's own frame is not captured (outgoing frames are left out).
-        assert!(
-            got.is_empty(),
-            "{} got {} jumbo broadcasts",
-            c.name,
-            got.len()
-        );
-    }
+    let mut caps = caps.into_iter();
+    let (cap1, cap2) = (caps.next().unwrap(), caps.next().unwrap());
+    // c1's own frame is not captured (outgoing frames are left out).
+    let got1 = cap1.finish_matching(Duration::from_millis(300), ours(0xc0));
+    assert!(
+        got1 == vec![from_wire.clone()],
+        "c1 got {:?} bytes",
+        lens(&got1)
+    );
+    let got2 = cap2.finish_matching(Duration::from_millis(300), |f| {
+        ours(0xc0)(f) || ours(0xc1)(f)
+    });
+    assert!(
+        got2.contains(&from_wire) && got2.contains(&from_c1) && got2.len() == 2,
+        "c2 got {:?} bytes\n{}",
+        lens(&got2),
+        d.log()
+    );
+    let on_wire = wire_cap.finish_matching(Duration::from_millis(300), ours(0xc1));
+    assert!(
+        on_wire == vec![from_c1],
+        "the wire got {:?} bytes",
+        lens(&on_wire)
+    );
     let samples = settled(&d);
     assert_accounting(&samples);
     assert_eq!(
         value(&samples, "mvdp_drops_total", &[("reason", "too_long")]),
-        before + 2.0
+        0.0
     );
     assert!(d.stop().success(), "mvdp exit\n{}", d.log());
+}
+
+/// The lengths of `frames`, for messages.
+fn lens(frames: &[Vec<u8>]) -> Vec<usize> {
+    frames.iter().map(Vec::len).collect()
 }
 
 #[test]
@@ -218,8 +243,8 @@ fn mt_jumbo_frames_end_to_end_tap() {
 /// `network.mtu = 1500` on a 9000 parent: 3800- and 4000-byte frames from
 /// the wire to a veth and to a TAP endpoint are not delivered and are
 /// counted as `too_long` (a 4096-byte UMEM frame holds 3840: the workers
-/// see the first whole, and the parent's XDP program drops the second
-/// before a socket would); frames that fit still pass.
+/// see the first whole and the second as a chain); frames that fit still
+/// pass.
 #[test]
 fn mt_a_frame_above_the_endpoints_mtu_is_too_long() {
     if !require_privileges() {
@@ -384,13 +409,13 @@ fn mt_check_refuses_a_bad_mtu() {
                netns_path = \"/proc/self/ns/net\"\n";
     let cases = [
         (net("", 20), "network[0] (lan).mtu", "68..=65535"),
-        // Every frame through the workers, which carry MTU 3818 at most.
+        // Every frame through the workers, which carry MTU 9216 at most.
         (
-            net("[dataplane]\nfast_path = \"off\"", 9000),
+            net("[dataplane]\nfast_path = \"off\"", 9500),
             "network[0] (lan).mtu",
-            "at most 1770",
+            "at most 9216",
         ),
-        (net("", 9000) + tap, "endpoint[0] (t).kind", "TAP"),
+        (net("", 9500) + tap, "endpoint[0] (t).kind", "TAP"),
         // p0 has MTU 1500 in the rig's host namespace.
         (
             net("", 9000),
@@ -484,8 +509,8 @@ fn xsk_receive(ns: &Netns, len: usize, flags: xsk_rs::config::BindFlags) -> Vec<
 /// Platform fact (README, "MTU and jumbo frames"): in copy mode on a veth, a
 /// 9000-byte frame does not fit a 4096-byte UMEM frame; the kernel drops it
 /// unless the socket is bound with `XDP_USE_SG`, which receives it as a chain
-/// of descriptors, all but the last marked `XDP_PKT_CONTD`. This is what the
-/// workers would need for jumbo frames; they do not use it yet.
+/// of descriptors, all but the last marked `XDP_PKT_CONTD`: what the workers
+/// bind for when the parent's MTU is more than a UMEM frame holds.
 #[test]
 fn mt_platform_af_xdp_multi_buffer_on_a_veth() {
     if !require(Needs::RootAndXdp) {
@@ -515,29 +540,27 @@ fn mt_platform_af_xdp_multi_buffer_on_a_veth() {
 }
 
 /// A host shim on a jumbo network: the shim always goes through the
-/// workers, so it gets the most they carry, and the host's stack sends it
-/// nothing longer; host <-> container TCP works whatever the network's MTU.
+/// workers, which carry its MTU as chains; host <-> container DF pings at
+/// the full MTU and TCP work.
 #[test]
-fn mt_a_host_shim_on_a_jumbo_network_gets_the_workers_mtu() {
+fn mt_a_host_shim_on_a_jumbo_network_gets_its_mtu() {
     if !require_privileges() {
         return;
     }
     let rig = jumbo_rig(1);
     let c1 = rig.container(1);
-    let toml = config(&rig, Some(jumbo_mtu("veth")), &["veth"]).replacen(
+    let toml = config(&rig, Some(JUMBO), &["veth"]).replacen(
         &format!("gateway = \"{WIRE_IP}\""),
         &format!("gateway = \"{WIRE_IP}\"\nhost_shim = \"10.77.0.250\""),
         1,
     );
     let mut d = Daemon::start(&rig, &toml);
     d.wait_ready(Duration::from_secs(20));
-    assert_eq!(
-        mtu_of(&rig.host, "mvshim-lan"),
-        WORKER_MTU.min(jumbo_mtu("veth"))
-    );
+    assert_eq!(mtu_of(&rig.host, "mvshim-lan"), JUMBO);
     assert!(
-        ping_df(&rig.host, c1.ip, WORKER_MTU - 28),
-        "host -> c1, a full shim MTU"
+        ping_df(&rig.host, c1.ip, JUMBO - 28),
+        "host -> c1, a full shim MTU\n{}",
+        d.log()
     );
     tcp_transfer(&c1.ns, c1.ip, &rig.host, 4 << 20).expect("host -> c1 over the shim");
     assert_eq!(d.drops("too_long"), 0.0, "{}", d.log());

@@ -39,11 +39,33 @@ pub const PUNT_TAG_LEN: u32 = 4;
 
 /// The largest network `mtu` a UMEM frame of `frame_size` bytes carries
 /// (with an Ethernet header, a VLAN tag and the punt tag): 1770 for 2048, 3818 for 4096.
-/// The workers carry no larger frame: the kernel refuses UMEM frames above
-/// the page size (even in huge pages), and mvdp does not use AF_XDP
-/// multi-buffer (`XDP_USE_SG`).
+/// The kernel refuses UMEM frames above the page size (even in huge
+/// pages), so a larger frame takes several: see [`JUMBO_MTU`].
 pub fn max_mtu_for(frame_size: u32) -> u32 {
     frame_size - FRAME_HEADROOM - L2_OVERHEAD
+}
+
+/// The largest network `mtu` the workers carry: frames longer than one
+/// UMEM frame go through AF_XDP multi-buffer (`XDP_USE_SG`, Linux 6.6),
+/// as chains of frames, when the parent's MTU calls for it. 9216 is the
+/// common ceiling of jumbo-frame switches.
+pub const JUMBO_MTU: u32 = 9216;
+
+/// Whether the workers' sockets bind for multi-buffer frames: only when
+/// the parent's MTU is more than one UMEM frame carries, so a parent
+/// without jumbo frames runs exactly as before.
+pub fn multi_buffer(frame_size: u32, parent_mtu: u32) -> bool {
+    parent_mtu > max_mtu_for(frame_size)
+}
+
+/// The largest network `mtu` the workers carry on a parent of MTU
+/// `parent_mtu`: one UMEM frame's, or with multi-buffer [`JUMBO_MTU`].
+pub fn workers_mtu(frame_size: u32, parent_mtu: u32) -> u32 {
+    if multi_buffer(frame_size, parent_mtu) {
+        JUMBO_MTU
+    } else {
+        max_mtu_for(frame_size)
+    }
 }
 /// Default `parent.umem_frames`: frames in the UMEM.
 pub const DEFAULT_UMEM_FRAMES: u32 = 8192;
@@ -632,11 +654,11 @@ impl Config {
     }
 
     /// The MTU of `net`'s containers on a parent whose MTU is `parent_mtu`:
-    /// its `mtu`, else the parent's if a UMEM frame carries it, else 1500
-    /// (a jumbo parent with `parent.frame_size` below 16384).
+    /// its `mtu`, else the parent's if the workers carry it, else 1500
+    /// (a parent above [`JUMBO_MTU`]).
     pub fn network_mtu(&self, net: &NetworkConfig, parent_mtu: u32) -> u32 {
         net.mtu.unwrap_or_else(|| {
-            if parent_mtu <= max_mtu_for(self.parent.frame_size) {
+            if parent_mtu <= workers_mtu(self.parent.frame_size, parent_mtu) {
                 parent_mtu
             } else {
                 DEFAULT_MTU.min(parent_mtu)

@@ -364,34 +364,37 @@ fn network_mtu() {
     }
     assert_eq!(ok(&net("")).networks[0].mtu, None);
     assert_eq!(ok(&net("mtu = 1400")).networks[0].mtu, Some(1400));
-    // The fast path carries any MTU; the workers 1770 with 2048-byte frames.
+    // The fast path carries any MTU; the workers up to 9216 (jumbo frames
+    // as chains of UMEM frames), whatever the frame size.
     assert_eq!(ok(&net("mtu = 9000")).networks[0].mtu, Some(9000));
-    let off = net("mtu = 1771").replace(
+    assert_eq!(ok(&net("mtu = 65535")).networks[0].mtu, Some(65535));
+    let off = net("mtu = 9217").replace(
         "[[network]]",
         "[dataplane]\nfast_path = \"off\"\n[[network]]",
     );
     let e = err_at(&off, "network[0].mtu");
-    assert!(e.to_string().contains("at most 1770"), "{e}");
-    ok(&off.replace("1771", "1770"));
+    assert!(e.to_string().contains("at most 9216"), "{e}");
+    ok(&off.replace("9217", "9216"));
     let four_k = off.replace(
         "interface = \"eth0\"",
         "interface = \"eth0\"\nframe_size = 4096",
     );
-    ok(&four_k.replace("1771", "3818"));
-    err_at(&four_k.replace("1771", "3819"), "network[0].mtu");
+    ok(&four_k.replace("9217", "9000"));
+    err_at(&four_k, "network[0].mtu");
     for policy in [
         "mode = \"source\"",
         "mode = \"passthru\"",
         "anti_spoof = \"mac+ip\"",
     ] {
-        let e = err_at(&net(&format!("mtu = 9000\n{policy}")), "network[0].mtu");
+        ok(&net(&format!("mtu = 9000\n{policy}")));
+        let e = err_at(&net(&format!("mtu = 9600\n{policy}")), "network[0].mtu");
         assert!(e.to_string().contains("workers carry"), "{e}");
     }
     // TAP endpoints are always the workers'.
-    let tap = net("mtu = 9000") + &endpoint("t", "kind = \"tap\"");
+    let tap = net("mtu = 9600") + &endpoint("t", "kind = \"tap\"");
     let e = err_at(&tap, "endpoint[0].kind");
     assert!(e.to_string().contains("TAP"), "{e}");
-    ok(&tap.replace("9000", "1770"));
+    ok(&tap.replace("9600", "9000"));
 }
 
 #[test]
@@ -406,12 +409,19 @@ fn network_mtu_against_the_parent() {
             .contains("above the MTU of the parent eth0 (1500)"),
         "{e}"
     );
-    // Unset: the parent's, if the workers carry it, else 1500.
+    // Unset: the parent's, if the workers carry it (with multi-buffer
+    // above one UMEM frame), else 1500.
     let c = ok(&net(""));
     c.check_mtus(Some(1500)).unwrap();
     assert_eq!(c.network_mtu(&c.networks[0], 1500), 1500);
     assert_eq!(c.network_mtu(&c.networks[0], 1400), 1400);
-    assert_eq!(c.network_mtu(&c.networks[0], 9000), 1500);
+    assert_eq!(c.network_mtu(&c.networks[0], 9000), 9000);
+    assert_eq!(c.network_mtu(&c.networks[0], 9216), 9216);
+    assert_eq!(c.network_mtu(&c.networks[0], 9217), 1500);
+    assert!(!crate::config::multi_buffer(2048, 1770));
+    assert!(crate::config::multi_buffer(2048, 1771));
+    assert_eq!(crate::config::workers_mtu(2048, 1500), 1770);
+    assert_eq!(crate::config::workers_mtu(4096, 9000), 9216);
     let jumbo = ok(&net("mtu = 9000"));
     assert_eq!(jumbo.network_mtu(&jumbo.networks[0], 9000), 9000);
 }

@@ -50,7 +50,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, rn) in raw.network.into_iter().enumerate() {
         let key = Key::entry("network", i, Some(&rn.name));
         let net = network(rn, &key)?;
-        let max = max_mtu_for(parent.frame_size);
+        let max = JUMBO_MTU;
         // Where the workers carry every frame of the network, they must
         // carry its MTU; the fast path carries any.
         let workers_only = if dataplane.fast_path == FastPath::Off {
@@ -67,9 +67,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
                 return Err(ConfigError::Invalid {
                     key: key.field("mtu"),
                     reason: format!(
-                        "{mtu} is more than the workers carry (at most {max} with parent.frame_size = {}), \
-                         and {why}",
-                        parent.frame_size
+                        "{mtu} is more than the workers carry (at most {max}), and {why}"
                     ),
                 });
             }
@@ -113,7 +111,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let endpoints = endpoints(raw.endpoint, &networks)?;
-    worker_mtus(&parent, &networks, &endpoints)?;
+    worker_mtus(&networks, &endpoints)?;
     capacity(&parent, &dataplane, &networks, &endpoints)?;
     Ok(Config {
         parent,
@@ -127,13 +125,12 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
 }
 
 /// TAP endpoints are served by the workers, which carry frames up to
-/// [`max_mtu_for`] `parent.frame_size`: none on a network whose `mtu` is more.
+/// [`JUMBO_MTU`]: none on a network whose `mtu` is more.
 fn worker_mtus(
-    parent: &ParentConfig,
     networks: &[NetworkConfig],
     endpoints: &[EndpointConfig],
 ) -> Result<(), ConfigError> {
-    let max = max_mtu_for(parent.frame_size);
+    let max = JUMBO_MTU;
     for (i, ep) in endpoints.iter().enumerate() {
         let mtu = networks
             .iter()
@@ -144,10 +141,10 @@ fn worker_mtus(
                 return Err(ConfigError::Invalid {
                     key: Key::entry("endpoint", i, Some(&ep.name)).field("kind"),
                     reason: format!(
-                        "a TAP endpoint goes through the workers, which carry at most MTU {max} \
-                         (parent.frame_size = {}), and network {:?} has mtu {mtu}; use a veth \
-                         endpoint (the fast path carries it) or a smaller mtu",
-                        parent.frame_size, ep.network
+                        "a TAP endpoint goes through the workers, which carry at most MTU {max}, \
+                         and network {:?} has mtu {mtu}; use a veth endpoint (the fast path \
+                         carries it) or a smaller mtu",
+                        ep.network
                     ),
                 })
             }

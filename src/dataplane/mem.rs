@@ -22,7 +22,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::limit::Limiters;
 use super::port::{CompletionRing, Desc, FillRing, FrameMem, Frames, Ports, TapIo, XskIo};
-use super::worker::{Command, EndpointIo, EventFd, GroupFrame, Holder, Worker, WorkerConfig};
+use super::worker::{
+    Command, EndpointIo, EventFd, GroupFrame, Holder, Worker, WorkerConfig, CONTD,
+};
 use crate::config::Poll;
 use crate::io::xsk::XskStats;
 use crate::metrics::{totals, Source, Totals, WorkerStats};
@@ -246,47 +248,73 @@ impl XskIo<MemDesc> for MemSocket {
 pub struct SocketCtl {
     rings: Arc<Mutex<Rings>>,
     mem: MemFrames,
+    /// Bound for multi-buffer frames (`XDP_USE_SG`): they come and go as
+    /// chains of frames, all but the last marked [`CONTD`].
+    sg: bool,
 }
 
 impl SocketCtl {
     /// Receives `frame` as the kernel would: into the next frame on the
-    /// fill ring, then onto the RX ring. False (and counted) when the
-    /// socket is closed, has no fill entry or a full RX ring, or the
-    /// frame does not fit in a UMEM frame.
+    /// fill ring (a chain of them, on a socket bound for multi-buffer
+    /// frames, if it is longer than one), then onto the RX ring. False
+    /// (and counted) when the socket is closed, lacks fill entries or RX
+    /// ring room for the whole frame, or the frame does not fit.
     pub fn deliver(&self, frame: &[u8]) -> bool {
         let mut r = lock(&self.rings);
         if r.closed {
             return false;
         }
-        if r.rx.len() >= r.size || frame.len() > self.mem.0.frame_size || r.fill.is_empty() {
+        let size = self.mem.0.frame_size;
+        let chunks = frame.len().div_ceil(size).max(1);
+        if (chunks > 1 && !self.sg) || r.rx.len() + chunks > r.size || r.fill.len() < chunks {
             r.rx_dropped += 1;
             return false;
         }
-        let Some(mut d) = r.fill.pop_front() else {
-            return false;
-        };
-        // SAFETY: a frame on the fill ring is the kernel's, and the kernel is us.
-        unsafe {
-            self.mem.edit(&mut d, |buf, len| {
-                buf[..frame.len()].copy_from_slice(frame);
-                *len = frame.len();
-            })
-        };
-        d.options = 0;
-        r.rx.push_back(d);
+        for k in 0..chunks {
+            let Some(mut d) = r.fill.pop_front() else {
+                unreachable!("{chunks} fill entries were posted");
+            };
+            let part = &frame[(k * size).min(frame.len())..((k + 1) * size).min(frame.len())];
+            // SAFETY: a frame on the fill ring is the kernel's, and the kernel is us.
+            unsafe {
+                self.mem.edit(&mut d, |buf, len| {
+                    buf[..part.len()].copy_from_slice(part);
+                    *len = part.len();
+                })
+            };
+            d.options = if k + 1 < chunks { CONTD } else { 0 };
+            r.rx.push_back(d);
+        }
         true
     }
 
     /// Transmits up to `max` frames from the TX ring (as far as the
-    /// completion ring has room) and returns them.
+    /// completion ring has room; a chain whole) and returns them.
     pub fn transmit(&self, max: usize) -> Vec<Vec<u8>> {
         let mut r = lock(&self.rings);
         let mut out = Vec::new();
-        while out.len() < max && r.comp.len() < r.size {
-            let Some(d) = r.tx.pop_front() else { break };
-            // SAFETY: a frame on the TX ring is the kernel's, and the kernel is us.
-            out.push(unsafe { self.mem.data(&d) }.to_vec());
-            r.comp.push_back(d);
+        while out.len() < max {
+            // A frame is its descriptors up to the first without CONTD; an
+            // unfinished chain waits, as the kernel's does.
+            let Some(k) = r.tx.iter().position(|d| d.options & CONTD == 0) else {
+                break;
+            };
+            assert!(
+                self.sg || k == 0,
+                "a chain on a socket not bound for multi-buffer frames: {:?}",
+                r.tx
+            );
+            if r.comp.len() + k + 1 > r.size {
+                break;
+            }
+            let mut frame = Vec::new();
+            for _ in 0..=k {
+                let Some(d) = r.tx.pop_front() else { break };
+                // SAFETY: a frame on the TX ring is the kernel's, and the kernel is us.
+                frame.extend_from_slice(unsafe { self.mem.data(&d) });
+                r.comp.push_back(d);
+            }
+            out.push(frame);
         }
         out
     }
@@ -422,6 +450,9 @@ pub struct MemSizes {
     pub port_fill_budget: usize,
     /// Group frames the listener's queue holds.
     pub flood_queue: usize,
+    /// The longest frame carried as a chain of frames (the sockets are
+    /// "bound with `XDP_USE_SG`"); `None`: one frame at most.
+    pub jumbo: Option<usize>,
 }
 
 impl Default for MemSizes {
@@ -434,6 +465,7 @@ impl Default for MemSizes {
             parent_fill: 64,
             port_fill_budget: 128,
             flood_queue: 32,
+            jumbo: None,
         }
     }
 }
@@ -452,6 +484,8 @@ pub struct MemWorker {
     /// Buffers the worker handed back (drained so the queue never fills).
     recycle: Receiver<Vec<u8>>,
     ring: usize,
+    /// The sockets take multi-buffer frames.
+    sg: bool,
     stats: Arc<WorkerStats>,
     /// What the worker snooped, as the snooping thread would get it.
     snoops: Receiver<SnoopEvent>,
@@ -470,7 +504,7 @@ impl MemWorker {
     /// A worker whose endpoints' rate limits are shared with other workers.
     pub fn sharing(fdb: Arc<Fdb>, sizes: MemSizes, limits: Arc<Limiters>) -> MemWorker {
         let (mem, descs) = MemFrames::new(sizes.frames, sizes.frame_size);
-        let (parent, parent_ctl) = socket(&mem, sizes.ring);
+        let (parent, parent_ctl) = socket(&mem, sizes.ring, sizes.jumbo.is_some());
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         let (floods, flood_rx) = bounded(sizes.flood_queue.max(1));
         let (recycle_tx, recycle) = bounded(64);
@@ -501,6 +535,7 @@ impl MemWorker {
             stats: stats.clone(),
             events,
             snoops,
+            jumbo: sizes.jumbo,
         };
         let wake = Arc::new(EventFd::new().expect("an eventfd"));
         let mut worker = Worker::new(cfg, wake);
@@ -517,6 +552,7 @@ impl MemWorker {
             flood_rx,
             recycle,
             ring: sizes.ring,
+            sg: sizes.jumbo.is_some(),
             stats,
             snoops: snoops_rx,
         }
@@ -536,7 +572,7 @@ impl MemWorker {
     /// container's frames arrive on it) from the next step on.
     pub fn add_veth(&mut self, id: EndpointId, receives: bool) -> SocketCtl {
         self.remove_ctl(id);
-        let (socket, ctl) = socket(&self.mem, self.ring);
+        let (socket, ctl) = socket(&self.mem, self.ring, self.sg);
         self.send(Command::AddPort(id, EndpointIo::Xsk { socket, receives }));
         self.sockets.push((id, ctl.clone()));
         ctl
@@ -563,7 +599,7 @@ impl MemWorker {
 
     /// Gives the worker a punt device (a new one replaces the old).
     pub fn set_punt(&mut self) -> SocketCtl {
-        let (socket, ctl) = socket(&self.mem, self.ring);
+        let (socket, ctl) = socket(&self.mem, self.ring, self.sg);
         self.send(Command::SetPunt(socket));
         self.punt = Some(ctl.clone());
         ctl
@@ -664,7 +700,7 @@ impl MemWorker {
     }
 }
 
-fn socket(mem: &MemFrames, ring: usize) -> (MemSocket, SocketCtl) {
+fn socket(mem: &MemFrames, ring: usize, sg: bool) -> (MemSocket, SocketCtl) {
     let rings = Arc::new(Mutex::new(Rings {
         size: ring,
         ..Rings::default()
@@ -674,6 +710,7 @@ fn socket(mem: &MemFrames, ring: usize) -> (MemSocket, SocketCtl) {
         SocketCtl {
             rings,
             mem: mem.clone(),
+            sg,
         },
     )
 }

@@ -669,3 +669,211 @@ fn group_frames_the_fast_path_copies_reach_members_and_queries_are_noted() {
     assert_eq!(e1.transmit(9), vec![query]);
     assert_eq!(w.snooped(), vec![SnoopEvent::Query(NetworkId(0))]);
 }
+
+/// The longest frame a jumbo worker carries here: MTU 9216, an Ethernet
+/// header, a VLAN tag and the punt tag.
+const JUMBO: usize = 9216 + 22;
+
+/// A worker whose sockets take multi-buffer frames (2048-byte UMEM frames:
+/// a 9014-byte frame is a chain of five).
+fn jumbo_worker(fdb: Arc<Fdb>) -> MemWorker {
+    let sizes = MemSizes {
+        jumbo: Some(JUMBO),
+        ..MemSizes::default()
+    };
+    let mut w = MemWorker::new(fdb, sizes);
+    settle(&mut w);
+    w
+}
+
+#[test]
+fn jumbo_frames_cross_the_worker_as_chains_in_every_direction() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 3, 9000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    let e2 = w.add_veth(E2, true);
+    settle(&mut w);
+    let j = |dst, src, seq| sized(frame(dst, src, seq), 9014);
+    // The wire to a veth (a chain out) and to a TAP (one write).
+    assert!(w.wire().deliver(&j(mac(0), WIRE_HOST, 1)));
+    assert!(w.wire().deliver(&j(mac(1), WIRE_HOST, 2)));
+    assert_eq!(sent(&mut w, &e0), vec![j(mac(0), WIRE_HOST, 1)]);
+    assert_eq!(e1.take_received(), vec![j(mac(1), WIRE_HOST, 2)]);
+    // A TAP and a veth to the wire, and a veth to a veth.
+    e1.send(&j(WIRE_HOST, mac(1), 3));
+    assert!(e0.deliver(&j(WIRE_HOST, mac(0), 4)));
+    assert_eq!(
+        to_wire(&mut w),
+        vec![j(WIRE_HOST, mac(0), 4), j(WIRE_HOST, mac(1), 3)]
+    );
+    assert!(e0.deliver(&j(mac(2), mac(0), 5)));
+    assert_eq!(sent(&mut w, &e2), vec![j(mac(2), mac(0), 5)]);
+    // Small frames around a jumbo one keep their order.
+    let small = |seq| frame(mac(0), WIRE_HOST, seq);
+    assert!(w.wire().deliver(&small(6)));
+    assert!(w.wire().deliver(&j(mac(0), WIRE_HOST, 7)));
+    assert!(w.wire().deliver(&small(8)));
+    assert_eq!(
+        sent(&mut w, &e0),
+        vec![small(6), j(mac(0), WIRE_HOST, 7), small(8)]
+    );
+    // One byte above the MTU: too long, for its endpoint.
+    assert!(w.wire().deliver(&sized(frame(mac(0), WIRE_HOST, 9), 9015)));
+    e1.send(&sized(frame(mac(0), mac(1), 10), 9015));
+    settle(&mut w);
+    assert!(e0.transmit(usize::MAX).is_empty());
+    assert_eq!(drops(&w, DropReason::TooLong), 2);
+    assert_eq!(w.stats().endpoints[0].dropped.load(Relaxed), 2);
+    // A chain counts as one frame everywhere.
+    let t = w.totals();
+    assert_eq!(t.received_all(), 10);
+    assert_eq!(t.delivered, 8);
+    assert_eq!(w.stats().endpoints[0].tx_packets.load(Relaxed), 4);
+    assert_eq!(w.stats().endpoints[0].rx_packets.load(Relaxed), 2);
+    assert_eq!(w.stats().endpoints[1].rx_packets.load(Relaxed), 2);
+    assert_eq!(w.stats().wire_tx_packets.load(Relaxed), 2);
+}
+
+#[test]
+fn a_jumbo_frame_longer_than_the_worker_carries_is_too_long() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 2, 65000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    assert!(w
+        .wire()
+        .deliver(&sized(frame(mac(0), WIRE_HOST, 1), JUMBO + 1)));
+    e1.send(&sized(frame(mac(0), mac(1), 2), JUMBO + 1));
+    settle(&mut w);
+    assert!(e0.transmit(usize::MAX).is_empty());
+    assert_eq!(drops(&w, DropReason::TooLong), 2);
+    // The longest it carries passes.
+    assert!(w.wire().deliver(&sized(frame(mac(0), WIRE_HOST, 3), JUMBO)));
+    assert_eq!(sent(&mut w, &e0).len(), 1);
+}
+
+#[test]
+fn on_a_vlan_network_a_jumbo_frame_loses_and_gains_its_tag() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, Some(50), 2, 9000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    let jt = |dst, src, seq| sized(tagged(dst, src, 50, seq), 9018);
+    let untag = |mut f: Vec<u8>| {
+        f.drain(12..16);
+        f
+    };
+    assert!(w.wire().deliver(&jt(mac(0), WIRE_HOST, 1)));
+    assert!(w.wire().deliver(&jt(mac(1), WIRE_HOST, 2)));
+    assert_eq!(sent(&mut w, &e0), vec![untag(jt(mac(0), WIRE_HOST, 1))]);
+    assert_eq!(e1.take_received(), vec![untag(jt(mac(1), WIRE_HOST, 2))]);
+    assert!(e0.deliver(&untag(jt(WIRE_HOST, mac(0), 3))));
+    e1.send(&untag(jt(WIRE_HOST, mac(1), 4)));
+    assert_eq!(
+        to_wire(&mut w),
+        vec![jt(WIRE_HOST, mac(0), 3), jt(WIRE_HOST, mac(1), 4)]
+    );
+    // A frame that fills one UMEM frame needs a second with the tag.
+    let full = sized(frame(WIRE_HOST, mac(0), 5), MemSizes::default().frame_size);
+    assert!(e0.deliver(&full));
+    let mut want = full.clone();
+    want.splice(12..12, [0x81, 0x00, 0x00, 50]);
+    assert_eq!(to_wire(&mut w), vec![want]);
+    assert_eq!(w.totals().delivered, 5);
+}
+
+#[test]
+fn a_jumbo_broadcast_is_copied_as_chains_to_every_other_endpoint_and_the_wire() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 3, 9000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    let e2 = w.add_tap(E2, 64);
+    settle(&mut w);
+    let b = sized(frame(BROADCAST, mac(1), 1), 9014);
+    e1.send(&b);
+    settle(&mut w);
+    assert_eq!(e0.transmit(usize::MAX), vec![b.clone()]);
+    assert_eq!(e2.take_received(), vec![b.clone()]);
+    assert!(e1.take_received().is_empty(), "back to its sender");
+    assert!(to_wire(&mut w) == vec![b.clone()]);
+    // From the wire, through the group listener.
+    let fdb = fdb_mtu(Mode::Bridge, None, 3, 9000);
+    let from_wire = sized(frame(BROADCAST, WIRE_HOST, 2), 9014);
+    assert!(w.flood(GroupFrame {
+        verdict: classify_ingress(&fdb, &from_wire),
+        buf: from_wire.clone(),
+    }));
+    settle(&mut w);
+    assert!(e0.transmit(usize::MAX) == vec![from_wire.clone()]);
+    assert!(e1.take_received() == vec![from_wire.clone()]);
+    assert!(e2.take_received() == vec![from_wire]);
+    assert_eq!(w.totals().delivered, 2);
+}
+
+#[test]
+fn frames_that_carried_a_chain_come_back_unmarked() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 2, 9000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    for seq in 0..3 {
+        assert!(w
+            .wire()
+            .deliver(&sized(frame(mac(0), WIRE_HOST, seq), 9014)));
+    }
+    assert_eq!(sent(&mut w, &e0).len(), 3);
+    // The chunks, reaped with XDP_PKT_CONTD still on them, are the next
+    // free frames: a TAP's frames read into them are each one frame.
+    let small: Vec<Vec<u8>> = (10..20).map(|seq| frame(mac(0), mac(1), seq)).collect();
+    for f in &small {
+        e1.send(f);
+    }
+    assert!(sent(&mut w, &e0) == small);
+}
+
+#[test]
+fn a_full_tx_ring_takes_whole_chains_and_drops_whole_frames() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 1, 9000));
+    let e0 = w.add_veth(E0, true);
+    settle(&mut w);
+    // e0's TX ring (64) holds twelve chains of five; never transmitted.
+    let mut offered = 0;
+    for i in 0..15 {
+        for _ in 0..16 {
+            if w.wire().deliver(&sized(frame(mac(0), WIRE_HOST, i), 9014)) {
+                offered += 1;
+                break;
+            }
+            settle(&mut w);
+        }
+    }
+    settle(&mut w);
+    assert_eq!(offered, 15);
+    assert_eq!(e0.tx_len(), 60);
+    assert_eq!(drops(&w, DropReason::TxFull), 3);
+    let out = e0.transmit(usize::MAX);
+    assert_eq!(out.len(), 12);
+    assert!(out.iter().all(|f| f.len() == 9014));
+    settle(&mut w);
+}
+
+#[test]
+fn punted_jumbo_frames_are_their_senders_egress() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 2, 9000));
+    let _e0 = w.add_veth(E0, false);
+    let e1 = w.add_veth(E1, false);
+    let punt = w.set_punt();
+    settle(&mut w);
+    let f = sized(frame(mac(1), mac(0), 1), 9014);
+    let mut p = f.clone();
+    p.splice(12..12, [0x88, 0xa8, 0x00, 0x00]);
+    assert!(punt.deliver(&p));
+    assert_eq!(sent(&mut w, &e1), vec![f]);
+    // A removed endpoint's chains on its rings come back whole.
+    assert!(punt.deliver(&p));
+    settle(&mut w);
+    assert_eq!(e1.tx_len(), 5);
+    w.remove(E1);
+    settle(&mut w);
+    assert_eq!(w.totals().delivered, 2);
+}

@@ -9,6 +9,15 @@
 //! Per iteration: commands, parent RX, endpoint RX, flood queue, then one
 //! flush per destination, completion reaping and fill-ring refill; poll()
 //! only when an iteration found nothing to do.
+//!
+//! Jumbo frames: a frame longer than one UMEM frame arrives on a socket
+//! bound with `XDP_USE_SG` as a chain of descriptors, all but the last
+//! marked `XDP_PKT_CONTD` (or from a TAP, longer than one frame). The
+//! worker's jumbo lane gathers it into one buffer (the chain's frames go
+//! back to the pool at once), classifies it there like any frame, and
+//! copies it out: as a chain for a socket, whole for a TAP. A chain is
+//! staged, transmitted and dropped whole, never cut. Frames of one UMEM
+//! frame, nearly all of them, never enter the lane.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -122,6 +131,9 @@ pub struct WorkerConfig<P: Ports = Kernel> {
     /// Membership reports, leaves and queries seen, for the snooping
     /// thread (bounded: a full channel counts the event dropped).
     pub snoops: crossbeam_channel::Sender<SnoopEvent>,
+    /// The longest frame the worker carries as a chain of UMEM frames, if
+    /// its sockets are bound with `XDP_USE_SG`; without, one UMEM frame.
+    pub jumbo: Option<usize>,
 }
 
 /// Reports from a worker to the control thread.
@@ -188,6 +200,30 @@ struct Port<P: Ports> {
     read_backoff: u32,
     /// The endpoint has a rate limit (its bucket is in the shared [`Limiters`]).
     limited: bool,
+    /// A multi-buffer frame its socket is handing over.
+    chain: Chain,
+}
+
+/// The `XDP_PKT_CONTD` option bit: the frame goes on in the next descriptor.
+pub const CONTD: u32 = 1;
+
+/// A multi-buffer frame being gathered from its chain of descriptors.
+#[derive(Debug, Default)]
+struct Chain {
+    /// The frame's bytes so far (at most the longest frame carried).
+    buf: Vec<u8>,
+    /// Bytes the chain held, those that did not fit `buf` included.
+    len: usize,
+    /// A chunk came that said more would follow.
+    open: bool,
+}
+
+/// Whose chain a chunk belongs to.
+#[derive(Debug, Clone, Copy)]
+enum ChainOf {
+    Wire,
+    Punt,
+    Port(usize),
 }
 
 /// Most iterations a TAP read is skipped after empty reads: an empty read()
@@ -256,6 +292,17 @@ pub struct Worker<P: Ports = Kernel> {
     snoops: crossbeam_channel::Sender<SnoopEvent>,
     wake: Arc<EventFd>,
     pollfds: Vec<libc::pollfd>,
+    /// The longest frame carried as a chain (`None`: one UMEM frame).
+    jumbo: Option<usize>,
+    /// Multi-buffer frames arriving from the wire and the punt device.
+    wire_chain: Chain,
+    punt_chain: Chain,
+    /// A jumbo frame read from a TAP, handled after the batch it ended.
+    tap_jumbo: Vec<u8>,
+    /// A chain staged for a TAP, gathered for its one write.
+    tap_gather: Vec<u8>,
+    /// The descriptors of a chain being copied out.
+    chain_out: Vec<P::Desc>,
 }
 
 impl<P: Ports> Worker<P> {
@@ -337,6 +384,12 @@ impl<P: Ports> Worker<P> {
             snoops: cfg.snoops,
             wake,
             pollfds: Vec::new(),
+            jumbo: cfg.jumbo,
+            wire_chain: Chain::default(),
+            punt_chain: Chain::default(),
+            tap_jumbo: Vec::new(),
+            tap_gather: Vec::new(),
+            chain_out: Vec::new(),
         }
     }
 
@@ -467,6 +520,7 @@ impl<P: Ports> Worker<P> {
                         read_skip: 0,
                         read_backoff: 0,
                         limited: false,
+                        chain: Chain::default(),
                     });
                     self.apply_limits();
                     self.rebuild_pollfds();
@@ -498,10 +552,11 @@ impl<P: Ports> Worker<P> {
         };
         for d in port.staged.drain(..) {
             // A flood copy is not a frame of its own: its frame
-            // was counted when the copies were made.
-            if d.options() == COPY_MARK {
+            // was counted when the copies were made. A chain is one frame.
+            let ends = d.options() & CONTD == 0;
+            if ends && d.options() & COPY_MARK != 0 {
                 self.stats.flood_copy_dropped(id);
-            } else {
+            } else if ends {
                 self.stats.dropped_for(DropReason::EndpointGone, id);
             }
             self.pool.push(d);
@@ -702,13 +757,21 @@ impl<P: Ports> Worker<P> {
         }
         self.parent_inflight.fill -= n;
         self.pool.received(&self.rx_buf[..n]);
-        self.stats.received(Source::Wire, n as u64);
+        self.stats
+            .received(Source::Wire, self.frames_in(&self.rx_buf[..n]) as u64);
         self.stats.batch(n);
         // A handle of our own (one refcount per batch) so frame data can be read
         // while the worker's other fields change.
         let umem = self.umem.clone();
         for i in 0..n {
             let d = self.rx_buf[i];
+            if d.options() & CONTD != 0 || self.wire_chain.open {
+                if let Some(frame) = self.gather(ChainOf::Wire, d) {
+                    self.wire_jumbo(&frame, false);
+                    self.chain_done(ChainOf::Wire, frame);
+                }
+                continue;
+            }
             // SAFETY: `d` came off our RX ring, so user space owns the frame until we post it again.
             let data = unsafe { umem.data(&d) };
             match classify_ingress(&self.fdb, data) {
@@ -798,11 +861,13 @@ impl<P: Ports> Worker<P> {
                 }
                 EndpointIo::Tap { .. } => 0,
             };
-            if n == 0 {
+            let jumbo = !self.tap_jumbo.is_empty();
+            if n == 0 && !jumbo {
                 continue;
             }
-            work += n;
-            self.stats.received(Source::Endpoint, n as u64);
+            work += n.max(1);
+            let frames = self.frames_in(&self.rx_buf[..n]) + usize::from(jumbo);
+            self.stats.received(Source::Endpoint, frames as u64);
             self.stats.batch(n);
             // The endpoint's bucket is locked once for the batch, and only
             // if it has one.
@@ -815,7 +880,22 @@ impl<P: Ports> Worker<P> {
             }
             let umem = self.umem.clone();
             for k in 0..n {
-                self.egress(&umem, id, self.rx_buf[k], bucket.as_deref_mut());
+                let d = self.rx_buf[k];
+                let open = self.ports[i].as_ref().is_some_and(|p| p.chain.open);
+                if d.options() & CONTD != 0 || open {
+                    if let Some(frame) = self.gather(ChainOf::Port(i), d) {
+                        self.egress_jumbo(id, &frame, bucket.as_deref_mut());
+                        self.chain_done(ChainOf::Port(i), frame);
+                    }
+                    continue;
+                }
+                self.egress(&umem, id, d, bucket.as_deref_mut());
+            }
+            if jumbo {
+                let frame = std::mem::take(&mut self.tap_jumbo);
+                self.egress_jumbo(id, &frame, bucket);
+                self.tap_jumbo = frame;
+                self.tap_jumbo.clear();
             }
         }
         work
@@ -841,6 +921,12 @@ impl<P: Ports> Worker<P> {
         let umem = self.umem.clone();
         for k in 0..n {
             let d = self.rx_buf[k];
+            if d.options() & CONTD != 0 || self.punt_chain.open {
+                if let Some(frame) = self.gather(ChainOf::Punt, d) {
+                    self.punt_jumbo(frame, now);
+                }
+                continue;
+            }
             // SAFETY: the frame is ours (just consumed).
             let data = unsafe { umem.data(&d) };
             let id = match punt_tag(data) {
@@ -860,20 +946,31 @@ impl<P: Ports> Worker<P> {
             };
             self.stats.received(Source::Endpoint, 1);
             let d = self.untag(d);
-            let limited = self
-                .ports
-                .get(usize::from(id.0))
-                .and_then(Option::as_ref)
-                .is_some_and(|p| p.limited);
-            let limits = self.limits.clone();
-            let mut slot = limited.then(|| limits.lock(id)).flatten();
-            let mut bucket = slot.as_deref_mut().and_then(Option::as_mut);
-            if let (Some(now), Some(b)) = (now, bucket.as_deref_mut()) {
-                b.refill(now);
-            }
-            self.egress(&umem, id, d, bucket);
+            self.with_bucket(id, now, |w, bucket| w.egress(&umem, id, d, bucket));
         }
         n
+    }
+
+    /// Runs `f` with endpoint `id`'s token bucket (refilled to `now`), if
+    /// it has one, locked meanwhile.
+    fn with_bucket<R>(
+        &mut self,
+        id: EndpointId,
+        now: Option<Instant>,
+        f: impl FnOnce(&mut Self, Option<&mut TokenBucket>) -> R,
+    ) -> R {
+        let limited = self
+            .ports
+            .get(usize::from(id.0))
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.limited);
+        let limits = self.limits.clone();
+        let mut slot = limited.then(|| limits.lock(id)).flatten();
+        let mut bucket = slot.as_deref_mut().and_then(Option::as_mut);
+        if let (Some(now), Some(b)) = (now, bucket.as_deref_mut()) {
+            b.refill(now);
+        }
+        f(self, bucket)
     }
 
     /// A group frame from the wire, copied by the fast path: classified
@@ -945,30 +1042,10 @@ impl<P: Ports> Worker<P> {
     ) {
         // SAFETY: the frame is ours (just consumed or just read into).
         let data = unsafe { umem.data(&d) };
-        let counters = &self.stats.endpoints[usize::from(id.0)];
-        bump(&counters.rx_packets, 1);
-        bump(&counters.rx_bytes, data.len() as u64);
-        if bucket.is_some_and(|b| !b.take(data.len() as u64)) {
-            self.stats.dropped_for(DropReason::RateLimited, id);
+        let Some(verdict) = self.admit(id, data, bucket) else {
             self.pool.push(d);
             return;
-        }
-        let verdict = classify_egress(&self.fdb, id, data);
-        // What a container says about its groups counts only if its frame
-        // passes (not spoofed, not a VLAN hop).
-        let passes = !matches!(verdict, Verdict::Drop(_));
-        if passes && data.first().is_some_and(|b| b & 1 != 0) {
-            if let Some(changes) = snoop_egress(&self.fdb, id, data) {
-                for m in changes {
-                    let e = if m.join {
-                        SnoopEvent::Join(id, m.group)
-                    } else {
-                        SnoopEvent::Leave(id, m.group)
-                    };
-                    send_snoop(&self.snoops, &self.stats, e);
-                }
-            }
-        }
+        };
         match verdict {
             Verdict::Endpoint(to) => self.stage(to, d),
             Verdict::EndpointUntag(to) => {
@@ -992,6 +1069,305 @@ impl<P: Ports> Worker<P> {
                 self.stats.dropped_for(r, id);
                 self.pool.push(d);
             }
+        }
+    }
+
+    /// Where a frame endpoint `id` sent goes: counted for the endpoint,
+    /// held to its rate limit (`None`: dropped for it), classified, and
+    /// what it says about its groups snooped if it passes.
+    #[inline]
+    fn admit(
+        &mut self,
+        id: EndpointId,
+        data: &[u8],
+        bucket: Option<&mut TokenBucket>,
+    ) -> Option<Verdict> {
+        let counters = &self.stats.endpoints[usize::from(id.0)];
+        bump(&counters.rx_packets, 1);
+        bump(&counters.rx_bytes, data.len() as u64);
+        if bucket.is_some_and(|b| !b.take(data.len() as u64)) {
+            self.stats.dropped_for(DropReason::RateLimited, id);
+            return None;
+        }
+        let verdict = classify_egress(&self.fdb, id, data);
+        // What a container says about its groups counts only if its frame
+        // passes (not spoofed, not a VLAN hop).
+        let passes = !matches!(verdict, Verdict::Drop(_));
+        if passes && data.first().is_some_and(|b| b & 1 != 0) {
+            if let Some(changes) = snoop_egress(&self.fdb, id, data) {
+                for m in changes {
+                    let e = if m.join {
+                        SnoopEvent::Join(id, m.group)
+                    } else {
+                        SnoopEvent::Leave(id, m.group)
+                    };
+                    send_snoop(&self.snoops, &self.stats, e);
+                }
+            }
+        }
+        Some(verdict)
+    }
+
+    /// How many of `descs` end a frame: all of them, but for chunks of
+    /// multi-buffer frames (only a worker bound for them looks).
+    #[inline]
+    fn frames_in(&self, descs: &[P::Desc]) -> usize {
+        match self.jumbo {
+            None => descs.len(),
+            Some(_) => descs.iter().filter(|d| d.options() & CONTD == 0).count(),
+        }
+    }
+
+    fn chain_mut(&mut self, of: ChainOf) -> &mut Chain {
+        match of {
+            ChainOf::Wire => &mut self.wire_chain,
+            ChainOf::Punt => &mut self.punt_chain,
+            ChainOf::Port(i) => match self.ports[i].as_mut() {
+                Some(port) => &mut port.chain,
+                // A port is removed between passes, never while it reads.
+                None => unreachable!("a chain of endpoint slot {i}, which is empty"),
+            },
+        }
+    }
+
+    /// Takes chunk `d` of a multi-buffer frame (its frame goes back to the
+    /// pool); the whole frame once `d` is its last chunk. A chain longer
+    /// than the longest frame carried is dropped here as `too_long`, for
+    /// the sender when it is an endpoint.
+    #[cold]
+    fn gather(&mut self, of: ChainOf, d: P::Desc) -> Option<Vec<u8>> {
+        let max = self.jumbo.unwrap_or(self.mtu);
+        let umem = self.umem.clone();
+        // SAFETY: `d` came off an RX ring of ours: user space holds it.
+        let data = unsafe { umem.data(&d) };
+        let last = d.options() & CONTD == 0;
+        let chain = self.chain_mut(of);
+        chain.len += data.len();
+        if chain.len <= max {
+            chain.buf.extend_from_slice(data);
+        }
+        chain.open = !last;
+        self.pool.push(d);
+        if !last {
+            return None;
+        }
+        let chain = self.chain_mut(of);
+        let len = std::mem::take(&mut chain.len);
+        let frame = std::mem::take(&mut chain.buf);
+        if len <= max {
+            return Some(frame);
+        }
+        match of {
+            ChainOf::Port(i) => {
+                let id = EndpointId(i as u16);
+                let counters = &self.stats.endpoints[i];
+                bump(&counters.rx_packets, 1);
+                bump(&counters.rx_bytes, len as u64);
+                self.stats.dropped_for(DropReason::TooLong, id);
+            }
+            ChainOf::Punt => {
+                // Counted as received where a punted frame is: here.
+                self.stats.received(Source::Endpoint, 1);
+                self.stats.dropped(DropReason::TooLong);
+            }
+            ChainOf::Wire => self.stats.dropped(DropReason::TooLong),
+        }
+        self.chain_done(of, frame);
+        None
+    }
+
+    /// Gives a gathered frame's buffer back to its chain, for the next.
+    fn chain_done(&mut self, of: ChainOf, mut frame: Vec<u8>) {
+        frame.clear();
+        if let ChainOf::Port(i) = of {
+            if self.ports[i].is_none() {
+                return;
+            }
+        }
+        self.chain_mut(of).buf = frame;
+    }
+
+    /// A gathered frame from the wire (`group`: a group frame the fast
+    /// path copied, already counted as received): classified and copied
+    /// to where it goes.
+    #[cold]
+    fn wire_jumbo(&mut self, data: &[u8], group: bool) {
+        if group {
+            if let Some(net) = snoop_query(&self.fdb, data) {
+                send_snoop(&self.snoops, &self.stats, SnoopEvent::Query(net));
+            }
+        }
+        match classify_ingress(&self.fdb, data) {
+            Verdict::Endpoint(to) => self.copy_to(to, data, false),
+            Verdict::EndpointUntag(to) => self.copy_to(to, data, true),
+            Verdict::Flood(flood) => {
+                let copies = self.flood_copies(&flood, data);
+                self.count_flood(&flood, copies);
+            }
+            Verdict::Drop(r) => self.ingress_dropped(data, r),
+            // Not produced for wire ingress; never reflect a frame back.
+            Verdict::Wire { .. } => self.stats.dropped(DropReason::Internal),
+        }
+    }
+
+    /// A gathered frame endpoint `id` sent (counted as received by the
+    /// caller): as [`Self::egress`] does, with copies out.
+    #[cold]
+    fn egress_jumbo(&mut self, id: EndpointId, data: &[u8], bucket: Option<&mut TokenBucket>) {
+        let Some(verdict) = self.admit(id, data, bucket) else {
+            return;
+        };
+        match verdict {
+            Verdict::Endpoint(to) => self.copy_to(to, data, false),
+            Verdict::EndpointUntag(to) => self.copy_to(to, data, true),
+            Verdict::Wire { tag } => self.copy_to_wire(id, data, tag),
+            Verdict::Flood(flood) => {
+                let copies = self.flood_copies(&flood, data);
+                if flood.wire {
+                    let tag = self.fdb.network(flood.network).vlan;
+                    self.copy_to_wire(id, data, tag);
+                } else {
+                    self.count_flood(&flood, copies);
+                }
+            }
+            Verdict::Drop(r) => self.stats.dropped_for(r, id),
+        }
+    }
+
+    /// A gathered frame from the punt device: its punt tag comes off, and
+    /// it is a group frame from the wire or its sender's egress.
+    #[cold]
+    fn punt_jumbo(&mut self, mut frame: Vec<u8>, now: Option<Instant>) {
+        let tag = punt_tag(&frame);
+        if tag.is_some() {
+            frame.drain(MACS_LEN..MACS_LEN + VLAN_TAG_LEN);
+        }
+        match tag {
+            Some(PuntTag::Wire) => {
+                self.stats.received(Source::WireGroup, 1);
+                self.wire_jumbo(&frame, true);
+            }
+            Some(PuntTag::Endpoint(id)) => {
+                self.stats.received(Source::Endpoint, 1);
+                self.with_bucket(id, now, |w, bucket| w.egress_jumbo(id, &frame, bucket));
+            }
+            None => {
+                self.stats.received(Source::Endpoint, 1);
+                self.stats.dropped(DropReason::Malformed);
+            }
+        }
+        self.chain_done(ChainOf::Punt, frame);
+    }
+
+    /// Copies `data` (less `cut` bytes of outer tag after the MACs, plus
+    /// an 802.1Q tag `tag` there) into a chain of free frames, in
+    /// `chain_out`: each full but the last, each but the last marked
+    /// [`CONTD`]. Why not, if not: too long for the worker, no free frames.
+    fn copy_chain(&mut self, data: &[u8], cut: usize, tag: Option<u16>) -> Result<(), DropReason> {
+        if data.len() < MACS_LEN + cut {
+            return Err(DropReason::Malformed);
+        }
+        let mut tag_bytes = [0u8; VLAN_TAG_LEN];
+        let tag_len = match tag {
+            Some(vid) => {
+                tag_bytes[..2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+                tag_bytes[2..].copy_from_slice(&vid.to_be_bytes());
+                VLAN_TAG_LEN
+            }
+            None => 0,
+        };
+        let pieces = [
+            &data[..MACS_LEN],
+            &tag_bytes[..tag_len],
+            &data[MACS_LEN + cut..],
+        ];
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        if total > self.jumbo.unwrap_or(self.mtu) {
+            return Err(DropReason::TooLong);
+        }
+        let count = total.div_ceil(self.mtu).max(1);
+        if self.pool.free.len() < count {
+            self.stats.umem_exhausted();
+            return Err(DropReason::UmemExhausted);
+        }
+        self.chain_out.clear();
+        let (mut piece, mut at) = (0, 0);
+        for k in 0..count {
+            let Some(mut d) = self.pool.pop() else {
+                unreachable!("{count} frames were free");
+            };
+            let mtu = self.mtu;
+            // SAFETY: `d` is a free frame owned by user space; `data` is
+            // never on the free list (a gathered buffer, a listener's copy,
+            // or a frame the worker holds).
+            unsafe {
+                self.umem.edit(&mut d, |buf, len| {
+                    let cap = buf.len().min(mtu);
+                    let mut w = 0;
+                    while w < cap && piece < pieces.len() {
+                        let src = &pieces[piece][at..];
+                        let m = src.len().min(cap - w);
+                        buf[w..w + m].copy_from_slice(&src[..m]);
+                        w += m;
+                        at += m;
+                        if at == pieces[piece].len() {
+                            piece += 1;
+                            at = 0;
+                        }
+                    }
+                    *len = w;
+                })
+            };
+            d.set_options(if k + 1 < count { CONTD } else { 0 });
+            self.chain_out.push(d);
+        }
+        Ok(())
+    }
+
+    /// Stages the chain in `chain_out` for `to` (`copy`: a flood copy,
+    /// not a frame of its own). False, its frames freed, if `to` has no
+    /// port; the caller counts the drop.
+    fn stage_chain(&mut self, to: EndpointId, copy: bool) -> bool {
+        let mut chain = std::mem::take(&mut self.chain_out);
+        let staged = match self
+            .ports
+            .get_mut(usize::from(to.0))
+            .and_then(Option::as_mut)
+        {
+            Some(port) => {
+                if port.staged.is_empty() {
+                    self.dirty.push(to);
+                }
+                let mark = if copy { COPY_MARK } else { 0 };
+                port.staged.extend(chain.drain(..).map(|mut d| {
+                    d.set_options(d.options() | mark);
+                    d
+                }));
+                true
+            }
+            None => {
+                for d in chain.drain(..) {
+                    self.pool.push(d);
+                }
+                false
+            }
+        };
+        self.chain_out = chain;
+        staged
+    }
+
+    /// Queues a copy of `data`, a frame endpoint `from` sent, for the
+    /// wire, under an 802.1Q tag if `tag` is set.
+    fn copy_to_wire(&mut self, from: EndpointId, data: &[u8], tag: Option<u16>) {
+        match self.copy_chain(data, 0, tag) {
+            Ok(()) => {
+                for &d in &self.chain_out {
+                    self.to_wire.push(d);
+                    self.to_wire_from.push(from);
+                }
+                self.chain_out.clear();
+            }
+            Err(reason) => self.stats.dropped_for(reason, from),
         }
     }
 
@@ -1034,10 +1410,21 @@ impl<P: Ports> Worker<P> {
                     Ok(())
                 })
             };
-            if let Err(reason) = tagged {
-                self.stats.dropped_for(reason, from);
-                self.pool.push(d);
-                return;
+            match tagged {
+                Ok(()) => {}
+                Err(DropReason::TooLong) if self.jumbo.is_some() => {
+                    // With the tag it needs two frames: the jumbo lane.
+                    let umem = self.umem.clone();
+                    // SAFETY: `d` is ours, and copied from before it is freed.
+                    self.copy_to_wire(from, unsafe { umem.data(&d) }, tag);
+                    self.pool.push(d);
+                    return;
+                }
+                Err(reason) => {
+                    self.stats.dropped_for(reason, from);
+                    self.pool.push(d);
+                    return;
+                }
             }
         }
         self.to_wire.push(d);
@@ -1088,6 +1475,17 @@ impl<P: Ports> Worker<P> {
                 Ok(Some(len)) if len <= cap => {
                     self.rx_buf[n] = d;
                     n += 1;
+                }
+                Ok(Some(len)) if self.jumbo.is_some_and(|max| len <= max) => {
+                    // A jumbo frame, in the frame and the overflow buffer:
+                    // gathered, and handled after the frames read before it.
+                    // SAFETY: `d` is ours (just read into).
+                    self.tap_jumbo
+                        .extend_from_slice(unsafe { self.umem.data(&d) });
+                    self.tap_jumbo
+                        .extend_from_slice(&self.tap_overflow[..len - cap]);
+                    self.pool.push(d);
+                    break;
                 }
                 Ok(Some(len)) => {
                     // Longer than a UMEM frame (its tail went to the overflow
@@ -1208,8 +1606,26 @@ impl<P: Ports> Worker<P> {
     /// Copies one frame (without its outer tag if `untag`) into a fresh frame
     /// staged for `to`, as a frame of its own in the accounting.
     fn copy_to(&mut self, to: EndpointId, data: &[u8], untag: bool) {
-        match self.copy_frame(data, untag) {
-            Ok(d) => self.stage(to, d),
+        let cut = if untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN {
+            VLAN_TAG_LEN
+        } else {
+            0
+        };
+        if data.len() - cut <= self.mtu {
+            match self.copy_frame(data, untag) {
+                Ok(d) => self.stage(to, d),
+                Err(reason) => self.stats.dropped_for(reason, to),
+            }
+            return;
+        }
+        // The jumbo lane: a chain.
+        if too_long(data, cut, self.max_frame(to)) {
+            self.stats.dropped_for(DropReason::TooLong, to);
+            return;
+        }
+        match self.copy_chain(data, cut, None) {
+            Ok(()) if self.stage_chain(to, false) => {}
+            Ok(()) => self.stats.dropped_for(DropReason::EndpointGone, to),
             Err(reason) => self.stats.dropped_for(reason, to),
         }
     }
@@ -1305,6 +1721,21 @@ impl<P: Ports> Worker<P> {
                 copies.lost = Some(DropReason::TooLong);
                 continue;
             }
+            if data.len() - cut > self.mtu {
+                // The jumbo lane: a chain.
+                match self.copy_chain(data, cut, None) {
+                    Ok(()) if self.stage_chain(to, true) => copies.made += 1,
+                    Ok(()) => {
+                        self.stats.flood_copy_dropped(to);
+                        copies.lost = Some(DropReason::EndpointGone);
+                    }
+                    Err(reason) => {
+                        self.stats.flood_copy_dropped(to);
+                        copies.lost = Some(reason);
+                    }
+                }
+                continue;
+            }
             match self.copy_frame(data, flood.untag) {
                 Ok(d) if self.stage_copy(to, d) => copies.made += 1,
                 Ok(_) => copies.lost = Some(DropReason::EndpointGone),
@@ -1374,22 +1805,24 @@ impl<P: Ports> Worker<P> {
         // The wire.
         if !self.to_wire.is_empty() {
             let room = self.tx_ring - self.parent_inflight.tx;
-            let n = self.to_wire.len().min(room);
+            let n = whole_chains(&self.to_wire, room);
             // SAFETY: the descriptors are frames of this UMEM owned by user space.
             let sent = unsafe { self.parent.tx(&self.to_wire[..n]) };
+            debug_assert!(sent == n || sent == 0, "a TX ring took part of a batch");
             self.parent_inflight.tx += sent;
             self.pool.sent(&self.to_wire[..sent], PARENT);
-            bump(&self.stats.wire_tx_packets, sent as u64);
-            let egress_frames = self.to_wire.len() as u64;
-            bump(&self.stats.delivered, sent as u64);
+            let frames = self.frames_in(&self.to_wire[..sent]) as u64;
+            bump(&self.stats.wire_tx_packets, frames);
+            bump(&self.stats.delivered, frames);
             // The first `sent` frames now belong to the kernel until they complete.
             debug_assert_eq!(self.to_wire.len(), self.to_wire_from.len());
             let unsent = self.to_wire.drain(..).zip(self.to_wire_from.drain(..));
             for (d, from) in unsent.skip(sent) {
-                self.stats.dropped_for(DropReason::TxFull, from);
+                if d.options() & CONTD == 0 {
+                    self.stats.dropped_for(DropReason::TxFull, from);
+                }
                 self.pool.push(d);
             }
-            debug_assert!(egress_frames >= sent as u64);
         }
         kick_tx(&mut self.parent, self.parent_inflight.tx);
         // The endpoints.
@@ -1402,15 +1835,18 @@ impl<P: Ports> Worker<P> {
             match &mut port.io {
                 EndpointIo::Xsk { socket: s, .. } => {
                     let room = self.tx_ring - port.inflight.tx;
-                    let n = port.staged.len().min(room);
+                    let n = whole_chains(&port.staged, room);
                     for d in &mut port.staged[..n] {
-                        let len = d.len() as u64;
-                        bump(&counters.tx_packets, 1);
-                        bump(&counters.tx_bytes, len);
-                        if d.options() != COPY_MARK {
+                        bump(&counters.tx_bytes, d.len() as u64);
+                        // A chain is one frame, counted at its end.
+                        let ends = d.options() & CONTD == 0;
+                        if ends {
+                            bump(&counters.tx_packets, 1);
+                        }
+                        if ends && d.options() & COPY_MARK == 0 {
                             bump(&self.stats.delivered, 1);
                         }
-                        d.set_options(0);
+                        d.set_options(d.options() & CONTD);
                     }
                     // SAFETY: frames of this UMEM owned by user space.
                     let sent = unsafe { s.tx(&port.staged[..n]) };
@@ -1418,12 +1854,13 @@ impl<P: Ports> Worker<P> {
                     port.inflight.tx += sent;
                     self.pool.sent(&port.staged[..sent], u32::from(id.0));
                     for d in port.staged.drain(..).skip(sent) {
-                        if d.options() == COPY_MARK {
+                        let ends = d.options() & CONTD == 0;
+                        if ends && d.options() & COPY_MARK != 0 {
                             self.stats.flood_copy_dropped(id);
-                        } else {
+                        } else if ends {
                             self.stats.dropped_for(DropReason::TxFull, id);
                         }
-                        // pool.push clears the copy mark.
+                        // pool.push clears the marks.
                         self.pool.push(d);
                     }
                     kick_tx(s, port.inflight.tx);
@@ -1432,11 +1869,23 @@ impl<P: Ports> Worker<P> {
                     for d in port.staged.drain(..) {
                         // SAFETY: frame of this UMEM owned by user space.
                         let data = unsafe { self.umem.data(&d) };
-                        let copy = d.options() == COPY_MARK;
-                        match tap.write(data) {
+                        if d.options() & CONTD != 0 {
+                            // A chain's chunk: gathered for one write at its end.
+                            self.tap_gather.extend_from_slice(data);
+                            self.pool.push(d);
+                            continue;
+                        }
+                        let frame = if self.tap_gather.is_empty() {
+                            data
+                        } else {
+                            self.tap_gather.extend_from_slice(data);
+                            &self.tap_gather[..]
+                        };
+                        let copy = d.options() & COPY_MARK != 0;
+                        match tap.write(frame) {
                             Ok(true) => {
                                 bump(&counters.tx_packets, 1);
-                                bump(&counters.tx_bytes, data.len() as u64);
+                                bump(&counters.tx_bytes, frame.len() as u64);
                                 if !copy {
                                     bump(&self.stats.delivered, 1);
                                 }
@@ -1445,8 +1894,7 @@ impl<P: Ports> Worker<P> {
                             Ok(false) => self.stats.dropped_for(DropReason::TxFull, id),
                             Err(_) => self.stats.dropped_for(DropReason::EndpointGone, id),
                         }
-                        let mut d = d;
-                        d.set_options(0);
+                        self.tap_gather.clear();
                         self.pool.push(d);
                     }
                 }
@@ -1526,6 +1974,17 @@ const COPY_MARK: u32 = 0x8000_0000;
 /// Descriptors the kernel transmits per kick in copy mode (its default
 /// `max_tx_budget`); more are left on the ring until the next kick.
 const COPY_TX_BUDGET: usize = 32;
+
+/// How many of `staged` (at most `room`) go to a TX ring now: whole
+/// chains only, so a multi-buffer frame is never cut between two batches.
+#[inline]
+fn whole_chains<D: Desc>(staged: &[D], room: usize) -> usize {
+    let mut n = staged.len().min(room);
+    while n > 0 && staged[n - 1].options() & CONTD != 0 {
+        n -= 1;
+    }
+    n
+}
 
 /// Asks the kernel to transmit what is on a TX ring, once per budget's worth
 /// of frames in flight, and only when the ring says it needs a kick.

@@ -71,13 +71,18 @@ pub enum XskError {
     },
 }
 
-/// Ring sizes of one socket (all powers of two).
+/// Ring sizes of one socket (all powers of two), and whether it takes
+/// multi-buffer frames.
 #[derive(Debug, Clone, Copy)]
 pub struct RingSizes {
     /// RX ring entries.
     pub rx: u32,
     /// TX ring entries.
     pub tx: u32,
+    /// Bind with `XDP_USE_SG`: a frame longer than one UMEM frame comes
+    /// and goes as a chain of descriptors, all but the last marked
+    /// `XDP_PKT_CONTD` (Linux 6.6; in zero-copy mode, drivers that say so).
+    pub multi_buffer: bool,
 }
 
 /// A UMEM and the descriptors of all its frames, handed out once.
@@ -198,16 +203,19 @@ impl XskSocket {
         rings: RingSizes,
     ) -> Result<XskSocket, XskError> {
         let setting = |e: &dyn std::fmt::Display| XskError::Setting(e.to_string());
-        let mode_flag = if zerocopy {
+        let mut flags = if zerocopy {
             BindFlags::XDP_ZEROCOPY
         } else {
             BindFlags::XDP_COPY
-        };
+        } | BindFlags::XDP_USE_NEED_WAKEUP;
+        if rings.multi_buffer {
+            flags |= BindFlags::XDP_USE_SG;
+        }
         let config = SocketConfig::builder()
             .rx_queue_size(QueueSize::new(rings.rx).map_err(|e| setting(&e))?)
             .tx_queue_size(QueueSize::new(rings.tx).map_err(|e| setting(&e))?)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(mode_flag | BindFlags::XDP_USE_NEED_WAKEUP)
+            .bind_flags(flags)
             .build();
         let name = CString::new(ifname).map_err(|e| setting(&e))?;
         // SAFETY: INHIBIT_PROG_LOAD is set, which is what `Socket::new` requires
@@ -216,7 +224,12 @@ impl XskSocket {
             .map_err(|source| XskError::Bind {
                 ifname: ifname.to_string(),
                 queue,
-                mode: if zerocopy { "zero-copy" } else { "copy" },
+                mode: match (zerocopy, rings.multi_buffer) {
+                    (true, false) => "zero-copy",
+                    (false, false) => "copy",
+                    (true, true) => "zero-copy, multi-buffer",
+                    (false, true) => "copy, multi-buffer",
+                },
                 source,
             })?;
         let (fq, cq) = rings.ok_or_else(|| XskError::AlreadyBound {

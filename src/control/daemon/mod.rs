@@ -314,14 +314,19 @@ impl Daemon {
             .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
         let parent_mtu = netlink::link_mtu(&config.parent.interface)?
             .ok_or_else(|| DaemonError::ParentGone(config.parent.interface.clone()))?;
-        let carried = crate::config::max_mtu_for(config.parent.frame_size);
+        let carried = crate::config::workers_mtu(config.parent.frame_size, parent_mtu);
         if parent_mtu > carried {
             log::warn!(
-                "parent {} has MTU {parent_mtu}, more than the workers carry with parent.frame_size = {} \
-                 (MTU {carried}): networks without `mtu` get {}; see \"MTU and jumbo frames\" in the README",
+                "parent {} has MTU {parent_mtu}, more than the workers carry (MTU {carried}): \
+                 networks without `mtu` get {}; see \"MTU and jumbo frames\" in the README",
                 config.parent.interface,
-                config.parent.frame_size,
                 crate::config::DEFAULT_MTU.min(parent_mtu)
+            );
+        } else if crate::config::multi_buffer(config.parent.frame_size, parent_mtu) {
+            log::info!(
+                "parent {} has MTU {parent_mtu}, more than one UMEM frame holds: the workers \
+                 carry longer frames as chains (AF_XDP multi-buffer)",
+                config.parent.interface
             );
         }
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
@@ -421,10 +426,40 @@ impl Daemon {
         Ok(queues)
     }
 
+    /// The largest network MTU the workers carry on this parent.
+    fn workers_mtu(&self) -> u32 {
+        crate::config::workers_mtu(self.config.parent.frame_size, self.parent_mtu)
+    }
+
+    /// The longest frame the workers' sockets take: one UMEM frame less
+    /// its headroom, or with multi-buffer a frame of [`crate::config::JUMBO_MTU`]
+    /// with an Ethernet header, a VLAN tag and the punt tag.
+    fn workers_max_frame(&self) -> usize {
+        if self.rings().multi_buffer {
+            (crate::config::JUMBO_MTU + crate::config::L2_OVERHEAD) as usize
+        } else {
+            (self.config.parent.frame_size - crate::config::FRAME_HEADROOM) as usize
+        }
+    }
+
+    /// How every AF_XDP socket of the workers binds: multi-buffer when the
+    /// parent's MTU is more than one UMEM frame holds.
+    fn rings(&self) -> RingSizes {
+        RingSizes {
+            rx: RING,
+            tx: RING,
+            multi_buffer: crate::config::multi_buffer(
+                self.config.parent.frame_size,
+                self.parent_mtu,
+            ),
+        }
+    }
+
     /// One worker per queue, each with its UMEM and its socket on the
     /// parent's queue, pinned to a core; `endpoints` is how many endpoints
     /// share the UMEM's fill budget.
     fn spawn_workers(&mut self, queues: &[u32], endpoints: usize) -> Result<()> {
+        let jumbo = self.rings().multi_buffer.then(|| self.workers_max_frame());
         let parent = self.config.parent.interface.clone();
         let cores = match &self.config.workers.cores {
             Cores::Auto => core_affinity::get_core_ids().unwrap_or_default(),
@@ -436,7 +471,7 @@ impl Daemon {
             BindMode::Copy => Bind::Copy,
         };
         let frames = self.config.parent.umem_frames;
-        let rings = RingSizes { rx: RING, tx: RING };
+        let rings = self.rings();
         // Group frames from the wire: one bounded queue per network
         // (`bcast_queue_len`, made as the network is added), served by the
         // worker the network falls to (network k: worker k mod n), so a
@@ -507,6 +542,7 @@ impl Daemon {
                 stats: stats.clone(),
                 events: self.events_tx.clone(),
                 snoops: self.snoops.clone(),
+                jumbo,
             };
             let worker = Worker::spawn(cfg, tx).map_err(DaemonError::io("starting a worker"))?;
             self.workers.push(worker);
@@ -567,7 +603,7 @@ impl Daemon {
             ),
             Err(e) => {
                 log::warn!("fast path unavailable, so every frame goes through the workers: {e}");
-                let carried = crate::config::max_mtu_for(self.config.parent.frame_size);
+                let carried = self.workers_mtu();
                 for net in &self.config.networks {
                     let mtu = self.config.network_mtu(net, self.parent_mtu);
                     if mtu > carried {
@@ -592,14 +628,14 @@ impl Daemon {
             &self.plumbing.umems,
             self.plumbing.bind.expect("workers first"),
             self.plumbing.mode,
-            RingSizes { rx: RING, tx: RING },
+            self.rings(),
             // Its frames carry the punt tag on top of the networks' MTU.
-            crate::config::max_mtu_for(self.config.parent.frame_size) + crate::config::PUNT_TAG_LEN,
+            self.workers_mtu() + crate::config::PUNT_TAG_LEN,
         )?;
         // A passthru network keeps the packet socket, for its promiscuity.
         let wire_groups = !self.passthru_at_start;
-        // A UMEM frame less its headroom, the punt tag and a C-tag.
-        let punt_max_len = self.config.parent.frame_size - crate::config::FRAME_HEADROOM - 8;
+        // The longest frame the workers take, less the punt tag and a C-tag.
+        let punt_max_len = self.workers_mtu() + crate::config::L2_OVERHEAD - 8;
         let fast = FastPath::attach(
             &parent,
             parent_ifindex,

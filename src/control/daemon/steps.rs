@@ -374,7 +374,7 @@ impl Daemon {
             // not the fast path's): no larger than they carry. The host's
             // stack then sends it nothing longer (its route has that MTU).
             mtu: match self.config.network_mtu(&net, self.parent_mtu) {
-                mtu if shim => mtu.min(crate::config::max_mtu_for(self.config.parent.frame_size)),
+                mtu if shim => mtu.min(self.workers_mtu()),
                 mtu => mtu,
             },
             handoff: ep.handoff,
@@ -447,7 +447,7 @@ impl Daemon {
                         &host,
                         w as u32,
                         self.plumbing.bind.expect("set at start"),
-                        RingSizes { rx: RING, tx: RING },
+                        self.rings(),
                     )?;
                     if let Some(prog) = prog.as_mut() {
                         prog.set_socket(w as u32, s.fd())?;
@@ -644,7 +644,7 @@ impl Daemon {
             return Ok(());
         }
         let mut xdp = XdpProgram::attach(&self.config.parent.interface, self.plumbing.mode)?;
-        xdp.set_xsk_limit(self.config.parent.frame_size - crate::config::FRAME_HEADROOM)?;
+        xdp.set_xsk_limit(self.workers_max_frame() as u32)?;
         for &(q, fd) in &self.plumbing.parent_fds {
             xdp.set_socket(q, fd)?;
         }

@@ -174,16 +174,27 @@ fn check_wire(fdb: &Fdb, frames: &[Vec<u8>]) {
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
+    // The first byte's low bit: sockets bound for multi-buffer frames, on
+    // 256-byte UMEM frames, so that most fuzzed frames are chains (the
+    // jumbo lane); or, as a parent without jumbo frames has it, one
+    // 2048-byte frame per frame.
+    let Some(first) = input.byte() else { return };
+    let (frame_size, jumbo) = if first & 1 == 1 {
+        (256, Some(2048))
+    } else {
+        (2048, None)
+    };
     let sizes = MemSizes {
         // Few frames: the check after every step is linear in them, and
         // exhaustion is a path worth taking.
         frames: 96,
+        frame_size,
         ring: 32,
         batch: 8,
         parent_fill: 16,
         port_fill_budget: 32,
         flood_queue: 8,
-        ..MemSizes::default()
+        jumbo,
     };
     let mut fdb = FDBS[0].clone();
     let mut w = MemWorker::new(fdb.clone(), sizes);

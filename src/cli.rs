@@ -233,6 +233,11 @@ pub struct BenchArgs {
     /// Seconds per TCP (iperf3) run.
     #[arg(long)]
     pub tcp_seconds: Option<u32>,
+    /// The MTU of the rig's wire and parent, so of every container (1500 by
+    /// default; 9000 measures jumbo frames, through the workers' AF_XDP
+    /// multi-buffer chains where the fast path does not carry them).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(576..=9216))]
+    pub mtu: Option<u32>,
     /// Seconds per latency (sockperf) run.
     #[arg(long)]
     pub latency_seconds: Option<u32>,

@@ -184,6 +184,9 @@ fn bench(args: mvdp::cli::BenchArgs) -> anyhow::Result<()> {
     if let Some(v) = args.tcp_seconds {
         o.tcp_seconds = v.max(1);
     }
+    if let Some(v) = args.mtu {
+        o.mtu = v;
+    }
     if let Some(v) = args.latency_seconds {
         o.latency_seconds = v.max(1);
     }

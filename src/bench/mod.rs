@@ -74,6 +74,8 @@ pub struct BenchOptions {
     pub parts: Vec<Part>,
     /// Seconds per iperf3 run.
     pub tcp_seconds: u32,
+    /// The MTU of the wire and the parent, so of every container.
+    pub mtu: u32,
     /// Seconds per sockperf run.
     pub latency_seconds: u32,
     /// Endpoint counts for the memory figures (empty: skip).
@@ -98,6 +100,7 @@ impl BenchOptions {
             systems: System::ALL.to_vec(),
             parts: Part::ALL.to_vec(),
             tcp_seconds: 4,
+            mtu: 1500,
             latency_seconds: 2,
             memory_endpoints: vec![4, 256],
             out: PathBuf::from("benches/results"),
@@ -639,6 +642,13 @@ pub fn run(opts: &BenchOptions) -> Result<BenchResults> {
         }
         let lan = Lan::build(&tag, opts.containers, 1)?;
         nic_like_wire(&lan)?;
+        if opts.mtu != 1500 {
+            // Before any system's containers: kernel macvlans take the
+            // parent's MTU, mvdp's networks default to it.
+            let mtu = opts.mtu.to_string();
+            ip(&["-n", &lan.wire, "link", "set", "w0", "mtu", &mtu])?;
+            ip(&["-n", &lan.host, "link", "set", "p0", "mtu", &mtu])?;
+        }
         let dsts: Vec<MacAddr> = (0..opts.containers).map(Lan::container_mac).collect();
         let bench = Bench {
             lan: &lan,
@@ -705,6 +715,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchResults> {
         seconds: opts.seconds,
         tcp_seconds: opts.tcp_seconds,
         latency_seconds: opts.latency_seconds,
+        mtu: opts.mtu,
         rig: RIG.into(),
         generator: GENERATOR.into(),
         placement: placement(worker_core()),

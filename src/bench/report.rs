@@ -79,8 +79,9 @@ pub fn table(r: &BenchResults) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "TCP bulk: iperf3, 1 stream, {} s, MTU-sized frames on the wire; receiver Gbit/s",
-            r.tcp_seconds
+            "TCP bulk: iperf3, 1 stream, {} s, MTU-sized frames on the wire (MTU {}); receiver Gbit/s",
+            r.tcp_seconds,
+            r.mtu
         );
         let _ = writeln!(
             out,
@@ -501,8 +502,8 @@ fn draw_header(area: &Area<'_>, r: &BenchResults) -> anyhow::Result<()> {
         width,
     )?;
     let subtitle = format!(
-        "{}   ·   kernel {}   ·   {} CPUs   ·   {}   ·   NIC-like wire (MTU frames, GRO on)",
-        r.command, r.kernel, r.cpus, r.started_at
+        "{}   ·   kernel {}   ·   {} CPUs   ·   {}   ·   NIC-like wire (MTU {} frames, GRO on)",
+        r.command, r.kernel, r.cpus, r.started_at, r.mtu
     );
     fitted_text(
         area,
@@ -929,6 +930,7 @@ mod tests {
             seconds: 2.0,
             tcp_seconds: 4,
             latency_seconds: 2,
+            mtu: 1500,
             rig: "NIC-like".into(),
             generator: "nicgen, trafgen".into(),
             placement: "CPU 0, worker CPU 1".into(),

@@ -653,6 +653,14 @@ impl Config {
         Ok(())
     }
 
+    /// That the workers of a running daemon, which carry networks up to
+    /// MTU `max` (what they were bound for at start: see [`workers_mtu`]),
+    /// carry every network that needs them, naming the key if not. Only a
+    /// parent whose MTU went up since the start needs this.
+    pub fn check_worker_mtus(&self, max: u32) -> Result<(), ConfigError> {
+        validate::worker_mtus(&self.dataplane, &self.networks, &self.endpoints, max)
+    }
+
     /// The MTU of `net`'s containers on a parent whose MTU is `parent_mtu`:
     /// its `mtu`, else the parent's if the workers carry it, else 1500
     /// (a parent above [`JUMBO_MTU`]).

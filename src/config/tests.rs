@@ -420,6 +420,21 @@ fn network_mtu_against_the_parent() {
     assert_eq!(c.network_mtu(&c.networks[0], 9217), 1500);
     assert!(!crate::config::multi_buffer(2048, 1770));
     assert!(crate::config::multi_buffer(2048, 1771));
+    // A running daemon's workers carry what they were bound for at start.
+    let off = ok(&net("mtu = 9000").replace(
+        "[[network]]",
+        "[dataplane]\nfast_path = \"off\"\n[[network]]",
+    ));
+    off.check_worker_mtus(9216).unwrap();
+    let e = off.check_worker_mtus(1770).unwrap_err();
+    assert_eq!(e.key(), Some("network[0].mtu"));
+    assert!(e.to_string().contains("at most 1770"), "{e}");
+    let tap = ok(&(net("mtu = 3000") + &endpoint("t", "kind = \"tap\"")));
+    assert_eq!(
+        tap.check_worker_mtus(1770).unwrap_err().key(),
+        Some("endpoint[0].kind")
+    );
+    ok(&net("mtu = 9000")).check_worker_mtus(1770).unwrap();
     assert_eq!(crate::config::workers_mtu(2048, 1500), 1770);
     assert_eq!(crate::config::workers_mtu(4096, 9000), 9216);
     let jumbo = ok(&net("mtu = 9000"));

@@ -50,29 +50,6 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, rn) in raw.network.into_iter().enumerate() {
         let key = Key::entry("network", i, Some(&rn.name));
         let net = network(rn, &key)?;
-        let max = JUMBO_MTU;
-        // Where the workers carry every frame of the network, they must
-        // carry its MTU; the fast path carries any.
-        let workers_only = if dataplane.fast_path == FastPath::Off {
-            Some("with fast_path = \"off\" they carry every frame")
-        } else if matches!(net.mode, Mode::Passthru | Mode::Source) {
-            Some("they carry every frame of a passthru or source network")
-        } else if net.anti_spoof == AntiSpoof::MacIp {
-            Some("they check every frame the containers of an anti_spoof = \"mac+ip\" network send")
-        } else {
-            None
-        };
-        match (net.mtu, workers_only) {
-            (Some(mtu), Some(why)) if mtu > max => {
-                return Err(ConfigError::Invalid {
-                    key: key.field("mtu"),
-                    reason: format!(
-                        "{mtu} is more than the workers carry (at most {max}), and {why}"
-                    ),
-                });
-            }
-            _ => {}
-        }
         if let Some(first) = networks.iter().position(|n| n.name == net.name) {
             return Err(ConfigError::DuplicateNetwork {
                 key: key.field("name"),
@@ -111,7 +88,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let endpoints = endpoints(raw.endpoint, &networks)?;
-    worker_mtus(&networks, &endpoints)?;
+    worker_mtus(&dataplane, &networks, &endpoints, JUMBO_MTU)?;
     capacity(&parent, &dataplane, &networks, &endpoints)?;
     Ok(Config {
         parent,
@@ -124,13 +101,39 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
-/// TAP endpoints are served by the workers, which carry frames up to
-/// [`JUMBO_MTU`]: none on a network whose `mtu` is more.
-fn worker_mtus(
+/// Where the workers carry every frame of a network, they must carry its
+/// MTU (at most `max`; the fast path carries any): with `fast_path = "off"`,
+/// on a passthru or source network, with `anti_spoof = "mac+ip"`. TAP
+/// endpoints are always the workers': none on a network whose `mtu` is
+/// more.
+pub(super) fn worker_mtus(
+    dataplane: &DataplaneConfig,
     networks: &[NetworkConfig],
     endpoints: &[EndpointConfig],
+    max: u32,
 ) -> Result<(), ConfigError> {
-    let max = JUMBO_MTU;
+    for (i, net) in networks.iter().enumerate() {
+        let workers_only = if dataplane.fast_path == FastPath::Off {
+            Some("with fast_path = \"off\" they carry every frame")
+        } else if matches!(net.mode, Mode::Passthru | Mode::Source) {
+            Some("they carry every frame of a passthru or source network")
+        } else if net.anti_spoof == AntiSpoof::MacIp {
+            Some("they check every frame the containers of an anti_spoof = \"mac+ip\" network send")
+        } else {
+            None
+        };
+        match (net.mtu, workers_only) {
+            (Some(mtu), Some(why)) if mtu > max => {
+                return Err(ConfigError::Invalid {
+                    key: Key::entry("network", i, Some(&net.name)).field("mtu"),
+                    reason: format!(
+                        "{mtu} is more than the workers carry (at most {max}), and {why}"
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
     for (i, ep) in endpoints.iter().enumerate() {
         let mtu = networks
             .iter()

@@ -169,9 +169,11 @@ impl Service {
         networks: &[NetworkSpec],
         runtime: &[EndpointSpec],
         adding: Option<&str>,
+        daemon: &Daemon,
     ) -> Result<Config, ConfigError> {
         let mut config = Config::parse_with(text, networks, runtime)?;
         check_mtus(&config)?;
+        config.check_worker_mtus(daemon.workers_mtu())?;
         if let Some(i) = adding.and_then(|n| config.endpoints.iter().position(|e| e.name == n)) {
             config.check_endpoint_host(i)?;
         }
@@ -189,7 +191,7 @@ impl Service {
                 path: self.config_path.clone(),
                 source,
             })?;
-        let config = Self::desired_now(&text, &self.networks, &self.runtime, None)?;
+        let config = Self::desired_now(&text, &self.networks, &self.runtime, None, daemon)?;
         let changed = daemon.reconcile(&config)?;
         self.file_text = text;
         Ok(changed)
@@ -335,7 +337,7 @@ impl Service {
         }
         let mut runtime = self.runtime.clone();
         runtime.push(spec.clone());
-        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, Some(&spec.name))
+        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, Some(&spec.name), daemon)
             .map_err(|e| invalid(&e))?;
         // Pinned, so that a later change elsewhere never moves this one.
         let made = config.endpoint(&spec.name).expect("validated");
@@ -384,7 +386,7 @@ impl Service {
         };
         let mut runtime = self.runtime.clone();
         runtime.remove(pos);
-        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, None)
+        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, None, daemon)
             .map_err(|e| invalid(&e))?;
         self.commit(daemon, &config, self.networks.clone(), runtime)?;
         log::info!("endpoint {name} removed over the control socket");
@@ -426,7 +428,7 @@ impl Service {
         }
         let mut networks = self.networks.clone();
         networks.push(spec.clone());
-        let config = Self::desired_now(&self.file_text, &networks, &self.runtime, None)
+        let config = Self::desired_now(&self.file_text, &networks, &self.runtime, None, daemon)
             .map_err(|e| invalid(&e))?;
         self.commit(daemon, &config, networks, self.runtime.clone())?;
         log::info!("network {} added over the control socket", spec.name);
@@ -466,7 +468,7 @@ impl Service {
         }
         let mut networks = self.networks.clone();
         networks.remove(pos);
-        let config = Self::desired_now(&self.file_text, &networks, &self.runtime, None)
+        let config = Self::desired_now(&self.file_text, &networks, &self.runtime, None, daemon)
             .map_err(|e| invalid(&e))?;
         self.commit(daemon, &config, networks, self.runtime.clone())?;
         log::info!("network {name} removed over the control socket");

@@ -426,8 +426,9 @@ impl Daemon {
         Ok(queues)
     }
 
-    /// The largest network MTU the workers carry on this parent.
-    fn workers_mtu(&self) -> u32 {
+    /// The largest network MTU the workers carry: as bound at start, for
+    /// the parent's MTU then.
+    pub fn workers_mtu(&self) -> u32 {
         crate::config::workers_mtu(self.config.parent.frame_size, self.parent_mtu)
     }
 

@@ -877,3 +877,60 @@ fn punted_jumbo_frames_are_their_senders_egress() {
     settle(&mut w);
     assert_eq!(w.totals().delivered, 2);
 }
+
+#[test]
+fn a_tap_sending_jumbo_frames_is_read_a_batch_at_a_time_in_order() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 2, 9000));
+    let e0 = w.add_veth(E0, true);
+    let e1 = w.add_tap(E1, 64);
+    settle(&mut w);
+    // Jumbo frames with small ones between them, more than a batch (16).
+    let sent_frames: Vec<Vec<u8>> = (0..24)
+        .map(|seq| {
+            let len = if seq % 3 == 2 { 64 } else { 9014 };
+            sized(frame(mac(0), mac(1), seq), len)
+        })
+        .collect();
+    for f in &sent_frames {
+        e1.send(f);
+    }
+    // One pass reads a whole batch, jumbo frames included.
+    w.step();
+    w.check().unwrap();
+    assert_eq!(w.totals().received_all(), 16);
+    let mut got = e0.transmit(usize::MAX);
+    settle(&mut w);
+    got.extend(e0.transmit(usize::MAX));
+    assert!(got == sent_frames, "{:?}", got.iter().map(Vec::len).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_new_punt_device_starts_with_no_half_chain() {
+    let mut w = jumbo_worker(fdb_mtu(Mode::Bridge, None, 2, 9000));
+    let _e0 = w.add_veth(E0, false);
+    let e1 = w.add_veth(E1, false);
+    let old = w.set_punt();
+    settle(&mut w);
+    // The old device hands over 13 frames and a chain of 5 chunks: a
+    // batch (16) ends inside the chain, and the device goes.
+    let tagged = |f: &[u8]| {
+        let mut p = f.to_vec();
+        p.splice(12..12, [0x88, 0xa8, 0x00, 0x00]);
+        p
+    };
+    let before: Vec<Vec<u8>> = (0..13).map(|seq| frame(mac(1), mac(0), seq)).collect();
+    for f in &before {
+        assert!(old.deliver(&tagged(f)));
+    }
+    assert!(old.deliver(&tagged(&sized(frame(mac(1), mac(0), 13), 9014))));
+    w.step();
+    w.check().unwrap();
+    let new = w.set_punt();
+    settle(&mut w);
+    // The new device's first frame is a frame of its own.
+    let small = frame(mac(1), mac(0), 14);
+    assert!(new.deliver(&tagged(&small)));
+    let mut want = before;
+    want.push(small);
+    assert!(sent(&mut w, &e1) == want);
+}

@@ -297,8 +297,11 @@ pub struct Worker<P: Ports = Kernel> {
     /// Multi-buffer frames arriving from the wire and the punt device.
     wire_chain: Chain,
     punt_chain: Chain,
-    /// A jumbo frame read from a TAP, handled after the batch it ended.
-    tap_jumbo: Vec<u8>,
+    /// Jumbo frames read from a TAP in this batch, each with the number of
+    /// frames read before it (its place among them).
+    tap_jumbo: Vec<(usize, Vec<u8>)>,
+    /// Buffers of handled jumbo TAP frames, for the next.
+    tap_spare: Vec<Vec<u8>>,
     /// A chain staged for a TAP, gathered for its one write.
     tap_gather: Vec<u8>,
     /// The descriptors of a chain being copied out.
@@ -388,6 +391,7 @@ impl<P: Ports> Worker<P> {
             wire_chain: Chain::default(),
             punt_chain: Chain::default(),
             tap_jumbo: Vec::new(),
+            tap_spare: Vec::new(),
             tap_gather: Vec::new(),
             chain_out: Vec::new(),
         }
@@ -536,6 +540,8 @@ impl<P: Ports> Worker<P> {
                         self.pool.reclaim(PUNT);
                     }
                     self.punt = Some((socket, Inflight::default()));
+                    // A chain the old socket was handing over ends with it.
+                    self.punt_chain = Chain::default();
                     self.rebuild_pollfds();
                 }
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
@@ -843,8 +849,9 @@ impl<P: Ports> Worker<P> {
                     let tap = tap.clone();
                     match self.tap_read(&tap, id) {
                         Ok(n) => {
+                            let read = n + self.tap_jumbo.len();
                             if let Some(port) = self.ports[i].as_mut() {
-                                port.read_backoff = if n == 0 {
+                                port.read_backoff = if read == 0 {
                                     (port.read_backoff * 2).clamp(1, TAP_READ_BACKOFF_MAX)
                                 } else {
                                     0
@@ -861,12 +868,12 @@ impl<P: Ports> Worker<P> {
                 }
                 EndpointIo::Tap { .. } => 0,
             };
-            let jumbo = !self.tap_jumbo.is_empty();
-            if n == 0 && !jumbo {
+            let jumbos = self.tap_jumbo.len();
+            if n == 0 && jumbos == 0 {
                 continue;
             }
-            work += n.max(1);
-            let frames = self.frames_in(&self.rx_buf[..n]) + usize::from(jumbo);
+            work += n + jumbos;
+            let frames = self.frames_in(&self.rx_buf[..n]) + jumbos;
             self.stats.received(Source::Endpoint, frames as u64);
             self.stats.batch(n);
             // The endpoint's bucket is locked once for the batch, and only
@@ -879,7 +886,17 @@ impl<P: Ports> Worker<P> {
                 b.refill(now);
             }
             let umem = self.umem.clone();
-            for k in 0..n {
+            let mut jumbo = std::mem::take(&mut self.tap_jumbo);
+            let mut next = jumbo.drain(..).peekable();
+            for k in 0..=n {
+                // A TAP's jumbo frames in their place among its others.
+                while let Some((_, frame)) = next.next_if(|(at, _)| *at == k) {
+                    self.egress_jumbo(id, &frame, bucket.as_deref_mut());
+                    self.tap_spare.push(frame);
+                }
+                if k == n {
+                    break;
+                }
                 let d = self.rx_buf[k];
                 let open = self.ports[i].as_ref().is_some_and(|p| p.chain.open);
                 if d.options() & CONTD != 0 || open {
@@ -891,12 +908,8 @@ impl<P: Ports> Worker<P> {
                 }
                 self.egress(&umem, id, d, bucket.as_deref_mut());
             }
-            if jumbo {
-                let frame = std::mem::take(&mut self.tap_jumbo);
-                self.egress_jumbo(id, &frame, bucket);
-                self.tap_jumbo = frame;
-                self.tap_jumbo.clear();
-            }
+            drop(next);
+            self.tap_jumbo = jumbo;
         }
         work
     }
@@ -1165,11 +1178,25 @@ impl<P: Ports> Worker<P> {
                 bump(&counters.rx_bytes, len as u64);
                 self.stats.dropped_for(DropReason::TooLong, id);
             }
-            ChainOf::Punt => {
-                // Counted as received where a punted frame is: here.
-                self.stats.received(Source::Endpoint, 1);
-                self.stats.dropped(DropReason::TooLong);
-            }
+            // Counted as received where a punted frame is: here, as its
+            // punt tag says.
+            ChainOf::Punt => match punt_tag(&frame) {
+                Some(PuntTag::Wire) => {
+                    self.stats.received(Source::WireGroup, 1);
+                    self.stats.dropped(DropReason::TooLong);
+                }
+                Some(PuntTag::Endpoint(id)) if usize::from(id.0) < self.stats.endpoints.len() => {
+                    self.stats.received(Source::Endpoint, 1);
+                    let counters = &self.stats.endpoints[usize::from(id.0)];
+                    bump(&counters.rx_packets, 1);
+                    bump(&counters.rx_bytes, len as u64);
+                    self.stats.dropped_for(DropReason::TooLong, id);
+                }
+                _ => {
+                    self.stats.received(Source::Endpoint, 1);
+                    self.stats.dropped(DropReason::TooLong);
+                }
+            },
             ChainOf::Wire => self.stats.dropped(DropReason::TooLong),
         }
         self.chain_done(of, frame);
@@ -1451,7 +1478,7 @@ impl<P: Ports> Worker<P> {
                 .punt
                 .as_ref()
                 .map_or(0, |(_, i)| self.punt_fill.saturating_sub(i.fill));
-        while n < self.cfg_batch {
+        while n + self.tap_jumbo.len() < self.cfg_batch {
             let Some(mut d) = (self.pool.free.len() > reserve)
                 .then(|| self.pool.pop())
                 .flatten()
@@ -1478,14 +1505,15 @@ impl<P: Ports> Worker<P> {
                 }
                 Ok(Some(len)) if self.jumbo.is_some_and(|max| len <= max) => {
                     // A jumbo frame, in the frame and the overflow buffer:
-                    // gathered, and handled after the frames read before it.
+                    // gathered, and handled in its place after the frames
+                    // read before it.
+                    let mut frame = self.tap_spare.pop().unwrap_or_default();
+                    frame.clear();
                     // SAFETY: `d` is ours (just read into).
-                    self.tap_jumbo
-                        .extend_from_slice(unsafe { self.umem.data(&d) });
-                    self.tap_jumbo
-                        .extend_from_slice(&self.tap_overflow[..len - cap]);
+                    frame.extend_from_slice(unsafe { self.umem.data(&d) });
+                    frame.extend_from_slice(&self.tap_overflow[..len - cap]);
+                    self.tap_jumbo.push((n, frame));
                     self.pool.push(d);
-                    break;
                 }
                 Ok(Some(len)) => {
                     // Longer than a UMEM frame (its tail went to the overflow

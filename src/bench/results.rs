@@ -343,9 +343,7 @@ pub struct BenchResults {
     pub tcp_seconds: u32,
     /// Seconds per latency run.
     pub latency_seconds: u32,
-    /// The MTU of the wire, the parent and every container (results
-    /// written before it was recorded were all 1500).
-    #[serde(default = "default_mtu")]
+    /// The MTU of the wire, the parent and every container.
     pub mtu: u32,
     /// The rig: how the wire is set up (NIC-like).
     pub rig: String,
@@ -365,8 +363,4 @@ pub struct BenchResults {
     pub ratios: Vec<Ratio>,
     /// Daemon memory, if measured.
     pub memory: Vec<MemoryResult>,
-}
-
-fn default_mtu() -> u32 {
-    1500
 }

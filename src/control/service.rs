@@ -337,8 +337,14 @@ impl Service {
         }
         let mut runtime = self.runtime.clone();
         runtime.push(spec.clone());
-        let config = Self::desired_now(&self.file_text, &self.networks, &runtime, Some(&spec.name), daemon)
-            .map_err(|e| invalid(&e))?;
+        let config = Self::desired_now(
+            &self.file_text,
+            &self.networks,
+            &runtime,
+            Some(&spec.name),
+            daemon,
+        )
+        .map_err(|e| invalid(&e))?;
         // Pinned, so that a later change elsewhere never moves this one.
         let made = config.endpoint(&spec.name).expect("validated");
         // On a DHCP network the address is the lease's, never pinned.

@@ -308,6 +308,9 @@ const ARP_LEN: usize = 28;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const IPV6_SRC: usize = 8;
 const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
+/// ICMPv6 types only a router sends: a router advertisement, a redirect.
+const ICMPV6_ROUTER_ADVERTISEMENT: u8 = 134;
+const ICMPV6_REDIRECT: u8 = 137;
 /// The target address of a neighbour advertisement, from the ICMPv6 header.
 const NA_TARGET: usize = 8;
 
@@ -348,11 +351,30 @@ fn check_sender_ipv6(payload: &[u8], own: Ipv6Addr) -> Result<(), DropReason> {
     Ok(())
 }
 
+/// Whether an IPv6 packet is a router's claim: a router advertisement or a
+/// redirect (RA guard, RFC 6105, on every container's port: a container
+/// that sends one could make itself the LAN's IPv6 router). Behind any
+/// extension headers; a later fragment has no ICMPv6 header to judge.
+fn claims_router(payload: &[u8]) -> bool {
+    crate::wire::ipv6::upper_layer(payload).is_some_and(|upper| {
+        upper.protocol == crate::wire::ipv6::NH_ICMPV6
+            && matches!(
+                upper.bytes.first(),
+                Some(&(ICMPV6_ROUTER_ADVERTISEMENT | ICMPV6_REDIRECT))
+            )
+    })
+}
+
 /// `anti_spoof = "mac+ip"`: an IPv4 packet's source, or an ARP message's
 /// sender MAC and address, must be the endpoint's own (0.0.0.0 claims
-/// nobody's address: DHCP clients, ARP probes). Other ethertypes pass.
+/// nobody's address: DHCP clients, ARP probes); IPv6 as
+/// [`check_sender_ipv6`] says, and never a router's advertisement or
+/// redirect. Other ethertypes pass.
 fn check_sender_ip(frame: &[u8], hdr: &FrameHeader, me: &EndpointEntry) -> Result<(), DropReason> {
     let payload = &frame[hdr.payload_offset.min(frame.len())..];
+    if hdr.ethertype == ETHERTYPE_IPV6 && claims_router(payload) {
+        return Err(DropReason::IpSpoof);
+    }
     let Some(own) = me.ip else {
         return Ok(());
     };
@@ -683,6 +705,43 @@ mod tests {
             classify_egress(&plain, e1, &ipv6_from(mac(1), "fd00::2", None)),
             wire
         );
+    }
+
+    #[test]
+    fn mac_ip_anti_spoofing_stops_router_advertisements_and_redirects() {
+        let fdb = fdb_with_ip_check(true);
+        let e1 = EndpointId(0);
+        let icmp = 14 + IPV6_HEADER_LEN;
+        let of_type = |t: u8| {
+            let mut f = ipv6_from(mac(1), "fe80::42:aff:fe00:1", Some("fe80::1"));
+            f[icmp] = t;
+            f
+        };
+        let spoof = Verdict::Drop(DropReason::IpSpoof);
+        assert_eq!(classify_egress(&fdb, e1, &of_type(134)), spoof);
+        assert_eq!(classify_egress(&fdb, e1, &of_type(137)), spoof);
+        // Behind a hop-by-hop header too.
+        let mut hidden = of_type(134);
+        hidden[14 + IPV6_NEXT_HEADER] = 0;
+        hidden.splice(icmp..icmp, [NEXT_HEADER_ICMPV6, 0, 1, 4, 0, 0, 0, 0]);
+        assert_eq!(classify_egress(&fdb, e1, &hidden), spoof);
+        // A router solicitation is a host's, and passes; so does anything
+        // on a network that does not check.
+        let wire = Verdict::Wire { tag: None };
+        assert_eq!(classify_egress(&fdb, e1, &of_type(133)), wire);
+        let plain = fdb_with_ip_check(false);
+        assert_eq!(classify_egress(&plain, e1, &of_type(134)), wire);
+        // With no address of its own yet (a DHCP network before its
+        // lease, an IPv4-only network): still no router's claims.
+        let mut n = NetworkEntry::new("n", None, Mode::Bridge);
+        n.anti_spoof_ip = true;
+        let bare = Fdb::new(
+            vec![n],
+            vec![Some(EndpointEntry::new("e1", mac(1), NetworkId(0)))],
+        )
+        .unwrap();
+        assert_eq!(classify_egress(&bare, e1, &of_type(134)), spoof);
+        assert_eq!(classify_egress(&bare, e1, &of_type(133)), wire);
     }
 
     const E11: EndpointId = EndpointId(0);

@@ -165,6 +165,14 @@ fn check_egress(fdb: &Fdb, from: EndpointId, frame: &[u8]) {
                 Some(src) == me.ip6 || src.is_unicast_link_local() || src.is_unspecified(),
                 "passed a spoofed IPv6 source {src}"
             );
+            // RA guard: no router advertisement or redirect passes.
+            if let Some(upper) = mvdp::wire::ipv6::upper_layer(&frame[p..]) {
+                assert!(
+                    upper.protocol != mvdp::wire::ipv6::NH_ICMPV6
+                        || !matches!(upper.bytes.first(), Some(&(134 | 137))),
+                    "passed a container's router advertisement or redirect"
+                );
+            }
         }
     }
     match verdict {

@@ -46,6 +46,8 @@ struct Dnsmasq {
     child: Option<Child>,
     dir: PathBuf,
     wire: String,
+    /// The addresses it hands out.
+    range: (Ipv4Addr, Ipv4Addr),
 }
 
 impl Dnsmasq {
@@ -56,6 +58,7 @@ impl Dnsmasq {
             child: None,
             dir,
             wire: rig.wire.name().to_string(),
+            range: RANGE,
         };
         d.spawn();
         d
@@ -75,7 +78,10 @@ impl Dnsmasq {
                 "--bind-interfaces",
                 &format!("--interface={WIRE_IF}"),
                 "--except-interface=lo",
-                &format!("--dhcp-range={},{},255.255.255.0,2m", RANGE.0, RANGE.1),
+                &format!(
+                    "--dhcp-range={},{},255.255.255.0,2m",
+                    self.range.0, self.range.1
+                ),
                 &format!("--dhcp-option=option:router,{WIRE_IP}"),
                 &format!("--dhcp-option=option:T1,{T1_SECS}"),
                 &format!("--dhcp-option=option:T2,{T2_SECS}"),
@@ -498,5 +504,90 @@ fn dh_late_server_and_renewal_through_the_fast_path() {
         );
     }
     d.stop();
+    rig.assert_host_clean();
+}
+
+/// A daemon restarted with its endpoints kept (`keep_endpoints_on_exit`)
+/// asks for the address the container still holds (INIT-REBOOT: a
+/// broadcast REQUEST, no DISCOVER), and the container keeps it, the one
+/// address on its interface. When the server refuses it (a NAK: the
+/// address is no longer in its range), the address comes off and the
+/// container gets a new lease, alone on the interface again.
+#[test]
+fn dh_a_restart_asks_again_for_the_address_the_container_holds() {
+    if !require(Needs::RootAndXdp) || !require_command("dnsmasq", "dnsmasq-base") {
+        return;
+    }
+    let rig = Rig::with_prefix("dhr", 1, 1);
+    let toml =
+        config(&rig, "").replace("[control]\n", "[control]\nkeep_endpoints_on_exit = true\n");
+    let mut dnsmasq = Dnsmasq::start(&rig);
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    wait_bound(&rig, &d, &dnsmasq, "c1");
+    let held = container_addrs(&rig, 1);
+    assert_eq!(held.len(), 1, "{held:?}");
+    let held_ip: Ipv4Addr = held[0].split('/').next().unwrap().parse().unwrap();
+    assert!(d.stop().success(), "{}", d.log());
+    assert_eq!(container_addrs(&rig, 1), held, "kept over the restart");
+
+    let mac = mac_for("c1");
+    let discovers = |log: &str| {
+        log.matches(&format!("DHCPDISCOVER({WIRE_IF}) {mac}"))
+            .count()
+            + log
+                .matches(&format!("DHCPDISCOVER({WIRE_IF}) {held_ip} {mac}"))
+                .count()
+    };
+    let before = dnsmasq.log();
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    wait_bound(&rig, &d, &dnsmasq, "c1");
+    let after = dnsmasq.log();
+    let new = &after[before.len()..];
+    assert!(
+        new.contains(&format!("DHCPREQUEST({WIRE_IF}) {held_ip} {mac}"))
+            && new.contains(&format!("DHCPACK({WIRE_IF}) {held_ip} {mac}")),
+        "no INIT-REBOOT request for {held_ip}:\n{new}"
+    );
+    assert_eq!(discovers(new), 0, "a DISCOVER after the restart:\n{new}");
+    assert_eq!(container_addrs(&rig, 1), held);
+    assert_eq!(entry(&rig, "c1").unwrap()["ip"], held_ip.to_string());
+    assert!(ping(&rig.container(1).ns, WIRE_IP, 2), "c1 → wire");
+    assert!(d.stop().success(), "{}", d.log());
+
+    // The server moves its range: the held address is refused. (This
+    // start keeps nothing on exit.)
+    dnsmasq.stop();
+    let _ = std::fs::remove_file(dnsmasq.dir.join("leases"));
+    dnsmasq.range = (Ipv4Addr::new(10, 77, 0, 200), Ipv4Addr::new(10, 77, 0, 210));
+    dnsmasq.spawn();
+    let before = dnsmasq.log();
+    let mut d = Daemon::start(&rig, &config(&rig, ""));
+    d.wait_ready(Duration::from_secs(20));
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let addrs = container_addrs(&rig, 1);
+            addrs.len() == 1 && addrs[0] != held[0] && addrs[0].starts_with("10.77.0.2")
+        }),
+        "c1 has {:?}, not one new lease\n{}\n{}",
+        container_addrs(&rig, 1),
+        &dnsmasq.log()[before.len()..],
+        d.log()
+    );
+    wait_bound(&rig, &d, &dnsmasq, "c1");
+    let new = dnsmasq.log()[before.len()..].to_string();
+    assert!(
+        new.contains(&format!("DHCPNAK({WIRE_IF}) {held_ip} {mac}")),
+        "{new}"
+    );
+    let lost = r#"mvdp_dhcp_leases_lost_total{endpoint="c1",network="lan"}"#;
+    assert_eq!(d.metric(lost), Some(1.0), "{}", d.metrics());
+    assert!(
+        ping(&rig.container(1).ns, WIRE_IP, 2),
+        "c1 → wire on its new lease"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+    drop(dnsmasq);
     rig.assert_host_clean();
 }

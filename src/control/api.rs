@@ -181,7 +181,7 @@ pub struct EndpointInfo {
 /// An endpoint's DHCP client, as `endpoint list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DhcpInfo {
-    /// init, selecting, requesting, bound, renewing or rebinding.
+    /// init, selecting, requesting, bound, renewing, rebinding or rebooting.
     pub state: String,
     /// The leased address with its prefix length ("10.0.0.5/24"), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

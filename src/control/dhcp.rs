@@ -57,6 +57,10 @@ pub struct DhcpEndpoint {
     pub subnet: Ipv4Net,
     /// Whether the lease's router becomes the container's default route.
     pub default_route: bool,
+    /// The address (and prefix length) the container's interface already
+    /// holds from a lease, for an endpoint a restarted daemon took over:
+    /// asked for again first (INIT-REBOOT).
+    pub previous: Option<(Ipv4Addr, u8)>,
 }
 
 /// One client's state, as `endpoint list` and the metrics show it.
@@ -157,7 +161,11 @@ impl Dhcp {
             LeaseStatus {
                 network: ep.network.clone(),
                 mac: ep.mac,
-                state: State::Init,
+                state: if ep.previous.is_some() {
+                    State::Rebooting
+                } else {
+                    State::Init
+                },
                 address: None,
                 server: None,
                 expires: None,
@@ -479,14 +487,30 @@ impl Thread {
             .seed
             .wrapping_mul(1_664_525)
             .wrapping_add(1_013_904_223);
-        let client = Client::new(ep.mac, &ep.name, ep.subnet, self.seed, now);
-        log::info!(
-            "endpoint {}: DHCP client started on {} (MAC {}, client id 01:{})",
-            ep.name,
-            ep.ifname,
-            ep.mac,
-            ep.mac
-        );
+        let client = match ep.previous {
+            Some((address, prefix_len)) => {
+                log::info!(
+                    "endpoint {}: DHCP client started on {} (MAC {}, client id 01:{}), asking again for {address}/{prefix_len}, which it holds",
+                    ep.name,
+                    ep.ifname,
+                    ep.mac,
+                    ep.mac
+                );
+                Client::rebooting(
+                    ep.mac, &ep.name, ep.subnet, self.seed, now, address, prefix_len,
+                )
+            }
+            None => {
+                log::info!(
+                    "endpoint {}: DHCP client started on {} (MAC {}, client id 01:{})",
+                    ep.name,
+                    ep.ifname,
+                    ep.mac,
+                    ep.mac
+                );
+                Client::new(ep.mac, &ep.name, ep.subnet, self.seed, now)
+            }
+        };
         self.clients.insert(
             ep.name.clone(),
             Running {

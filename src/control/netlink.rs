@@ -526,6 +526,25 @@ pub fn add_lease_address(
     })
 }
 
+/// The IPv4 addresses on `ifname` inside the namespace at `netns_path`,
+/// with their prefix lengths (an adopted endpoint's lease, still there).
+pub fn container_ipv4_addresses(
+    netns_path: &Path,
+    ifname: &str,
+) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
+    let label = netns_path.display().to_string();
+    in_netns(netns_path, || {
+        let nl = Rtnl::new(&label)?;
+        let index = nl.require(ifname, "read its addresses")?;
+        nl.ipv4_addresses(index, ifname)
+    })
+    .map_err(|source| NetlinkError::Netns {
+        op: "enter",
+        path: netns_path.to_path_buf(),
+        source,
+    })?
+}
+
 /// Takes a leased address off `ifname` inside the namespace at
 /// `netns_path` (its routes go with it); gone already is fine.
 pub fn del_lease_address(
@@ -1196,6 +1215,26 @@ impl Rtnl {
         Ok(!self.addresses(index, ifname, addr, prefix_len)?.is_empty())
     }
 
+    /// Every IPv4 address on link `index`, with its prefix length.
+    fn ipv4_addresses(
+        &self,
+        index: u32,
+        ifname: &str,
+    ) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        Ok(self
+            .link_addresses(index, ifname)?
+            .into_iter()
+            .flat_map(|m| {
+                let prefix_len = m.header.prefix_len;
+                m.attributes.into_iter().filter_map(move |a| match a {
+                    AddressAttribute::Address(IpAddr::V4(a)) => Some((a, prefix_len)),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
     /// The entries of `addr/prefix_len` on link `index`.
     fn addresses(
         &self,
@@ -1204,18 +1243,9 @@ impl Rtnl {
         addr: IpAddr,
         prefix_len: u8,
     ) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>, NetlinkError> {
-        use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-        let request = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
-        let addrs: Vec<AddressMessage> = self
-            .rt
-            .block_on(request.try_collect())
-            .map_err(|e| self.fail("list the addresses of", ifname, e))?;
-        Ok(addrs
+        use rtnetlink::packet_route::address::AddressAttribute;
+        Ok(self
+            .link_addresses(index, ifname)?
             .into_iter()
             .filter(|m| {
                 m.header.prefix_len == prefix_len
@@ -1223,6 +1253,29 @@ impl Rtnl {
                         .iter()
                         .any(|a| matches!(a, AddressAttribute::Address(a) if *a == addr))
             })
+            .collect())
+    }
+
+    /// Every address entry on link `index`.
+    fn link_addresses(
+        &self,
+        index: u32,
+        ifname: &str,
+    ) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>, NetlinkError> {
+        let request = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let addrs: Vec<rtnetlink::packet_route::address::AddressMessage> = self
+            .rt
+            .block_on(request.try_collect())
+            .map_err(|e| self.fail("list the addresses of", ifname, e))?;
+        // The filter is the kernel's to apply; not every kernel does.
+        Ok(addrs
+            .into_iter()
+            .filter(|m| m.header.index == index)
             .collect())
     }
 

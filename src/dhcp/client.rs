@@ -8,7 +8,14 @@
 //!    └──────────────────────────────────┘                         ▼
 //!    ▲                                   Rebinding ◄─T2─────── Renewing
 //!    └──expiry (address removed), NAK────────┘   ACK ─► Bound ◄──┘ ACK
+//!    ▲
+//!    └─NAK (address removed), 4 tries── Rebooting ─ACK─► Bound
 //! ```
+//!
+//! Rebooting is RFC 2131's INIT-REBOOT: a client that knows the address it
+//! held (an endpoint a restarted daemon took over, its address still on
+//! the container's interface) asks for that address again before
+//! anything else, so the container keeps it where the server agrees.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -46,17 +53,20 @@ pub enum State {
     Renewing,
     /// Past T2: asking any server (broadcast).
     Rebinding,
+    /// Asking again for the address it held before (INIT-REBOOT, broadcast).
+    Rebooting,
 }
 
 impl State {
     /// Every state, for one-hot metrics.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Init,
         State::Selecting,
         State::Requesting,
         State::Bound,
         State::Renewing,
         State::Rebinding,
+        State::Rebooting,
     ];
 
     /// Lower-case name, for `endpoint list` and metric labels.
@@ -68,6 +78,7 @@ impl State {
             State::Bound => "bound",
             State::Renewing => "renewing",
             State::Rebinding => "rebinding",
+            State::Rebooting => "rebooting",
         }
     }
 
@@ -153,6 +164,9 @@ pub struct Client {
     /// When this exchange began (for `secs`).
     began: Instant,
     counts: Counts,
+    /// The address it held before it started (INIT-REBOOT), as a lease of
+    /// unknown terms, until a server confirms or refuses it.
+    previous: Option<Lease>,
 }
 
 impl Client {
@@ -172,7 +186,38 @@ impl Client {
             tries: 0,
             began: now,
             counts: Counts::default(),
+            previous: None,
         }
+    }
+
+    /// A client that held `address/prefix_len` before it started (it is
+    /// still on the interface) and asks for it again at `now` (INIT-REBOOT,
+    /// RFC 2131 3.2): an ACK keeps it, a NAK takes it off; with no answer
+    /// after four tries, it starts over with a DISCOVER that names it.
+    pub fn rebooting(
+        mac: MacAddr,
+        hostname: &str,
+        subnet: Ipv4Net,
+        seed: u32,
+        now: Instant,
+        address: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Client {
+        let mut c = Client::new(mac, hostname, subnet, seed, now);
+        c.state = State::Rebooting;
+        c.new_exchange(now);
+        c.previous = Some(Lease {
+            address,
+            prefix_len,
+            router: None,
+            server: Ipv4Addr::UNSPECIFIED,
+            server_mac: MacAddr::BROADCAST,
+            acquired: now,
+            duration: Duration::ZERO,
+            t1: Duration::ZERO,
+            t2: Duration::ZERO,
+        });
+        c
     }
 
     /// Where it stands.
@@ -256,10 +301,20 @@ impl Client {
     fn discover(&mut self, now: Instant) -> Action {
         let mut m = self.message(MessageType::Discover, now);
         m.broadcast = true;
-        if let Some(l) = self.lease {
+        if let Some(l) = self.lease.or(self.previous) {
             m.options.requested_ip = Some(l.address);
         }
         Action::Send(m, self.broadcast(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// INIT-REBOOT's REQUEST: the address held before, no server named,
+    /// broadcast from 0.0.0.0 (RFC 2131 4.3.2).
+    fn reboot_request(&mut self, now: Instant) -> Option<Action> {
+        let previous = self.previous?;
+        let mut m = self.message(MessageType::Request, now);
+        m.broadcast = true;
+        m.options.requested_ip = Some(previous.address);
+        Some(Action::Send(m, self.broadcast(Ipv4Addr::UNSPECIFIED)))
     }
 
     fn select_request(&mut self, now: Instant) -> Option<Action> {
@@ -326,6 +381,18 @@ impl Client {
                 out.extend(self.select_request(now));
                 self.next = now + self.backoff(self.tries);
             }
+            State::Rebooting => {
+                if self.tries >= REQUEST_TRIES {
+                    // No server answered: the address stays in use while
+                    // a DISCOVER asks for it (RFC 2131 3.2 lets it).
+                    self.state = State::Init;
+                    self.next = now;
+                    return self.poll(now);
+                }
+                out.extend(self.reboot_request(now));
+                self.next = now + self.backoff(self.tries);
+                self.tries += 1;
+            }
             State::Bound | State::Renewing | State::Rebinding => {
                 let Some(lease) = self.lease else {
                     self.state = State::Init;
@@ -383,9 +450,13 @@ impl Client {
                 out.extend(self.select_request(now));
                 self.next = now + self.backoff(0);
             }
-            (State::Requesting | State::Renewing | State::Rebinding, MessageType::Ack) => {
-                let renewal = self.state != State::Requesting;
-                let old = self.lease.take();
+            (
+                State::Requesting | State::Renewing | State::Rebinding | State::Rebooting,
+                MessageType::Ack,
+            ) => {
+                let renewal = matches!(self.state, State::Renewing | State::Rebinding);
+                // The address held before, once a lease settles it.
+                let old = self.lease.take().or(self.previous.take());
                 match self.lease_from(msg, from, now) {
                     Some(lease) => {
                         if let Some(old) = old.filter(|o| o.address != lease.address) {
@@ -414,8 +485,16 @@ impl Client {
                     }
                 }
             }
-            (State::Requesting | State::Renewing | State::Rebinding, MessageType::Nak) => {
-                if let Some(old) = self.lease.take() {
+            (
+                State::Requesting | State::Renewing | State::Rebinding | State::Rebooting,
+                MessageType::Nak,
+            ) => {
+                // A NAK to INIT-REBOOT refuses the address held before.
+                let refused_previous = match self.state {
+                    State::Rebooting => self.previous.take(),
+                    _ => None,
+                };
+                if let Some(old) = self.lease.take().or(refused_previous) {
                     self.counts.lost += 1;
                     out.push(Action::Deconfigure(old));
                 }
@@ -525,6 +604,77 @@ mod tests {
         m.options.subnet_mask = Some(Ipv4Addr::new(255, 255, 255, 0));
         m.options.router = Some(SERVER);
         m
+    }
+
+    fn rebooting(now: Instant, held: Ipv4Addr) -> Client {
+        let subnet = "10.77.0.0/24".parse().unwrap();
+        Client::rebooting(MAC, "web", subnet, 42, now, held, 24)
+    }
+
+    #[test]
+    fn init_reboot_asks_for_the_address_held_and_keeps_it_on_an_ack() {
+        let t0 = Instant::now();
+        let mut c = rebooting(t0, ADDR);
+        assert_eq!(c.state(), State::Rebooting);
+        let out = sent(&c.poll(t0));
+        let (kind, to, request) = out[0].clone();
+        assert_eq!(kind, MessageType::Request);
+        assert_eq!(to.dst_mac, MacAddr::BROADCAST);
+        assert_eq!(to.src_ip, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(request.options.requested_ip, Some(ADDR));
+        assert_eq!(
+            request.options.server_id, None,
+            "INIT-REBOOT names no server"
+        );
+        assert_eq!(request.ciaddr, Ipv4Addr::UNSPECIFIED);
+        let acts = c.receive(&reply(&request, MessageType::Ack, ADDR), SERVER_MAC, t0);
+        // The same address: configured (idempotent), nothing taken off.
+        assert!(matches!(acts[..], [Action::Configure(l)] if l.address == ADDR));
+        assert_eq!(c.state(), State::Bound);
+        assert_eq!(c.counts().renewals, 0);
+        // An ACK for another address takes the old one off first.
+        let mut c = rebooting(t0, ADDR);
+        let request = sent(&c.poll(t0))[0].2.clone();
+        let other = Ipv4Addr::new(10, 77, 0, 60);
+        let acts = c.receive(&reply(&request, MessageType::Ack, other), SERVER_MAC, t0);
+        assert!(matches!(
+            acts[..],
+            [Action::Deconfigure(old), Action::Configure(new)]
+                if old.address == ADDR && new.address == other
+        ));
+    }
+
+    #[test]
+    fn init_reboot_gives_the_address_up_on_a_nak_and_asks_by_discover_when_unanswered() {
+        let t0 = Instant::now();
+        let mut c = rebooting(t0, ADDR);
+        let request = sent(&c.poll(t0))[0].2.clone();
+        let acts = c.receive(&reply(&request, MessageType::Nak, ADDR), SERVER_MAC, t0);
+        assert!(
+            matches!(acts[..], [Action::Deconfigure(l)] if l.address == ADDR && l.prefix_len == 24)
+        );
+        assert_eq!(c.state(), State::Init);
+        assert_eq!(c.counts().lost, 1);
+        // Unanswered: four REQUESTs, then a DISCOVER asking for the address,
+        // which stays on the interface meanwhile.
+        let mut c = rebooting(t0, ADDR);
+        let mut now = t0;
+        let mut requests = 0;
+        loop {
+            let acts = c.poll(now);
+            assert!(!acts.iter().any(|a| matches!(a, Action::Deconfigure(_))));
+            let out = sent(&acts);
+            if let Some((kind, _, m)) = out.first() {
+                if *kind == MessageType::Discover {
+                    assert_eq!(m.options.requested_ip, Some(ADDR));
+                    break;
+                }
+                requests += 1;
+            }
+            now = c.next_wakeup();
+        }
+        assert_eq!(requests, REQUEST_TRIES);
+        assert_eq!(c.state(), State::Selecting);
     }
 
     /// Runs DISCOVER/OFFER/REQUEST/ACK and returns the ACK's actions.

@@ -780,6 +780,15 @@ impl Daemon {
         if net.ipam != Ipam::Dhcp || is_shim(&ep.config) {
             return;
         }
+        // An endpoint taken over from the last run still holds its lease's
+        // address: asked for again first. A new one holds none.
+        let previous = netlink::container_ipv4_addresses(&ep.netns_path, &ep.config.ifname)
+            .unwrap_or_else(|e| {
+                log::warn!("endpoint {}: reading its addresses: {e}", ep.config.name);
+                Vec::new()
+            })
+            .into_iter()
+            .find(|&(a, _)| net.subnet.contains(a));
         let spec = crate::control::dhcp::DhcpEndpoint {
             name: ep.config.name.clone(),
             network: net.name.clone(),
@@ -788,6 +797,7 @@ impl Daemon {
             ifname: ep.config.ifname.clone(),
             subnet: net.subnet,
             default_route: ep.config.default_route,
+            previous,
         };
         self.dhcp.start(spec);
         if let Some(ep) = self.endpoints[usize::from(id.0)].as_mut() {

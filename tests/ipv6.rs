@@ -372,3 +372,62 @@ fn ipv6_matches_the_kernel_macvlan() {
         "the reference itself failed: {kernel:?}"
     );
 }
+
+/// A restart that takes an endpoint over with a changed `ip6`: the new
+/// address is added and the old one (an earlier mvdp's, in the same
+/// subnet) goes, so the container holds exactly one global IPv6 address
+/// and the wire reaches it there, not at the old one.
+#[test]
+fn a_restart_with_a_changed_ip6_leaves_only_the_new_address() {
+    if !require_privileges() {
+        return;
+    }
+    let rig = Rig::with_prefix("v6r", 1, 1);
+    wire_ipv6(&rig);
+    let c1 = rig.container(1);
+    let keep =
+        |toml: String| toml.replace("[control]\n", "[control]\nkeep_endpoints_on_exit = true\n");
+    let toml = keep(dual_stack_config(&rig, "", &[(c1, "veth")]));
+    let mut d = Daemon::start(&rig, &toml);
+    d.wait_ready(Duration::from_secs(20));
+    wait_dad_done(&c1.ns, c1.ifname());
+    assert!(ping(&rig.wire, ip6_of(c1), 2), "wire -> c1\n{}", d.log());
+    assert!(d.stop().success(), "{}", d.log());
+
+    let new_ip6 = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x42);
+    let index_before = c1.ns.ip(&["-o", "link", "show", "dev", c1.ifname()]);
+    let changed = toml.replace(
+        &format!("ip6 = \"{}\"", ip6_of(c1)),
+        &format!("ip6 = \"{new_ip6}\""),
+    );
+    assert_ne!(changed, toml);
+    let mut d = Daemon::start(&rig, &changed);
+    d.wait_ready(Duration::from_secs(20));
+    assert!(
+        d.log().contains("taken over"),
+        "not taken over\n{}",
+        d.log()
+    );
+    assert_eq!(
+        c1.ns.ip(&["-o", "link", "show", "dev", c1.ifname()]),
+        index_before,
+        "the interface was re-created"
+    );
+    wait_dad_done(&c1.ns, c1.ifname());
+    let global: Vec<String> = addresses6(&c1.ns, c1.ifname())
+        .into_iter()
+        .filter(|(_, _, scope)| scope == "global")
+        .map(|(a, _, _)| a)
+        .collect();
+    assert_eq!(global, [new_ip6.to_string()], "{}", d.log());
+    assert!(
+        ping(&rig.wire, new_ip6, 2),
+        "wire -> c1 at {new_ip6}\n{}",
+        d.log()
+    );
+    assert!(
+        !ping(&rig.wire, ip6_of(c1), 1),
+        "c1 still answers at its old address"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

@@ -772,10 +772,19 @@ fn adopt_veth(
         if !(paired && mac && mtu && addressed) {
             return Ok(false);
         }
-        // A network that became dual stack since: the address is added now.
+        // A network that became dual stack since, or an `ip6` that changed:
+        // the address is added now, and one an earlier mvdp gave it in the
+        // same subnet goes (a SLAAC address, not permanent, stays).
         if let Some((addr6, len)) = spec.addr6 {
             if !cnl.has_address(index, spec.ifname, IpAddr::V6(addr6), len)? {
                 turn_ipv6_on(spec.ifname, &label)?;
+                for old in cnl.static_ipv6_in(index, spec.ifname, addr6, len)? {
+                    log::info!(
+                        "{}: {old}/{len} is no longer its address; removed",
+                        spec.ifname
+                    );
+                    cnl.del_address(index, spec.ifname, IpAddr::V6(old), len)?;
+                }
                 cnl.add_address(index, spec.ifname, IpAddr::V6(addr6), len)?;
             }
         }
@@ -1232,6 +1241,36 @@ impl Rtnl {
                     _ => None,
                 })
             })
+            .collect())
+    }
+
+    /// The permanent (statically set, not SLAAC) IPv6 addresses on link
+    /// `index` in `within/prefix_len`, with that prefix length.
+    fn static_ipv6_in(
+        &self,
+        index: u32,
+        ifname: &str,
+        within: Ipv6Addr,
+        prefix_len: u8,
+    ) -> Result<Vec<Ipv6Addr>, NetlinkError> {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags};
+        let prefix = |a: Ipv6Addr| match prefix_len {
+            0 => 0,
+            l => u128::from(a) & (u128::MAX << (128 - u32::from(l.min(128)))),
+        };
+        Ok(self
+            .link_addresses(index, ifname)?
+            .into_iter()
+            .filter(|m| {
+                m.header.prefix_len == prefix_len
+                    && m.header.flags.contains(AddressHeaderFlags::Permanent)
+            })
+            .flat_map(|m| m.attributes)
+            .filter_map(|a| match a {
+                AddressAttribute::Address(IpAddr::V6(a)) => Some(a),
+                _ => None,
+            })
+            .filter(|&a| !a.is_unicast_link_local() && prefix(a) == prefix(within))
             .collect())
     }
 

@@ -202,9 +202,9 @@ fn bad_environment_and_config_are_spec_errors() {
     bad_kind["kind"] = "macvtap".into();
     assert_error(&cni("ADD", &env, &bad_kind), 7, "kind");
     let mut v6 = good.clone();
-    v6["runtimeConfig"] = json!({"ips": ["fd00::5/64"]});
+    v6["runtimeConfig"] = json!({"ips": ["fd00::5/64", "fd00::6/64"]});
     // Checked before the daemon is asked (which is down here).
-    assert_error(&cni("ADD", &env, &v6), 2, "IPv6");
+    assert_error(&cni("ADD", &env, &v6), 2, "one address per family");
     assert_error(&cni("ADD", &env, &good), 100, "mvdp.sock");
     // The error is written in the config's version.
     let (_, json) = cni("ADD", &env, &conf("0.4.0", "lan", sock));
@@ -243,8 +243,13 @@ struct Live {
 
 impl Live {
     fn start(containers: usize) -> Live {
+        Live::start_with(containers, "")
+    }
+
+    /// [`Live::start`] with `network_keys` added to the `lan` network.
+    fn start_with(containers: usize, network_keys: &str) -> Live {
         let rig = Rig::with_prefix("cni", containers, 1);
-        let mut daemon = Daemon::start(&rig, &rig.base_toml(""));
+        let mut daemon = Daemon::start(&rig, &(rig.base_toml("") + network_keys));
         daemon.wait_ready(Duration::from_secs(20));
         let host_local_dir = std::env::temp_dir().join(unique("cni-ipam-"));
         Live {
@@ -483,4 +488,112 @@ fn gc_removes_attachments_the_runtime_no_longer_has() {
         .unwrap()
         .remove("cni.dev/valid-attachments");
     assert_error(&cni("GC", &[], &no_list), 7, "valid-attachments");
+}
+
+/// A dual-stack mvdp network: host-local with an IPv4 and an IPv6 range
+/// gives the container both, the result lists both with their gateways and
+/// default routes (IPv6's "version" "6" in an old result), CHECK compares
+/// both, DEL releases both leases. Without IPAM, static addresses of both
+/// families work; on an IPv4-only network an IPv6 address is refused,
+/// naming subnet6, and its lease is given back.
+#[test]
+fn dual_stack_attachments() {
+    if !require_privileges() {
+        return;
+    }
+    let live = Live::start_with(2, "subnet6 = \"fd00:77::/64\"\ngateway6 = \"fd00:77::1\"\n");
+    let mut c = live.conf("1.0.0");
+    c["ipam"]["ranges"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!([{ "subnet": "fd00:77::/64", "gateway": "fd00:77::1",
+                       "rangeStart": "fd00:77::100", "rangeEnd": "fd00:77::1ff" }]));
+    let ns1 = live.netns(1);
+    let env = attach_env("cnidual0123", &ns1, "");
+    let (exit, result) = cni("ADD", &env, &c);
+    assert_eq!(exit, 0, "ADD: {result}\n{}", live.daemon.log());
+    let ips: Vec<&str> = result["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ip| ip["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 2, "{result}");
+    let (v4, v6) = (ips[0].split('/').next().unwrap(), ips[1]);
+    assert!(v6.starts_with("fd00:77::1") && v6.ends_with("/64"), "{result}");
+    let v6 = v6.split('/').next().unwrap().to_string();
+    assert_eq!(result["ips"][1]["gateway"], "fd00:77::1");
+    assert_eq!(result["routes"][1]["dst"], "::/0");
+    assert!(live.lease(v4).exists() && live.lease(&v6).exists(), "host-local leases");
+    let ep = live.endpoint(v4).expect("the endpoint");
+    assert_eq!(ep["ip6"], v6.as_str(), "{ep}");
+    let c1 = &live.rig.container(1).ns;
+    let addrs = c1.ip(&["-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]);
+    assert!(addrs.contains(&format!("{v6}/64")), "{addrs}");
+    // CHECK compares the IPv6 address too.
+    let mut check = c.clone();
+    check["prevResult"] = result.clone();
+    assert_eq!(cni("CHECK", &env, &check), (0, Value::Null));
+    let mut wrong = check.clone();
+    wrong["prevResult"]["ips"][1]["address"] = "fd00:77::99/64".into();
+    assert_error(&cni("CHECK", &env, &wrong), 105, "fd00:77::99");
+    // An old result names each address's family.
+    let old = live.conf("0.4.0");
+    let mut old_add = old.clone();
+    old_add["ipam"] = c["ipam"].clone();
+    let ns2 = live.netns(2);
+    let env2 = attach_env("cnidualold", &ns2, "");
+    let (exit, old_result) = cni("ADD", &env2, &old_add);
+    assert_eq!(exit, 0, "{old_result}");
+    assert_eq!(old_result["ips"][0]["version"], "4");
+    assert_eq!(old_result["ips"][1]["version"], "6");
+    assert_eq!(cni("DEL", &env2, &old_add), (0, Value::Null));
+    // DEL gives both leases back.
+    let mut del = c.clone();
+    del["prevResult"] = result.clone();
+    assert_eq!(cni("DEL", &env, &del), (0, Value::Null));
+    assert!(!live.lease(v4).exists() && !live.lease(&v6).exists(), "leases left");
+    // Static addresses of both families, no IPAM.
+    let no_ipam = conf("1.0.0", NETWORK, &live.rig.control_socket);
+    let env_static = attach_env("cnidualstatic", &ns1, "IP=10.77.0.160,fd00:77::160");
+    let (exit, r) = cni("ADD", &env_static, &no_ipam);
+    assert_eq!(exit, 0, "{r}");
+    assert_eq!(r["ips"][0]["address"], "10.77.0.160/24");
+    assert_eq!(r["ips"][1]["address"], "fd00:77::160/64");
+    assert!(
+        ping(&live.rig.wire, "10.77.0.160".parse::<std::net::Ipv4Addr>().unwrap(), 2),
+        "wire -> the static attachment"
+    );
+    assert_eq!(cni("DEL", &env_static, &no_ipam), (0, Value::Null));
+}
+
+/// On an IPv4-only mvdp network, an IPv6 address from IPAM is refused,
+/// naming subnet6, and the IPAM plugin's leases are given back.
+#[test]
+fn ipv6_on_an_ipv4_network_is_refused_and_its_lease_released() {
+    if !require_privileges() {
+        return;
+    }
+    let live = Live::start(1);
+    let mut c = live.conf("1.0.0");
+    c["ipam"]["ranges"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!([{ "subnet": "fd00:77::/64", "rangeStart": "fd00:77::100",
+                       "rangeEnd": "fd00:77::1ff" }]));
+    let env = attach_env("cniv6only", &live.netns(1), "");
+    let out = cni("ADD", &env, &c);
+    assert_error(&out, 7, "subnet6");
+    let dir = live.host_local_dir.join("cninet");
+    let leases: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains('.') || n.contains(':'))
+                .filter(|n| !n.starts_with("last_reserved_ip"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leases.is_empty(), "leases left: {leases:?}");
+    assert!(endpoint_list(&live.rig).is_empty());
 }

@@ -2,7 +2,7 @@
 //! network configuration on stdin, checked once here.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -390,33 +390,40 @@ impl NetConf {
             .map_err(|_| invalid(key, format!("{key} {text:?} is not a MAC address")))
     }
 
-    /// The address asked for when no IPAM plugin is configured: `CNI_ARGS`
-    /// `IP=`, else the first of `runtimeConfig.ips`. IPv6 is not supported
-    /// (mvdp's networks are IPv4).
-    pub fn static_ip(&self, env: &CniEnv) -> Result<Option<Ipv4Addr>, CniError> {
-        let (key, text) = match (env.arg("IP"), self.runtime_config.ips.first()) {
-            (Some(ip), _) => ("CNI_ARGS IP", ip),
-            (None, Some(ip)) => ("runtimeConfig.ips", ip.as_str()),
-            (None, None) => return Ok(None),
+    /// The addresses asked for when no IPAM plugin is configured: `CNI_ARGS`
+    /// `IP=` (comma-separated), else `runtimeConfig.ips`; at most one IPv4
+    /// and one IPv6 address (a prefix length after either is ignored: the
+    /// network's subnets give them).
+    pub fn static_ips(
+        &self,
+        env: &CniEnv,
+    ) -> Result<(Option<Ipv4Addr>, Option<Ipv6Addr>), CniError> {
+        let (key, texts): (&str, Vec<&str>) = match env.arg("IP") {
+            Some(ip) => ("CNI_ARGS IP", ip.split(',').map(str::trim).collect()),
+            None => (
+                "runtimeConfig.ips",
+                self.runtime_config.ips.iter().map(String::as_str).collect(),
+            ),
         };
-        if self.runtime_config.ips.len() > 1 && env.arg("IP").is_none() {
-            return Err(CniError::new(
-                code::UNSUPPORTED_FIELD,
-                "runtimeConfig.ips: mvdp gives an endpoint one address",
-                self.runtime_config.ips.join(","),
-            ));
+        let (mut v4, mut v6) = (None, None);
+        for text in &texts {
+            let addr = text.split('/').next().unwrap_or_default();
+            let parsed = addr.parse::<IpAddr>().map_err(|_| {
+                invalid(key, format!("{key} {text:?} is not an IPv4 or IPv6 address"))
+            })?;
+            let taken = match parsed {
+                IpAddr::V4(a) => v4.replace(a).is_some(),
+                IpAddr::V6(a) => v6.replace(a).is_some(),
+            };
+            if taken {
+                return Err(CniError::new(
+                    code::UNSUPPORTED_FIELD,
+                    format!("{key}: mvdp gives an endpoint one address per family"),
+                    texts.join(","),
+                ));
+            }
         }
-        let addr = text.split('/').next().unwrap_or_default();
-        if addr.contains(':') {
-            return Err(CniError::new(
-                code::UNSUPPORTED_FIELD,
-                format!("{key}: IPv6 addresses are not supported"),
-                text,
-            ));
-        }
-        addr.parse()
-            .map(Some)
-            .map_err(|_| invalid(key, format!("{key} {text:?} is not an IPv4 address")))
+        Ok((v4, v6))
     }
 }
 
@@ -505,5 +512,57 @@ mod tests {
             assert_eq!(e.code, code::INVALID_CONFIG, "{text}");
             assert!(e.details.contains(key) || e.msg.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn static_addresses_one_per_family() {
+        let conf = |ips: &str| {
+            let text = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"t","master":"lan",
+                    "runtimeConfig":{{"ips":[{ips}]}}}}"#
+            );
+            NetConf::parse(text.as_bytes()).unwrap()
+        };
+        let add = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "abc"),
+            ("CNI_NETNS", "/proc/self/ns/net"),
+            ("CNI_IFNAME", "eth0"),
+        ])
+        .unwrap();
+        let v4: Ipv4Addr = "10.0.0.5".parse().unwrap();
+        let v6: Ipv6Addr = "fd00::5".parse().unwrap();
+        assert_eq!(conf("").static_ips(&add).unwrap(), (None, None));
+        assert_eq!(
+            conf(r#""10.0.0.5/24","fd00::5/64""#).static_ips(&add).unwrap(),
+            (Some(v4), Some(v6))
+        );
+        assert_eq!(
+            conf(r#""fd00::5/64""#).static_ips(&add).unwrap(),
+            (None, Some(v6))
+        );
+        let e = conf(r#""fd00::5/64","fd00::6/64""#)
+            .static_ips(&add)
+            .unwrap_err();
+        assert_eq!(e.code, code::UNSUPPORTED_FIELD);
+        assert!(e.msg.contains("one address per family"), "{e}");
+        let e = conf(r#""not-an-ip""#).static_ips(&add).unwrap_err();
+        assert!(e.msg.contains("runtimeConfig.ips"), "{e}");
+        // CNI_ARGS IP= wins, comma-separated.
+        let args = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "abc"),
+            ("CNI_NETNS", "/proc/self/ns/net"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", "IgnoreUnknown=1;IP=10.0.0.7,fd00::7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            conf(r#""10.0.0.5/24""#).static_ips(&args).unwrap(),
+            (
+                Some("10.0.0.7".parse().unwrap()),
+                Some("fd00::7".parse().unwrap())
+            )
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! environment, the command given.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command as Process, Stdio};
@@ -12,7 +12,8 @@ use super::conf::{CniEnv, Command};
 use super::error::{code, CniError};
 
 /// What an IPAM plugin's ADD gave: the first IPv4 address, its prefix
-/// length and gateway, and the DNS settings to pass on.
+/// length and gateway, the first IPv6 address (a dual-stack range), and
+/// the DNS settings to pass on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     /// The address.
@@ -21,6 +22,8 @@ pub struct Lease {
     pub prefix_len: u8,
     /// The gateway, if the plugin gave one.
     pub gateway: Option<Ipv4Addr>,
+    /// The first IPv6 address, if the plugin gave one.
+    pub ip6: Option<Ipv6Addr>,
     /// `dns`, as the plugin wrote it.
     pub dns: serde_json::Value,
 }
@@ -135,10 +138,15 @@ pub fn lease(name: &str, result: &serde_json::Value) -> Result<Lease, CniError> 
             result.to_string(),
         ));
     };
+    let ip6 = ips.into_iter().flatten().find_map(|ip| {
+        let address = ip.get("address")?.as_str()?;
+        address.split('/').next()?.parse::<Ipv6Addr>().ok()
+    });
     Ok(Lease {
         ip,
         prefix_len,
         gateway,
+        ip6,
         dns: result.get("dns").cloned().unwrap_or_default(),
     })
 }
@@ -167,6 +175,9 @@ mod tests {
             (b.ip, b.prefix_len, b.gateway),
             ("10.1.0.6".parse().unwrap(), 16, None)
         );
+        // A dual-stack range: its IPv6 address too.
+        assert_eq!(a.ip6, None);
+        assert_eq!(b.ip6, Some("fd00::5".parse().unwrap()));
         assert_eq!(
             lease("x", &serde_json::json!({"ips":[]})).unwrap_err().code,
             code::IPAM_FAILED

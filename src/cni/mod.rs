@@ -14,7 +14,7 @@ pub mod conf;
 pub mod error;
 pub mod ipam;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use conf::{CniEnv, Command, NetConf, SUPPORTED_VERSIONS};
@@ -226,9 +226,9 @@ fn find_endpoint(conf: &NetConf, name: &str) -> Result<Option<EndpointInfo>, Cni
 fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, CniError> {
     // What the runtime asked for is checked before anything is changed.
     let mac = conf.mac(env)?;
-    let static_ip = match conf.ipam_type {
-        None => conf.static_ip(env)?,
-        Some(_) => None,
+    let static_ips = match conf.ipam_type {
+        None => conf.static_ips(env)?,
+        Some(_) => (None, None),
     };
     let net = network(conf)?;
     let name = endpoint_name(&conf.name, &env.container_id, &env.ifname);
@@ -257,15 +257,32 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
             let lease = ipam::lease(ipam_type, &result).inspect_err(|_| {
                 let _ = ipam::exec(env, ipam_type, Command::Del, stdin);
             })?;
-            (Some(lease.ip), lease.dns)
+            ((Some(lease.ip), lease.ip6), lease.dns)
         }
-        None => (static_ip, serde_json::Value::Null),
+        None => (static_ips, serde_json::Value::Null),
     };
+    let (ip, ip6) = ip;
     let release = || {
         if let Some(t) = &conf.ipam_type {
             let _ = ipam::exec(env, t, Command::Del, stdin);
         }
     };
+    // An IPv6 address needs a dual-stack network to go in.
+    if let (Some(ip6), None) = (ip6, &net.subnet6) {
+        release();
+        let from = match &conf.ipam_type {
+            Some(t) => format!("IPAM plugin {t}"),
+            None => "the runtime".to_string(),
+        };
+        return Err(CniError::new(
+            code::INVALID_CONFIG,
+            format!(
+                "{from} gave IPv6 address {ip6}, but mvdp network {:?} has no subnet6",
+                net.name
+            ),
+            "key: master; give the mvdp network a subnet6, or the IPAM config no IPv6 range",
+        ));
+    }
     let spec = EndpointSpec {
         name: name.clone(),
         network: conf.master.clone(),
@@ -274,6 +291,7 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
         netns_path: Some(env.netns.clone()),
         ifname: Some(env.ifname.clone()),
         ip: ip.map(|i| i.to_string()),
+        ip6: ip6.map(|i| i.to_string()),
         mac: mac.map(|m| m.to_string()),
         ..EndpointSpec::default()
     };
@@ -321,6 +339,18 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
         "ips": [{ "address": format!("{ip}/{}", net.prefix_len()), "gateway": net.gateway, "interface": 0 }],
         "routes": [{ "dst": "0.0.0.0/0", "gw": net.gateway }],
     });
+    // On a dual-stack network, the IPv6 address mvdp gave it (asked for,
+    // or the next free one) and the IPv6 default route.
+    let ip6 = info.ip6.as_deref().and_then(|a| a.parse::<Ipv6Addr>().ok());
+    if let (Some(ip6), Some(subnet6)) = (ip6, &net.subnet6) {
+        let len6 = subnet6.split_once('/').map_or("128", |(_, l)| l);
+        result["ips"].as_array_mut().expect("an array").push(serde_json::json!({
+            "address": format!("{ip6}/{len6}"), "gateway": net.gateway6, "interface": 0
+        }));
+        result["routes"].as_array_mut().expect("an array").push(serde_json::json!({
+            "dst": "::/0", "gw": net.gateway6
+        }));
+    }
     if !dns.is_null() {
         result["dns"] = dns;
     }
@@ -332,11 +362,23 @@ fn in_version(mut result: serde_json::Value, version: &str) -> serde_json::Value
     if version.starts_with("0.") {
         if let Some(ips) = result.get_mut("ips").and_then(|v| v.as_array_mut()) {
             for ip in ips {
-                ip["version"] = "4".into();
+                let v6 = ip["address"].as_str().is_some_and(|a| a.contains(':'));
+                ip["version"] = if v6 { "6" } else { "4" }.into();
             }
         }
     }
     result
+}
+
+/// The previous result's first address of one family (IPv6 if `v6`),
+/// without its prefix length.
+fn prev_address(prev: &serde_json::Value, v6: bool) -> Option<&str> {
+    prev.get("ips")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.get("address")?.as_str()?.split('/').next())
+        .find(|a| a.contains(':') == v6)
 }
 
 /// DEL: the endpoint, then the lease. Something already gone is success; a
@@ -401,19 +443,21 @@ fn check(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<(), CniError> {
     })?;
     let mismatch =
         |what: String| CniError::new(code::CHECK_MISMATCH, what, format!("endpoint {name}"));
-    let prev_ip = prev
-        .get("ips")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|ip| ip.get("address")?.as_str()?.split('/').next())
-        .find(|a| !a.contains(':'));
+    let prev_ip = prev_address(prev, false);
     if prev_ip.is_some_and(|a| a != ep.ip) {
         return Err(mismatch(format!(
             "address {} differs from the previous result's {}",
             ep.ip,
             prev_ip.unwrap_or_default()
         )));
+    }
+    if let Some(prev6) = prev_address(prev, true) {
+        let now6 = ep.ip6.as_deref().unwrap_or("none");
+        if prev6.parse::<Ipv6Addr>().ok() != now6.parse::<Ipv6Addr>().ok() {
+            return Err(mismatch(format!(
+                "IPv6 address {now6} differs from the previous result's {prev6}"
+            )));
+        }
     }
     let prev_mac = prev
         .get("interfaces")
@@ -544,8 +588,9 @@ mod tests {
 
     #[test]
     fn old_results_name_the_address_family() {
-        let r = serde_json::json!({"ips":[{"address":"10.0.0.2/24"}]});
+        let r = serde_json::json!({"ips":[{"address":"10.0.0.2/24"},{"address":"fd00::2/64"}]});
         assert_eq!(in_version(r.clone(), "0.4.0")["ips"][0]["version"], "4");
+        assert_eq!(in_version(r.clone(), "0.4.0")["ips"][1]["version"], "6");
         assert!(in_version(r, "1.0.0")["ips"][0].get("version").is_none());
     }
 

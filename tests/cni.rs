@@ -520,11 +520,17 @@ fn dual_stack_attachments() {
         .collect();
     assert_eq!(ips.len(), 2, "{result}");
     let (v4, v6) = (ips[0].split('/').next().unwrap(), ips[1]);
-    assert!(v6.starts_with("fd00:77::1") && v6.ends_with("/64"), "{result}");
+    assert!(
+        v6.starts_with("fd00:77::1") && v6.ends_with("/64"),
+        "{result}"
+    );
     let v6 = v6.split('/').next().unwrap().to_string();
     assert_eq!(result["ips"][1]["gateway"], "fd00:77::1");
     assert_eq!(result["routes"][1]["dst"], "::/0");
-    assert!(live.lease(v4).exists() && live.lease(&v6).exists(), "host-local leases");
+    assert!(
+        live.lease(v4).exists() && live.lease(&v6).exists(),
+        "host-local leases"
+    );
     let ep = live.endpoint(v4).expect("the endpoint");
     assert_eq!(ep["ip6"], v6.as_str(), "{ep}");
     let c1 = &live.rig.container(1).ns;
@@ -552,7 +558,10 @@ fn dual_stack_attachments() {
     let mut del = c.clone();
     del["prevResult"] = result.clone();
     assert_eq!(cni("DEL", &env, &del), (0, Value::Null));
-    assert!(!live.lease(v4).exists() && !live.lease(&v6).exists(), "leases left");
+    assert!(
+        !live.lease(v4).exists() && !live.lease(&v6).exists(),
+        "leases left"
+    );
     // Static addresses of both families, no IPAM.
     let no_ipam = conf("1.0.0", NETWORK, &live.rig.control_socket);
     let env_static = attach_env("cnidualstatic", &ns1, "IP=10.77.0.160,fd00:77::160");
@@ -561,7 +570,11 @@ fn dual_stack_attachments() {
     assert_eq!(r["ips"][0]["address"], "10.77.0.160/24");
     assert_eq!(r["ips"][1]["address"], "fd00:77::160/64");
     assert!(
-        ping(&live.rig.wire, "10.77.0.160".parse::<std::net::Ipv4Addr>().unwrap(), 2),
+        ping(
+            &live.rig.wire,
+            "10.77.0.160".parse::<std::net::Ipv4Addr>().unwrap(),
+            2
+        ),
         "wire -> the static attachment"
     );
     assert_eq!(cni("DEL", &env_static, &no_ipam), (0, Value::Null));
@@ -576,12 +589,12 @@ fn ipv6_on_an_ipv4_network_is_refused_and_its_lease_released() {
     }
     let live = Live::start(1);
     let mut c = live.conf("1.0.0");
-    c["ipam"]["ranges"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!([{ "subnet": "fd00:77::/64", "rangeStart": "fd00:77::100",
-                       "rangeEnd": "fd00:77::1ff" }]));
-    let env = attach_env("cniv6only", &live.netns(1), "");
+    c["ipam"]["ranges"].as_array_mut().unwrap().push(
+        json!([{ "subnet": "fd00:77::/64", "rangeStart": "fd00:77::100",
+                       "rangeEnd": "fd00:77::1ff" }]),
+    );
+    let ns1 = live.netns(1);
+    let env = attach_env("cniv6only", &ns1, "");
     let out = cni("ADD", &env, &c);
     assert_error(&out, 7, "subnet6");
     let dir = live.host_local_dir.join("cninet");

@@ -409,7 +409,10 @@ impl NetConf {
         for text in &texts {
             let addr = text.split('/').next().unwrap_or_default();
             let parsed = addr.parse::<IpAddr>().map_err(|_| {
-                invalid(key, format!("{key} {text:?} is not an IPv4 or IPv6 address"))
+                invalid(
+                    key,
+                    format!("{key} {text:?} is not an IPv4 or IPv6 address"),
+                )
             })?;
             let taken = match parsed {
                 IpAddr::V4(a) => v4.replace(a).is_some(),
@@ -534,7 +537,9 @@ mod tests {
         let v6: Ipv6Addr = "fd00::5".parse().unwrap();
         assert_eq!(conf("").static_ips(&add).unwrap(), (None, None));
         assert_eq!(
-            conf(r#""10.0.0.5/24","fd00::5/64""#).static_ips(&add).unwrap(),
+            conf(r#""10.0.0.5/24","fd00::5/64""#)
+                .static_ips(&add)
+                .unwrap(),
             (Some(v4), Some(v6))
         );
         assert_eq!(

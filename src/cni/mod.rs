@@ -344,12 +344,18 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
     let ip6 = info.ip6.as_deref().and_then(|a| a.parse::<Ipv6Addr>().ok());
     if let (Some(ip6), Some(subnet6)) = (ip6, &net.subnet6) {
         let len6 = subnet6.split_once('/').map_or("128", |(_, l)| l);
-        result["ips"].as_array_mut().expect("an array").push(serde_json::json!({
-            "address": format!("{ip6}/{len6}"), "gateway": net.gateway6, "interface": 0
-        }));
-        result["routes"].as_array_mut().expect("an array").push(serde_json::json!({
-            "dst": "::/0", "gw": net.gateway6
-        }));
+        result["ips"]
+            .as_array_mut()
+            .expect("an array")
+            .push(serde_json::json!({
+                "address": format!("{ip6}/{len6}"), "gateway": net.gateway6, "interface": 0
+            }));
+        result["routes"]
+            .as_array_mut()
+            .expect("an array")
+            .push(serde_json::json!({
+                "dst": "::/0", "gw": net.gateway6
+            }));
     }
     if !dns.is_null() {
         result["dns"] = dns;

@@ -237,7 +237,7 @@ pub struct Worker<P: Ports = Kernel> {
     /// while other frames are written through it: sound because a frame
     /// being read is never on the free list (it came off an RX ring or a
     /// queue and goes back only after), and only frames popped from the
-    /// free list are written. `copy_frame` asserts the two never meet.
+    /// free list are written. `copy_chain` asserts the two never meet.
     umem: P::Mem,
     mtu: usize,
     pool: FramePool<P::Desc>,
@@ -1287,9 +1287,10 @@ impl<P: Ports> Worker<P> {
     }
 
     /// Copies `data` (less `cut` bytes of outer tag after the MACs, plus
-    /// an 802.1Q tag `tag` there) into a chain of free frames, in
-    /// `chain_out`: each full but the last, each but the last marked
-    /// [`CONTD`]. Why not, if not: too long for the worker, no free frames.
+    /// an 802.1Q tag `tag` there) into free frames, in `chain_out`: one
+    /// frame, or a chain of them for a frame longer than one holds, each
+    /// full but the last, each but the last marked [`CONTD`]. Why not, if
+    /// not: too long for the worker, no free frames.
     fn copy_chain(&mut self, data: &[u8], cut: usize, tag: Option<u16>) -> Result<(), DropReason> {
         if data.len() < MACS_LEN + cut {
             return Err(DropReason::Malformed);
@@ -1329,6 +1330,14 @@ impl<P: Ports> Worker<P> {
             // or a frame the worker holds).
             unsafe {
                 self.umem.edit(&mut d, |buf, len| {
+                    debug_assert!(
+                        {
+                            let dst = buf.as_ptr_range();
+                            let src = data.as_ptr_range();
+                            src.end <= dst.start || dst.end <= src.start
+                        },
+                        "a frame would be copied onto itself"
+                    );
                     let cap = buf.len().min(mtu);
                     let mut w = 0;
                     while w < cap && piece < pieces.len() {
@@ -1351,9 +1360,9 @@ impl<P: Ports> Worker<P> {
         Ok(())
     }
 
-    /// Stages the chain in `chain_out` for `to` (`copy`: a flood copy,
-    /// not a frame of its own). False, its frames freed, if `to` has no
-    /// port; the caller counts the drop.
+    /// Stages what `chain_out` holds for `to` (`copy`: a flood copy, not
+    /// a frame of its own, marked so the flush does not count it). False,
+    /// its frames freed, if `to` has no port; the caller counts the drop.
     fn stage_chain(&mut self, to: EndpointId, copy: bool) -> bool {
         let mut chain = std::mem::take(&mut self.chain_out);
         let staged = match self
@@ -1631,22 +1640,11 @@ impl<P: Ports> Worker<P> {
         }
     }
 
-    /// Copies one frame (without its outer tag if `untag`) into a fresh frame
-    /// staged for `to`, as a frame of its own in the accounting.
+    /// Copies one frame (without its outer tag if `untag`) into fresh
+    /// frames staged for `to` (a chain if it needs more than one), as a
+    /// frame of its own in the accounting.
     fn copy_to(&mut self, to: EndpointId, data: &[u8], untag: bool) {
-        let cut = if untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN {
-            VLAN_TAG_LEN
-        } else {
-            0
-        };
-        if data.len() - cut <= self.mtu {
-            match self.copy_frame(data, untag) {
-                Ok(d) => self.stage(to, d),
-                Err(reason) => self.stats.dropped_for(reason, to),
-            }
-            return;
-        }
-        // The jumbo lane: a chain.
+        let cut = outer_tag_cut(data, untag);
         if too_long(data, cut, self.max_frame(to)) {
             self.stats.dropped_for(DropReason::TooLong, to);
             return;
@@ -1656,56 +1654,6 @@ impl<P: Ports> Worker<P> {
             Ok(()) => self.stats.dropped_for(DropReason::EndpointGone, to),
             Err(reason) => self.stats.dropped_for(reason, to),
         }
-    }
-
-    /// A free frame holding `data` (less its outer 802.1Q tag if `untag`),
-    /// or why there is none: no free frame, or `data` too long for one.
-    fn copy_frame(&mut self, data: &[u8], untag: bool) -> Result<P::Desc, DropReason> {
-        let Some(mut d) = self.pool.pop() else {
-            self.stats.umem_exhausted();
-            return Err(DropReason::UmemExhausted);
-        };
-        let cut = if untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN {
-            VLAN_TAG_LEN
-        } else {
-            0
-        };
-        if data.len() - cut > self.mtu {
-            self.pool.push(d);
-            return Err(DropReason::TooLong);
-        }
-        // SAFETY: `d` is a free frame owned by user space, and not the frame
-        // `data` is read from (asserted below).
-        let copied = unsafe {
-            self.umem.edit(&mut d, |buf, len| {
-                debug_assert!(
-                    {
-                        // The bytes written below: at most `data.len()` from the frame's start.
-                        let dst = buf.as_ptr();
-                        let dst_end = dst.wrapping_add(data.len());
-                        let src = data.as_ptr_range();
-                        src.end <= dst || dst_end <= src.start
-                    },
-                    "a frame would be copied onto itself"
-                );
-                if data.len() < MACS_LEN {
-                    return Err(DropReason::Malformed);
-                }
-                let total = data.len() - cut;
-                if total > buf.len() {
-                    return Err(DropReason::TooLong);
-                }
-                buf[..MACS_LEN].copy_from_slice(&data[..MACS_LEN]);
-                buf[MACS_LEN..total].copy_from_slice(&data[MACS_LEN + cut..]);
-                *len = total;
-                Ok(())
-            })
-        };
-        if let Err(reason) = copied {
-            self.pool.push(d);
-            return Err(reason);
-        }
-        Ok(d)
     }
 
     /// The longest untagged frame endpoint `to` takes (its network's MTU +
@@ -1741,32 +1689,18 @@ impl<P: Ports> Worker<P> {
             lost: None,
         };
         for &to in &targets {
-            // Untagged as copy_frame does it.
-            let untag = flood.untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN;
-            let cut = if untag { VLAN_TAG_LEN } else { 0 };
+            let cut = outer_tag_cut(data, flood.untag);
             if too_long(data, cut, self.max_frame(to)) {
                 self.stats.flood_copy_dropped(to);
                 copies.lost = Some(DropReason::TooLong);
                 continue;
             }
-            if data.len() - cut > self.mtu {
-                // The jumbo lane: a chain.
-                match self.copy_chain(data, cut, None) {
-                    Ok(()) if self.stage_chain(to, true) => copies.made += 1,
-                    Ok(()) => {
-                        self.stats.flood_copy_dropped(to);
-                        copies.lost = Some(DropReason::EndpointGone);
-                    }
-                    Err(reason) => {
-                        self.stats.flood_copy_dropped(to);
-                        copies.lost = Some(reason);
-                    }
+            match self.copy_chain(data, cut, None) {
+                Ok(()) if self.stage_chain(to, true) => copies.made += 1,
+                Ok(()) => {
+                    self.stats.flood_copy_dropped(to);
+                    copies.lost = Some(DropReason::EndpointGone);
                 }
-                continue;
-            }
-            match self.copy_frame(data, flood.untag) {
-                Ok(d) if self.stage_copy(to, d) => copies.made += 1,
-                Ok(_) => copies.lost = Some(DropReason::EndpointGone),
                 Err(reason) => {
                     self.stats.flood_copy_dropped(to);
                     copies.lost = Some(reason);
@@ -1798,32 +1732,6 @@ impl<P: Ports> Worker<P> {
             None => {
                 self.stats.dropped_for(DropReason::EndpointGone, to);
                 self.pool.push(d);
-            }
-        }
-    }
-
-    /// Stages a flood copy: like `stage`, but the copy is not a frame of its
-    /// own in the accounting. False (the copy counted lost) if `to` has no port.
-    fn stage_copy(&mut self, to: EndpointId, d: P::Desc) -> bool {
-        match self
-            .ports
-            .get_mut(usize::from(to.0))
-            .and_then(Option::as_mut)
-        {
-            Some(port) => {
-                if port.staged.is_empty() {
-                    self.dirty.push(to);
-                }
-                // Mark copies with a high option bit so the flush does not count them as frames.
-                let mut d = d;
-                d.set_options(COPY_MARK);
-                port.staged.push(d);
-                true
-            }
-            None => {
-                self.stats.flood_copy_dropped(to);
-                self.pool.push(d);
-                false
             }
         }
     }
@@ -2099,6 +2007,17 @@ fn punt_tag(frame: &[u8]) -> Option<PuntTag> {
     } else {
         PuntTag::Endpoint(EndpointId(tci & 0x0fff))
     })
+}
+
+/// The bytes of `data`'s outer 802.1Q tag that come off when `untag`:
+/// its 4, if the frame is long enough to hold one.
+#[inline]
+fn outer_tag_cut(data: &[u8], untag: bool) -> usize {
+    if untag && data.len() >= ETH_HEADER_LEN + VLAN_TAG_LEN {
+        VLAN_TAG_LEN
+    } else {
+        0
+    }
 }
 
 /// Whether `frame`, less the `cut` bytes of its network's tag after the

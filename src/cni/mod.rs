@@ -245,7 +245,7 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
             format!("endpoint {name}"),
         ));
     }
-    let (ip, dns) = match &conf.ipam_type {
+    let ((ip, ip6), dns) = match &conf.ipam_type {
         Some(ipam_type) => {
             let result = ipam::exec(env, ipam_type, Command::Add, stdin)?.ok_or_else(|| {
                 CniError::new(
@@ -261,7 +261,6 @@ fn add(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<serde_json::Value, 
         }
         None => (static_ips, serde_json::Value::Null),
     };
-    let (ip, ip6) = ip;
     let release = || {
         if let Some(t) = &conf.ipam_type {
             let _ = ipam::exec(env, t, Command::Del, stdin);

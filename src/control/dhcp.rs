@@ -487,29 +487,21 @@ impl Thread {
             .seed
             .wrapping_mul(1_664_525)
             .wrapping_add(1_013_904_223);
+        let asking = ep.previous.map_or(String::new(), |(a, len)| {
+            format!(", asking again for {a}/{len}, which it holds")
+        });
+        log::info!(
+            "endpoint {}: DHCP client started on {} (MAC {}, client id 01:{}){asking}",
+            ep.name,
+            ep.ifname,
+            ep.mac,
+            ep.mac
+        );
         let client = match ep.previous {
-            Some((address, prefix_len)) => {
-                log::info!(
-                    "endpoint {}: DHCP client started on {} (MAC {}, client id 01:{}), asking again for {address}/{prefix_len}, which it holds",
-                    ep.name,
-                    ep.ifname,
-                    ep.mac,
-                    ep.mac
-                );
-                Client::rebooting(
-                    ep.mac, &ep.name, ep.subnet, self.seed, now, address, prefix_len,
-                )
-            }
-            None => {
-                log::info!(
-                    "endpoint {}: DHCP client started on {} (MAC {}, client id 01:{})",
-                    ep.name,
-                    ep.ifname,
-                    ep.mac,
-                    ep.mac
-                );
-                Client::new(ep.mac, &ep.name, ep.subnet, self.seed, now)
-            }
+            Some((address, prefix_len)) => Client::rebooting(
+                ep.mac, &ep.name, ep.subnet, self.seed, now, address, prefix_len,
+            ),
+            None => Client::new(ep.mac, &ep.name, ep.subnet, self.seed, now),
         };
         self.clients.insert(
             ep.name.clone(),

@@ -1254,9 +1254,8 @@ impl Rtnl {
         prefix_len: u8,
     ) -> Result<Vec<Ipv6Addr>, NetlinkError> {
         use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags};
-        let prefix = |a: Ipv6Addr| match prefix_len {
-            0 => 0,
-            l => u128::from(a) & (u128::MAX << (128 - u32::from(l.min(128)))),
+        let Some(subnet) = crate::config::Ipv6Net::new(within, prefix_len) else {
+            return Ok(Vec::new());
         };
         Ok(self
             .link_addresses(index, ifname)?
@@ -1270,7 +1269,7 @@ impl Rtnl {
                 AddressAttribute::Address(IpAddr::V6(a)) => Some(a),
                 _ => None,
             })
-            .filter(|&a| !a.is_unicast_link_local() && prefix(a) == prefix(within))
+            .filter(|&a| !a.is_unicast_link_local() && subnet.contains(a))
             .collect())
     }
 

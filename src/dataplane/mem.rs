@@ -264,17 +264,20 @@ impl SocketCtl {
         if r.closed {
             return false;
         }
-        let size = self.mem.0.frame_size;
-        let chunks = frame.len().div_ceil(size).max(1);
+        // A UMEM frame's worth each; an empty frame is one empty chunk.
+        let parts: Vec<&[u8]> = match frame.len() {
+            0 => vec![frame],
+            _ => frame.chunks(self.mem.0.frame_size).collect(),
+        };
+        let chunks = parts.len();
         if (chunks > 1 && !self.sg) || r.rx.len() + chunks > r.size || r.fill.len() < chunks {
             r.rx_dropped += 1;
             return false;
         }
-        for k in 0..chunks {
+        for (k, part) in parts.into_iter().enumerate() {
             let Some(mut d) = r.fill.pop_front() else {
                 unreachable!("{chunks} fill entries were posted");
             };
-            let part = &frame[(k * size).min(frame.len())..((k + 1) * size).min(frame.len())];
             // SAFETY: a frame on the fill ring is the kernel's, and the kernel is us.
             unsafe {
                 self.mem.edit(&mut d, |buf, len| {

@@ -432,15 +432,11 @@ impl Daemon {
         crate::config::workers_mtu(self.config.parent.frame_size, self.parent_mtu)
     }
 
-    /// The longest frame the workers' sockets take: one UMEM frame less
-    /// its headroom, or with multi-buffer a frame of [`crate::config::JUMBO_MTU`]
-    /// with an Ethernet header, a VLAN tag and the punt tag.
+    /// The longest frame the workers' sockets take: a frame of
+    /// [`Self::workers_mtu`] with an Ethernet header, a VLAN tag and the
+    /// punt tag (one UMEM frame less its headroom, without multi-buffer).
     fn workers_max_frame(&self) -> usize {
-        if self.rings().multi_buffer {
-            (crate::config::JUMBO_MTU + crate::config::L2_OVERHEAD) as usize
-        } else {
-            (self.config.parent.frame_size - crate::config::FRAME_HEADROOM) as usize
-        }
+        (self.workers_mtu() + crate::config::L2_OVERHEAD) as usize
     }
 
     /// How every AF_XDP socket of the workers binds: multi-buffer when the
@@ -636,7 +632,7 @@ impl Daemon {
         // A passthru network keeps the packet socket, for its promiscuity.
         let wire_groups = !self.passthru_at_start;
         // The longest frame the workers take, less the punt tag and a C-tag.
-        let punt_max_len = self.workers_mtu() + crate::config::L2_OVERHEAD - 8;
+        let punt_max_len = self.workers_max_frame() as u32 - 8;
         let fast = FastPath::attach(
             &parent,
             parent_ifindex,
